@@ -1,0 +1,21 @@
+"""The ``referee`` command: wiring only. Each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from referee.cli import data as _data
+from referee.cli import eval as _eval
+from referee.cli import model as _model
+from referee.cli import core as _core
+
+app = typer.Typer(
+    name="referee",
+    help="Content safety: detectors, policy-as-code, explainable decisions, evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+_core.register(app)
+_model.register(app)
+_eval.register(app)
+_data.register(app)

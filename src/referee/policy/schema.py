@@ -1,0 +1,135 @@
+"""The policy file, as pydantic models.
+
+A policy is data: categories (the taxonomy), detector settings (named, never
+imported), rules per surface, jurisdiction overrides, and test cases. Python
+never appears in the YAML. Validation errors carry a field path that
+``policy.load`` maps back to a file line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from referee.model import Action
+
+Severity = Literal["low", "medium", "high", "critical"]
+OnError = Literal["hold_for_review", "allow", "remove"]
+
+#: The surface whose rules apply to any surface the policy does not name.
+DEFAULT_SURFACE = "default"
+#: ``categories: "*"`` in a rule means every category of the policy.
+ALL = "*"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(_Strict):
+    description: str = Field(min_length=1)
+    severity: Severity = "medium"
+    examples: tuple[str, ...] = ()
+    counter_examples: tuple[str, ...] = ()
+
+
+class Rule(_Strict):
+    """If a signal for one of ``categories`` from one of ``detectors`` scores at
+    least ``threshold``, apply ``action``. If one of the rule's detectors failed
+    for the item and nothing else fired the rule, apply ``on_error`` instead."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    categories: tuple[str, ...] | Literal["*"]
+    detectors: tuple[str, ...] | None = Field(
+        default=None, description="Detectors whose signals count; all detectors when omitted."
+    )
+    threshold: float | Literal["model_default"] = 0.5
+    action: Action
+    strike: bool = False
+    on_error: OnError = "hold_for_review"
+    description: str | None = None
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) and value != ALL else value
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _one_or_many_detectors(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("threshold")
+    @classmethod
+    def _in_unit_interval(cls, value: float | str) -> float | str:
+        if isinstance(value, float | int) and not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1 (or 'model_default'), got {value}")
+        return value
+
+
+class SurfaceRules(_Strict):
+    description: str | None = None
+    rules: tuple[Rule, ...] = ()
+
+
+class JurisdictionSurface(_Strict):
+    """Rules layered on a surface for a jurisdiction: same id replaces, new id adds."""
+
+    rules: tuple[Rule, ...] = ()
+    remove_rules: tuple[str, ...] = ()
+
+
+class Jurisdiction(_Strict):
+    description: str | None = None
+    countries: tuple[str, ...] = Field(min_length=1, description="ISO 3166-1 alpha-2 codes it covers.")
+    surfaces: dict[str, JurisdictionSurface] = Field(default_factory=dict)
+
+    @field_validator("countries")
+    @classmethod
+    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [c for c in value if len(c) != 2 or not c.isalpha()]
+        if bad:
+            raise ValueError(f"countries must be two-letter ISO codes such as 'DE', got {bad}")
+        return tuple(c.upper() for c in value)
+
+
+class PolicyTest(_Strict):
+    """A unit test for the policy: this text on this surface in this country must get this action."""
+
+    text: str
+    surface: str = "comment"
+    country: str | None = None
+    expect: Action | None = None
+    expect_categories: tuple[str, ...] | None = Field(
+        default=None, description="Categories that must be flagged (exactly these)."
+    )
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _expects_something(self) -> "PolicyTest":
+        if self.expect is None and self.expect_categories is None:
+            raise ValueError("a test needs 'expect' (an action) or 'expect_categories' (a list)")
+        return self
+
+
+class PolicyDocument(_Strict):
+    """The YAML file as written."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(min_length=1)
+    description: str | None = None
+    categories: dict[str, Category] = Field(min_length=1)
+    detectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Detector name -> that detector's settings."
+    )
+    surfaces: dict[str, SurfaceRules]
+    jurisdictions: dict[str, Jurisdiction] = Field(default_factory=dict)
+    tests: tuple[PolicyTest, ...] = ()
+    tests_file: str | None = Field(default=None, description="A sibling YAML file with more tests.")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # YAML reads 2026.11 as a float; a version is a label, keep it as written.
+        return str(value) if isinstance(value, int | float) else value
