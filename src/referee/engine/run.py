@@ -1,0 +1,205 @@
+"""Runs detectors over items and hands their signals to ``decide``.
+
+Detectors are independent, so they run concurrently on a thread pool, each
+on the whole batch (a model vectorises), each under its own timeout. A
+detector that raises or overruns never breaks the call: its items get a
+``DetectorFailure`` and the policy's ``on_error`` decides. A failing batch is
+retried item by item, so one poisoned item cannot fail its neighbours.
+
+A thread that overruns its timeout cannot be killed in Python; it finishes in
+the background and its result is dropped. Detectors with network calls must
+therefore carry their own socket timeouts too (the LLM detector does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Protocol
+
+from referee.detectors.base import Detector, detectors as detector_registry
+from referee.engine.decide import decide
+from referee.errors import ConfigError, ModelError
+from referee.model import ContentItem, Decision, DetectorFailure, Signal, decision_key
+from referee.policy import Policy
+
+log = logging.getLogger(__name__)
+
+_Outcome = list[Signal] | DetectorFailure
+
+
+class DecisionSink(Protocol):
+    """Where decisions go. The store implements it; the engine only needs these two."""
+
+    def get_decision(self, decision_id: str) -> Decision | None: ...
+
+    def save_decision(self, item: ContentItem, decision: Decision) -> Decision: ...
+
+
+class Engine:
+    """Moderates items under one policy with a fixed set of detectors.
+
+    ``moderate_many`` is the real entry point; ``moderate`` is a batch of one.
+    With a ``sink``, decisions are stored, and an item already decided under
+    the same policy version and detector versions returns the stored decision.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        detectors: Sequence[Detector],
+        sink: DecisionSink | None = None,
+        batch_size: int = 64,
+        max_workers: int | None = None,
+    ) -> None:
+        names = [d.name for d in detectors]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"detectors must have distinct names, got {names}")
+        self.policy = policy
+        self.detectors = list(detectors)
+        self.sink = sink
+        self.batch_size = batch_size
+        self.detector_versions = {d.name: d.version for d in self.detectors}
+        self._categories = set(policy.categories)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers or max(2, 2 * len(self.detectors)), thread_name_prefix="referee-detector"
+        )
+
+    @classmethod
+    def from_policy(
+        cls, policy: Policy, sink: DecisionSink | None = None, only: Sequence[str] | None = None, **kwargs: object
+    ) -> "Engine":
+        """Build every detector the policy configures (or only those named).
+
+        A detector marked ``optional: true`` whose model is not installed is
+        skipped with a warning, so a fresh checkout still moderates with the
+        lexicon alone; any other build error is raised.
+        """
+        built: list[Detector] = []
+        for name, config in policy.document.detectors.items():
+            if only is not None and name not in only:
+                continue
+            config = dict(config or {})
+            optional = bool(config.pop("optional", False))
+            timeout = config.pop("timeout_s", None)
+            try:
+                detector = detector_registry.get(name).from_policy(policy, config)
+            except (ModelError, ConfigError) as exc:
+                if optional and isinstance(exc, ModelError):
+                    log.warning("detector %r skipped: %s", name, exc)
+                    continue
+                raise
+            if timeout is not None:
+                detector.timeout_s = float(timeout)
+            built.append(detector)
+        return cls(policy, built, sink=sink, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- moderation -------------------------------------------------------
+    def moderate(self, item: ContentItem) -> Decision:
+        return self.moderate_many([item])[0]
+
+    def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]:
+        decisions: list[Decision] = []
+        for start in range(0, len(items), self.batch_size):
+            decisions.extend(self._moderate_batch(items[start : start + self.batch_size]))
+        return decisions
+
+    def signals_for(self, items: Sequence[ContentItem]) -> list[tuple[list[Signal], list[DetectorFailure]]]:
+        """Every detector's signals and failures per item, without deciding."""
+        outcomes = self._run_detectors(items)
+        result = []
+        for i in range(len(items)):
+            signals: list[Signal] = []
+            failures: list[DetectorFailure] = []
+            for per_item in outcomes.values():
+                outcome = per_item[i]
+                if isinstance(outcome, DetectorFailure):
+                    failures.append(outcome)
+                else:
+                    signals.extend(s for s in outcome if s.category in self._categories)
+            result.append((signals, failures))
+        return result
+
+    def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
+        decided: dict[int, Decision] = {}
+        todo: list[int] = []
+        for i, item in enumerate(items):
+            stored = None
+            if self.sink is not None:
+                key = decision_key(item, self.policy.id, self.policy.version, self.detector_versions)
+                stored = self.sink.get_decision(key)
+            if stored is not None:
+                decided[i] = stored
+            else:
+                todo.append(i)
+        if todo:
+            batch = [items[i] for i in todo]
+            for i, item, (signals, failures) in zip(todo, batch, self.signals_for(batch)):
+                decision = decide(self.policy, item, signals, failures, self.detector_versions)
+                if self.sink is not None:
+                    decision = self.sink.save_decision(item, decision)
+                decided[i] = decision
+        return [decided[i] for i in range(len(items))]
+
+    def _run_detectors(self, items: Sequence[ContentItem]) -> dict[str, list[_Outcome]]:
+        futures: dict[str, Future[list[_Outcome]]] = {
+            d.name: self._pool.submit(_detect_isolated, d, items) for d in self.detectors
+        }
+        started = time.monotonic()
+        outcomes: dict[str, list[_Outcome]] = {}
+        for detector in self.detectors:
+            remaining = detector.timeout_s - (time.monotonic() - started)
+            try:
+                outcomes[detector.name] = futures[detector.name].result(timeout=max(remaining, 0.0))
+            except FutureTimeout:
+                futures[detector.name].cancel()
+                failure = DetectorFailure(
+                    detector=detector.name,
+                    detector_version=detector.version,
+                    kind="timeout",
+                    message=f"no answer within {detector.timeout_s:g} s for a batch of {len(items)}",
+                )
+                log.warning("detector %s timed out on %d items", detector.name, len(items))
+                outcomes[detector.name] = [failure] * len(items)
+        return outcomes
+
+
+def _detect_isolated(detector: Detector, items: Sequence[ContentItem]) -> list[_Outcome]:
+    """The batch if it works, else item by item, so failures stay with their item."""
+    try:
+        result = detector.detect_many(items)
+        if len(result) != len(items):
+            raise RuntimeError(f"returned {len(result)} results for {len(items)} items")
+        return list(result)
+    except Exception as exc:  # noqa: BLE001 - any detector bug becomes a recorded failure
+        if len(items) == 1:
+            return [_failure(detector, exc)]
+        log.warning("detector %s failed on a batch of %d (%s); retrying one by one", detector.name, len(items), exc)
+    outcomes: list[_Outcome] = []
+    for item in items:
+        try:
+            outcomes.append(detector.detect(item))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(_failure(detector, exc))
+    return outcomes
+
+
+def _failure(detector: Detector, exc: Exception) -> DetectorFailure:
+    return DetectorFailure(
+        detector=detector.name,
+        detector_version=detector.version,
+        kind="error",
+        message=f"{type(exc).__name__}: {exc}"[:500],
+    )

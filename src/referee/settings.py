@@ -1,0 +1,27 @@
+"""Runtime settings, read from the environment (``REFEREE_*``) or a ``.env`` file.
+
+Only ``cli`` and ``serve`` read settings; they build objects and pass them in,
+so library code never looks at the environment behind the caller's back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFEREE_", env_file=".env", extra="ignore")
+
+    policy: Path = Field(default=Path("policies/default.yaml"), description="Policy YAML file.")
+    db_url: str = Field(default="sqlite:///referee.db", description="SQLAlchemy URL of the decision store.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest accepted HTTP request body.")
+    max_batch: int = Field(default=256, ge=1, description="Most items in one POST /v1/moderate.")
+    detectors: list[str] | None = Field(
+        default=None, description="Only these detectors of the policy (comma-separated in the env)."
+    )
+    auth: bool = Field(default=True, description="Require API keys on every endpoint but health checks.")

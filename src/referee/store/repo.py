@@ -1,0 +1,249 @@
+"""DecisionStore: items, decisions, signals and API keys over SQLAlchemy.
+
+SQLite is the embedded default (one file, zero setup); PostgreSQL is a URL
+change (``postgresql+psycopg://user@127.0.0.1/referee``). The schema is owned
+by Alembic migrations, applied when the store opens, so an old database file
+is upgraded in place rather than recreated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from referee.errors import AuthError, StoreError
+from referee.model import ContentItem, Decision, utcnow
+from referee.store.tables import api_keys, decisions, items, signals
+
+#: Scopes an API key can carry. ``admin`` implies the others.
+SCOPES = ("moderate", "read", "admin")
+
+
+class DecisionStore:
+    def __init__(self, url: str = "sqlite:///referee.db", migrate: bool = True) -> None:
+        self.url = url
+        try:
+            self._db: SAEngine = create_engine(url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
+        if self._db.dialect.name == "sqlite":
+            event.listen(self._db, "connect", _sqlite_pragmas)
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (a no-op when it is current)."""
+        config = Config(str(files("referee.store") / "alembic.ini"))
+        config.set_main_option("script_location", str(files("referee.store") / "migrations"))
+        try:
+            with self._db.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate decision store {self.url!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.dispose()
+
+    # -- decisions --------------------------------------------------------
+    def get_decision(self, decision_id: str) -> Decision | None:
+        with self._db.connect() as conn:
+            row = conn.execute(select(decisions.c.payload).where(decisions.c.decision_id == decision_id)).first()
+        return Decision.model_validate(row.payload) if row else None
+
+    def save_decision(self, item: ContentItem, decision: Decision) -> Decision:
+        """Insert the decision (and the item, once). If a decision with this id
+        already exists, return the stored one: moderation is idempotent."""
+        payload = decision.model_dump(mode="json")
+        try:
+            with self._db.begin() as conn:
+                self._save_item(conn, item)
+                conn.execute(
+                    insert(decisions).values(
+                        decision_id=decision.decision_id,
+                        item_id=decision.item_id,
+                        content_hash=decision.content_hash,
+                        action=decision.action.value,
+                        strike=decision.strike,
+                        review_required=decision.review_required,
+                        policy_id=decision.policy_id,
+                        policy_version=decision.policy_version,
+                        source=decision.source,
+                        supersedes=decision.supersedes,
+                        created_at=decision.created_at,
+                        payload=payload,
+                    )
+                )
+                if decision.signals:
+                    conn.execute(
+                        insert(signals),
+                        [
+                            {
+                                "decision_id": decision.decision_id,
+                                "detector": s.detector,
+                                "detector_version": s.detector_version,
+                                "category": s.category,
+                                "score": s.score,
+                            }
+                            for s in decision.signals
+                        ],
+                    )
+        except IntegrityError:
+            stored = self.get_decision(decision.decision_id)
+            if stored is None:
+                raise
+            return stored
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not store decision {decision.decision_id}: {exc}") from exc
+        return decision
+
+    def supersede(self, old_id: str, new: Decision) -> Decision:
+        """Record a review or appeal outcome as a new decision that replaces ``old_id``."""
+        old = self.get_decision(old_id)
+        if old is None:
+            raise StoreError(f"no decision {old_id!r} to supersede")
+        if new.supersedes != old_id:
+            new = new.model_copy(update={"supersedes": old_id})
+        item = self.get_item(old.item_id, old.content_hash)
+        if item is None:
+            raise StoreError(f"decision {old_id} has no stored item")
+        return self.save_decision(item, new)
+
+    def history(self, item_id: str) -> list[Decision]:
+        """Every decision about an item, oldest first."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(decisions.c.payload).where(decisions.c.item_id == item_id).order_by(decisions.c.created_at)
+            ).all()
+        return [Decision.model_validate(r.payload) for r in rows]
+
+    def list_decisions(
+        self, since: datetime | None = None, action: str | None = None, limit: int = 100
+    ) -> list[Decision]:
+        query = select(decisions.c.payload).order_by(decisions.c.created_at.desc()).limit(limit)
+        if since is not None:
+            query = query.where(decisions.c.created_at >= since)
+        if action is not None:
+            query = query.where(decisions.c.action == action)
+        with self._db.connect() as conn:
+            return [Decision.model_validate(r.payload) for r in conn.execute(query).all()]
+
+    def iter_decisions(self, batch: int = 1000) -> Iterator[Decision]:
+        with self._db.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(decisions.c.payload).order_by(decisions.c.created_at)
+            )
+            for row in result:
+                yield Decision.model_validate(row.payload)
+
+    # -- items ------------------------------------------------------------
+    def get_item(self, item_id: str, content_hash: str) -> ContentItem | None:
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(items).where(items.c.item_id == item_id, items.c.content_hash == content_hash)
+            ).first()
+        if row is None:
+            return None
+        return ContentItem(
+            id=row.item_id,
+            surface=row.surface,
+            text=row.text,
+            author_id=row.author_id,
+            country=row.country,
+            language=row.language,
+            created_at=row.item_created_at,
+            **(row.meta or {}),
+        )
+
+    def _save_item(self, conn: Any, item: ContentItem) -> None:
+        digest = item.content_hash()
+        exists = conn.execute(
+            select(items.c.pk).where(items.c.item_id == item.id, items.c.content_hash == digest)
+        ).first()
+        if exists:
+            return
+        conn.execute(
+            insert(items).values(
+                item_id=item.id,
+                content_hash=digest,
+                surface=item.surface,
+                text=item.text,
+                author_id=item.author_id,
+                country=item.country,
+                language=item.language,
+                item_created_at=item.created_at,
+                first_seen_at=utcnow(),
+                meta=item.model_dump(mode="json", include={"media", "context"}),
+            )
+        )
+
+    # -- API keys ---------------------------------------------------------
+    def create_key(self, name: str, scopes: list[str]) -> str:
+        """Create a key and return it in full; only its hash is stored, so this is
+        the one time anybody sees it."""
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown or not scopes:
+            raise AuthError(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(24)
+        with self._db.begin() as conn:
+            conn.execute(
+                insert(api_keys).values(
+                    key_id=key_id,
+                    secret_hash=_hash_secret(secret),
+                    name=name,
+                    scopes=",".join(sorted(set(scopes))),
+                    created_at=utcnow(),
+                )
+            )
+        return f"rk_{key_id}_{secret}"
+
+    def check_key(self, key: str) -> tuple[str, frozenset[str]]:
+        """Return (key id, scopes) for a valid key, else raise AuthError."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "rk":
+            raise AuthError("malformed API key: expected 'rk_<id>_<secret>' as printed by `referee keys create`")
+        _, key_id, secret = parts
+        with self._db.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
+            raise AuthError("invalid or revoked API key")
+        return key_id, frozenset(row.scopes.split(","))
+
+    def revoke_key(self, key_id: str) -> None:
+        with self._db.begin() as conn:
+            conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=utcnow()))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        with self._db.connect() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).all()
+        return [
+            {"key_id": r.key_id, "name": r.name, "scopes": r.scopes, "created_at": r.created_at,
+             "revoked_at": r.revoked_at}
+            for r in rows
+        ]
+
+
+def _hash_secret(secret: str) -> str:
+    # Keys are long random tokens, so a fast hash is enough (no password stretching needed).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
