@@ -1,0 +1,216 @@
+"""`referee moderate`, `referee policy lint|test|diff`, `referee decisions show|list`.
+
+Wiring only: read arguments and settings, build objects, call the library,
+print. Everything printed for machines goes to stdout (JSONL); progress,
+tables and errors go to stderr so pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from referee.engine import Engine
+from referee.engine.suite import run_cases
+from referee.errors import InputError, RefereeError
+from referee.ingest import read_items
+from referee.model import Action, ContentItem
+from referee.policy import Policy
+from referee.policy.diff import diff as policy_diff
+from referee.policy.lint import lint_file
+from referee.settings import Settings
+from referee.store import DecisionStore
+
+err = Console(stderr=True)
+
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", help="Policy YAML (default: $REFEREE_POLICY or policies/default.yaml).")]
+DbOpt = Annotated[Optional[str], typer.Option("--db-url", help="Decision store URL (default: $REFEREE_DB_URL or sqlite:///referee.db).")]
+DetectorsOpt = Annotated[Optional[str], typer.Option("--detectors", help="Comma-separated subset of the policy's detectors.")]
+
+policy_app = typer.Typer(help="Lint, test and diff policy files.", no_args_is_help=True)
+decisions_app = typer.Typer(help="Read stored decisions.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("moderate")(moderate)
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(decisions_app, name="decisions")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def build_engine(settings: Settings, store: DecisionStore | None, detectors: str | None = None) -> Engine:
+    policy = Policy.from_file(settings.policy)
+    only = [d.strip() for d in detectors.split(",")] if detectors else settings.detectors
+    return Engine.from_policy(policy, sink=store, only=only)
+
+
+def _settings(policy: Path | None, db_url: str | None) -> Settings:
+    overrides = {k: v for k, v in {"policy": policy, "db_url": db_url}.items() if v is not None}
+    return Settings(**overrides)
+
+
+def moderate(
+    input: Annotated[str, typer.Argument(help="JSONL or CSV file of items, or '-' for JSONL on stdin.")],
+    policy: PolicyOpt = None,
+    db_url: DbOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write decisions here instead of stdout.")] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Record decisions in the decision store.")] = True,
+    detectors: DetectorsOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl or csv (default: from the suffix).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per detector batch.")] = 64,
+) -> None:
+    """Moderate items and write one JSON decision per line."""
+    settings = _settings(policy, db_url)
+    try:
+        sink = DecisionStore(settings.db_url) if store else None
+        engine = build_engine(settings, sink, detectors)
+        source = sys.stdin.buffer if input == "-" else input
+        results = list(read_items(source, fmt))
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
+
+    items = [r for r in results if isinstance(r, ContentItem)]
+    errors = [r for r in results if isinstance(r, InputError)]
+    sink_out = out.open("w", encoding="utf-8") if out else sys.stdout
+    actions: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    try:
+        with Progress(TextColumn("moderating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, disable=len(items) < 500 or not err.is_terminal, transient=True) as progress:
+            task = progress.add_task("items", total=len(items))
+            for start in range(0, len(items), batch_size):
+                for decision in engine.moderate_many(items[start : start + batch_size]):
+                    sink_out.write(decision.model_dump_json() + "\n")
+                    actions[decision.action.value] += 1
+                    categories.update(decision.categories)
+                progress.advance(task, min(batch_size, len(items) - start))
+    finally:
+        engine.close()
+        if out:
+            sink_out.close()
+
+    for e in errors:
+        err.print(f"[yellow]skipped[/yellow] {e}", highlight=False)
+    _summary(len(items), len(errors), actions, categories, engine)
+    if errors:
+        raise typer.Exit(1)
+
+
+def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str], engine: Engine) -> None:
+    table = Table(title=f"{n} items moderated, {n_bad} rejected  ·  policy {engine.policy.id}@{engine.policy.version}  ·  "
+                        f"detectors {', '.join(f'{k}@{v}' for k, v in engine.detector_versions.items()) or 'none'}")
+    table.add_column("action")
+    table.add_column("items", justify="right")
+    table.add_column("share", justify="right")
+    for action in Action:
+        count = actions.get(action.value, 0)
+        if count:
+            table.add_row(action.value, str(count), f"{count / max(n, 1):.1%}")
+    err.print(table)
+    if categories:
+        err.print("categories: " + ", ".join(f"{c}={k}" for c, k in categories.most_common()), highlight=False)
+
+
+# -- policy -------------------------------------------------------------------
+@policy_app.command("lint")
+def lint_cmd(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
+    """Report every problem in a policy file with its line and a fix; exit 1 if any."""
+    problems = lint_file(file)
+    for p in problems:
+        typer.echo(str(p))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        err.print(f"[red]{len(errors)} error(s)[/red] in {file}")
+        raise typer.Exit(1)
+    err.print(f"[green]ok[/green] {file}")
+
+
+@policy_app.command("test")
+def test_cmd(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file; its tests and tests_file are run.")],
+    detectors: DetectorsOpt = None,
+) -> None:
+    """Run the policy's test cases (text + surface + country -> expected action)."""
+    try:
+        pol = Policy.from_file(file)
+        cases = pol.tests()
+        only = [d.strip() for d in detectors.split(",")] if detectors else None
+        with Engine.from_policy(pol, only=only) as engine:
+            results = run_cases(engine, cases)
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
+    if not results:
+        raise fail(f"{file} has no tests: add a 'tests:' list or a 'tests_file'")
+    failed = [r for r in results if not r.passed]
+    for r in results:
+        mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        where = f"{r.case.surface}/{r.case.country or '--'}"
+        err.print(f"{mark} {where:<24} {r.label!r}: {r.why}", highlight=False)
+    err.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@policy_app.command("diff")
+def diff_cmd(old: Path, new: Path) -> None:
+    """Show which categories, rules and thresholds changed between two policy files."""
+    try:
+        changes = policy_diff(Policy.from_file(old), Policy.from_file(new))
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
+    if not changes:
+        typer.echo("no changes")
+    for change in changes:
+        typer.echo(str(change))
+
+
+# -- decisions ----------------------------------------------------------------
+@decisions_app.command("show")
+def show_cmd(decision_id: str, db_url: DbOpt = None) -> None:
+    """Print one stored decision as JSON."""
+    decision = DecisionStore(_settings(None, db_url).db_url).get_decision(decision_id)
+    if decision is None:
+        raise fail(f"no decision {decision_id!r} in the store", 1)
+    typer.echo(json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@decisions_app.command("list")
+def list_cmd(
+    since: Annotated[Optional[str], typer.Option(help="ISO time (2026-11-01T00:00) or a duration like 24h, 7d.")] = None,
+    action: Annotated[Optional[str], typer.Option(help="Only decisions with this action.")] = None,
+    limit: int = 100,
+    db_url: DbOpt = None,
+) -> None:
+    """List recent decisions, newest first, as JSON lines."""
+    try:
+        when = _parse_since(since) if since else None
+    except ValueError as exc:
+        raise fail(f"--since: {exc}") from exc
+    store = DecisionStore(_settings(None, db_url).db_url)
+    for d in store.list_decisions(since=when, action=action, limit=limit):
+        typer.echo(json.dumps({"decision_id": d.decision_id, "item_id": d.item_id, "action": d.action.value,
+                               "categories": list(d.categories), "created_at": d.created_at.isoformat()}))
+
+
+def _parse_since(text: str) -> datetime:
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1] in units:
+        return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected an ISO time or a duration like 24h/7d, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
