@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from referee.engine import Engine, decide
+from referee.model import Action, ContentItem, DetectorFailure, Signal
+from referee.policy import Policy
+from referee.store import DecisionStore
+from tests.conftest import KeywordDetector
+
+NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
+
+
+def item(text: str, surface: str = "comment", country: str | None = None, id: str = "i1") -> ContentItem:
+    return ContentItem(id=id, text=text, surface=surface, country=country)
+
+
+def sig(category: str, score: float, detector: str = "keyword", threshold: float | None = None) -> Signal:
+    return Signal(detector=detector, detector_version="k1", category=category, score=score,
+                  operating_threshold=threshold)
+
+
+def test_most_severe_rule_wins_and_every_fired_rule_is_a_reason(small_policy: Policy) -> None:
+    d = decide(small_policy, item("x"), [sig("hate", 0.95), sig("spam", 0.6)], now=NOW)
+    assert d.action is Action.remove
+    assert d.strike is True
+    assert [r.rule_id for r in d.reasons] == ["comment.hate.remove", "comment.hate.review", "comment.spam"]
+    assert d.categories == ("hate", "spam")
+    assert "0.95" in d.reasons[0].message and "comment.hate.remove" in d.reasons[0].message
+    assert d.policy_id == "small" and d.policy_version == "1"
+
+
+def test_below_every_threshold_is_allowed(small_policy: Policy) -> None:
+    d = decide(small_policy, item("x"), [sig("hate", 0.49)], now=NOW)
+    assert d.action is Action.allow and d.reasons == () and not d.review_required
+
+
+def test_jurisdiction_lowers_threshold(small_policy: Policy) -> None:
+    signals = [sig("hate", 0.75)]
+    assert decide(small_policy, item("x", country="US"), signals).action is Action.hold_for_review
+    assert decide(small_policy, item("x", country="DE"), signals).action is Action.remove
+
+
+def test_review_action_sets_review_required(small_policy: Policy) -> None:
+    d = decide(small_policy, item("x"), [sig("hate", 0.6)])
+    assert d.action is Action.hold_for_review and d.review_required
+
+
+def test_model_default_uses_the_signals_operating_threshold() -> None:
+    policy = Policy.from_yaml(
+        "id: m\nversion: '1'\ncategories: {hate: {description: h}}\n"
+        "surfaces:\n  default:\n    rules:\n      - {id: r, categories: hate, threshold: model_default, action: remove}\n"
+    )
+    assert decide(policy, item("x"), [sig("hate", 0.3, threshold=0.25)]).action is Action.remove
+    assert decide(policy, item("x"), [sig("hate", 0.3, threshold=0.35)]).action is Action.allow
+    assert decide(policy, item("x"), [sig("hate", 0.3)]).action is Action.allow  # falls back to 0.5
+
+
+def test_on_error_is_policy(small_policy: Policy) -> None:
+    failure = DetectorFailure(detector="keyword", detector_version="k1", kind="timeout", message="slow")
+    d = decide(small_policy, item("x"), [], [failure])
+    # hate rules say hold_for_review on error, the spam rule says allow: the most severe wins.
+    assert d.action is Action.hold_for_review
+    kinds = {r.rule_id: (r.kind, r.action) for r in d.reasons}
+    assert kinds["comment.spam"] == ("on_error", Action.allow)
+    assert kinds["comment.hate.review"] == ("on_error", Action.hold_for_review)
+    assert d.failures == (failure,)
+
+
+def test_engine_runs_detector_on_the_whole_batch(small_policy: Policy, keyword: KeywordDetector) -> None:
+    engine = Engine(small_policy, [keyword], batch_size=3)
+    items = [item(f"vile vile {i}", id=f"i{i}") for i in range(7)]
+    decisions = engine.moderate_many(items)
+    assert keyword.batches == [3, 3, 1]
+    assert [d.item_id for d in decisions] == [i.id for i in items]
+    assert {d.action for d in decisions} == {Action.hold_for_review}
+
+
+def test_detector_timeout_applies_on_error(small_policy: Policy) -> None:
+    slow = KeywordDetector(delay_s=1.0)
+    slow.timeout_s = 0.05
+    d = Engine(small_policy, [slow]).moderate(item("buy buy"))
+    assert d.failures and d.failures[0].kind == "timeout"
+    assert d.action is Action.hold_for_review
+    assert any(r.kind == "on_error" for r in d.reasons)
+
+
+def test_one_poisoned_item_does_not_fail_its_batch(small_policy: Policy) -> None:
+    det = KeywordDetector(fail_on="POISON")
+    decisions = Engine(small_policy, [det]).moderate_many(
+        [item("vile vile", id="a"), item("POISON", id="b"), item("buy", id="c")]
+    )
+    assert decisions[0].action is Action.hold_for_review and not decisions[0].failures
+    assert decisions[1].failures[0].kind == "error" and "poisoned" in decisions[1].failures[0].message
+    assert decisions[2].action is Action.limit_reach and not decisions[2].failures
+
+
+def test_deterministic(small_policy: Policy) -> None:
+    a = Engine(small_policy, [KeywordDetector()]).moderate(item("vile vile vile"))
+    b = Engine(small_policy, [KeywordDetector()]).moderate(item("vile vile vile"))
+    assert a.model_dump(exclude={"created_at"}) == b.model_dump(exclude={"created_at"})
+
+
+def test_idempotent_storage(small_policy: Policy, tmp_path) -> None:
+    store = DecisionStore(f"sqlite:///{tmp_path}/d.db")
+    det = KeywordDetector()
+    engine = Engine(small_policy, [det], sink=store)
+    first = engine.moderate(item("vile vile vile"))
+    again = engine.moderate(item("vile vile vile"))
+    assert again == first  # the stored decision, created_at included
+    assert det.batches == [1]  # the second call never ran the detector
+    assert len(store.list_decisions()) == 1
+    changed = engine.moderate(item("vile vile vile edited"))
+    assert changed.decision_id != first.decision_id
+    assert len(store.history("i1")) == 2
+
+
+def test_from_policy_builds_registered_detectors(small_policy: Policy, monkeypatch) -> None:
+    from referee.detectors.base import detectors
+
+    monkeypatch.setitem(detectors._items, "keyword", KeywordDetector)
+    engine = Engine.from_policy(small_policy)
+    assert [d.name for d in engine.detectors] == ["keyword"]
+
+
+def test_unknown_detector_name_lists_choices(small_policy: Policy) -> None:
+    from referee.errors import ConfigError
+
+    policy = Policy.from_yaml(small_policy.raw.replace("keyword: {}", "nosuchdetector: {}"))
+    with pytest.raises(ConfigError, match="Unknown detector 'nosuchdetector'. Available:"):
+        Engine.from_policy(policy)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+import sqlalchemy
+
+from referee.errors import AuthError
+from referee.model import Action, ContentItem
+from referee.engine import Engine
+from referee.store import DecisionStore
+from tests.conftest import KeywordDetector
+
+PG_URL = os.environ.get("REFEREE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_available() -> bool:
+    try:
+        with sqlalchemy.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect():
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield DecisionStore(f"sqlite:///{tmp_path}/s.db")
+        return
+    if not _postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL} (start it: pg_ctlcluster 15 main start)")
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    s = DecisionStore(PG_URL + f"?options=-csearch_path%3D{schema}")
+    yield s
+    s.close()
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_decisions_are_append_only(store, small_policy):
+    engine = Engine(small_policy, [KeywordDetector()], sink=store)
+    first = engine.moderate(ContentItem(id="a", text="vile vile"))
+    assert first.action is Action.hold_for_review
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"):
+        with store._db.begin() as conn:
+            conn.execute(sqlalchemy.text("UPDATE decisions SET action = 'allow'"))
+    review = first.model_copy(update={"decision_id": "rev-1", "action": Action.allow, "source": "review",
+                                      "automated_decision": False, "reasons": ()})
+    stored = store.supersede(first.decision_id, review)
+    assert stored.supersedes == first.decision_id
+    history = store.history("a")
+    assert [d.decision_id for d in history] == [first.decision_id, "rev-1"]
+    assert store.get_decision(first.decision_id).action is Action.hold_for_review  # untouched
+
+
+def test_item_roundtrip_keeps_context(store, small_policy):
+    item = ContentItem(id="x", text="buy", surface="message", country="DE", context={"thread": "t1"})
+    d = Engine(small_policy, [KeywordDetector()], sink=store).moderate(item)
+    back = store.get_item("x", d.content_hash)
+    assert back.text == "buy" and back.country == "DE" and back.context == {"thread": "t1"}
+
+
+def test_api_keys_are_hashed_and_scoped(store):
+    key = store.create_key("ci", ["read"])
+    key_id, scopes = store.check_key(key)
+    assert scopes == {"read"}
+    with store._db.connect() as conn:
+        stored = conn.execute(sqlalchemy.text("SELECT secret_hash FROM api_keys")).scalar_one()
+    assert key.split("_", 2)[2] not in stored
+    with pytest.raises(AuthError, match="invalid"):
+        store.check_key(key[:-2] + "xx")
+    store.revoke_key(key_id)
+    with pytest.raises(AuthError):
+        store.check_key(key)
+    with pytest.raises(AuthError, match="scopes must be"):
+        store.create_key("bad", ["superuser"])
+
+
+def test_migrations_run_via_alembic_cli(tmp_path):
+    """The same migrations run from the alembic command line, for operators."""
+    from importlib.resources import files
+
+    ini = files("referee.store") / "alembic.ini"
+    db = tmp_path / "cli.db"
+    out = subprocess.run(
+        ["alembic", "-c", str(ini), "-x", f"url=sqlite:///{db}", "upgrade", "head"],
+        capture_output=True, text=True, env={**os.environ, "PATH": os.path.dirname(__import__("sys").executable) + ":" + os.environ["PATH"]},
+    )
+    assert out.returncode == 0, out.stderr
+    tables = set(sqlalchemy.inspect(sqlalchemy.create_engine(f"sqlite:///{db}")).get_table_names())
+    assert {"items", "decisions", "signals", "api_keys", "alembic_version"} <= tables
