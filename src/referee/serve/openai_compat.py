@@ -1,0 +1,150 @@
+"""OpenAI's Moderation API, answered by referee: ``POST /v1/moderations``.
+
+Code written for ``openai.OpenAI().moderations.create(input=...)`` works
+against referee by changing ``base_url`` and ``api_key``. Each input text
+becomes a ``ContentItem`` (surface ``comment`` unless ``referee.surface`` says
+otherwise) and goes through the same engine, policy and store as
+``/v1/moderate``, so every answer is also a stored, explainable decision.
+
+Referee's taxonomy is coarser than OpenAI's, so an OpenAI category is mapped
+to one referee category, or to a conjunction of two (``hate/threatening`` is
+hate *and* violence). ``categories[x]`` is true when every mapped referee
+category is among the decision's categories; ``category_scores[x]`` is the
+highest signal score of the mapped category, and for a conjunction the lower
+of the two highest scores, so a sub-category never scores above its parent.
+``flagged`` is the decision's action not being ``allow``: it can be true with
+no category true (a failed detector whose rule says ``on_error: hold_for_review``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from referee.errors import InputError
+from referee.model import ContentItem, Decision
+from referee.serve.auth import Principal, require
+from referee.serve.body import read_json
+from referee.serve.problems import PayloadTooLarge, field_path
+from referee.serve.schemas import (
+    ErrorResponse,
+    ModerationRequest,
+    ModerationResponse,
+    ModerationResult,
+    RefereeExtras,
+)
+from referee.serve.state import ServeState
+
+#: OpenAI category → the referee categories that must all be present.
+OPENAI_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "harassment": ("harassment",),
+    "harassment/threatening": ("harassment", "violence"),
+    "hate": ("hate",),
+    "hate/threatening": ("hate", "violence"),
+    "illicit": ("illegal_goods",),
+    "illicit/violent": ("illegal_goods", "violence"),
+    "self-harm": ("self_harm",),
+    "self-harm/intent": ("self_harm",),
+    "self-harm/instructions": ("self_harm",),
+    "sexual": ("sexual",),
+    "sexual/minors": ("sexual_minors",),
+    "violence": ("violence",),
+    "violence/graphic": ("violence",),
+}
+
+_TEXT_ONLY: list[Any] = ["text"]
+
+router = APIRouter(tags=["openai-compatible"])
+
+
+def to_result(decision: Decision, policy_categories: list[str]) -> ModerationResult:
+    best: dict[str, float] = {c: 0.0 for c in policy_categories}
+    for signal in decision.signals:
+        best[signal.category] = max(best.get(signal.category, 0.0), signal.score)
+    present = set(decision.categories)
+    categories = {name: all(c in present for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
+    scores = {name: min(best.get(c, 0.0) for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
+    return ModerationResult(
+        flagged=decision.flagged,
+        categories=categories,
+        category_scores=scores,
+        category_applied_input_types={name: list(_TEXT_ONLY) for name in OPENAI_CATEGORIES},
+        referee=RefereeExtras(
+            decision_id=decision.decision_id,
+            action=decision.action.value,
+            categories=list(decision.categories),
+            category_scores=best,
+        ),
+    )
+
+
+def items_for(request: ModerationRequest) -> list[ContentItem]:
+    """One item per text. The id is derived from the text so a retried call is
+    idempotent (same text → same stored decision) without the client naming ids."""
+    texts = [request.input] if isinstance(request.input, str) else request.input
+    if not texts:
+        raise InputError("input must hold at least one text", where="input")
+    items = []
+    for i, text in enumerate(texts):
+        digest = hashlib.sha256(f"{request.referee.surface}\0{text}".encode("utf-8")).hexdigest()[:24]
+        field = "input" if isinstance(request.input, str) else f"input[{i}]"
+        try:
+            items.append(
+                ContentItem(
+                    id=f"oai_{digest}",
+                    surface=request.referee.surface,
+                    country=request.referee.country,
+                    text=text,
+                )
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = tuple(err["loc"])
+            where = field if loc == ("text",) else field_path(loc, "referee")
+            raise InputError(err["msg"], where=where) from exc
+    return items
+
+
+@router.post(
+    "/v1/moderations",
+    response_model=ModerationResponse,
+    summary="Classify texts, answering in OpenAI's Moderation API shape",
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+               422: {"model": ErrorResponse}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationRequest"}}},
+        }
+    },
+)
+async def moderations(
+    request: Request, _: Annotated[Principal, Depends(require("moderate"))]
+) -> JSONResponse:
+    state: ServeState = request.app.state.referee
+    raw = await read_json(request, state.settings.max_body_bytes)
+    try:
+        body = ModerationRequest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(err["msg"], where=field_path(tuple(err["loc"])) or None) from exc
+    items = items_for(body)
+    if len(items) > state.settings.max_batch:
+        raise PayloadTooLarge(
+            f"{len(items)} inputs in one call, over the limit of {state.settings.max_batch}; split the call",
+            where="input",
+        )
+    decisions = await run_in_threadpool(state.engine.moderate_many, items)
+    policy = state.engine.policy
+    response = ModerationResponse(
+        id=f"modr-{uuid.uuid4().hex}",
+        model=f"referee/{policy.id}@{policy.version}",
+        results=[to_result(d, policy.categories) for d in decisions],
+    )
+    return JSONResponse(response.model_dump(mode="json"))

@@ -1,0 +1,184 @@
+"""referee's own endpoints: moderate, fetch a decision, health.
+
+A batch is validated item by item: a bad item is reported with its index and
+field and the good ones are still moderated, so a client never loses a whole
+batch (or silently loses an item) to one typo. The engine is synchronous and
+does blocking I/O (detectors, the store), so it always runs in the threadpool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from referee.errors import InputError, StoreError
+from referee.model import ContentItem, Decision
+from referee.serve.auth import Principal, require
+from referee.serve.body import read_json
+from referee.serve.problems import NotFound, PayloadTooLarge, error_body, field_path
+from referee.serve.schemas import (
+    BatchRejected,
+    BatchResponse,
+    ErrorResponse,
+    Health,
+    ItemError,
+)
+from referee.serve.state import ServeState
+
+router = APIRouter()
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}}
+
+
+def _json(model: Decision | BatchResponse) -> Response:
+    # Serialise once, straight from the model: skips FastAPI re-validating the response.
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
+def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]], list[ItemError]]:
+    """Good items with their index, and every problem of the bad ones."""
+    extra = sorted(set(raw) - {"items"})
+    if extra:
+        raise InputError(f"unknown field {extra[0]!r}; a batch is {{\"items\": [...]}}", where=extra[0])
+    items = raw["items"]
+    if not isinstance(items, list):
+        raise InputError(f"items must be a list of content items, got {type(items).__name__}", where="items")
+    if not items:
+        raise InputError("items must hold at least one item", where="items")
+    if len(items) > max_batch:
+        raise PayloadTooLarge(
+            f"{len(items)} items in one batch, over the limit of {max_batch}; split it or raise REFEREE_MAX_BATCH",
+            where="items",
+        )
+    good: list[tuple[int, ContentItem]] = []
+    errors: list[ItemError] = []
+    for i, candidate in enumerate(items):
+        if not isinstance(candidate, dict):
+            errors.append(ItemError(index=i, field=f"items[{i}]", type="invalid_input",
+                                    message=f"must be a JSON object, got {type(candidate).__name__}"))
+            continue
+        try:
+            good.append((i, ContentItem.model_validate(candidate)))
+        except ValidationError as exc:
+            errors.extend(
+                ItemError(index=i, field=field_path(tuple(e["loc"]), f"items[{i}]"), type="invalid_input",
+                          message=e["msg"])
+                for e in exc.errors()
+            )
+    return good, errors
+
+
+@router.post(
+    "/v1/moderate",
+    tags=["moderation"],
+    summary="Moderate one item, or a batch of items",
+    response_model=Decision | BatchResponse,
+    responses={
+        **_AUTH_ERRORS,
+        400: {"model": ErrorResponse, "description": "Body is not UTF-8 or not JSON."},
+        413: {"model": ErrorResponse, "description": "Body or batch over the configured limit."},
+        422: {"model": BatchRejected, "description": "The single item, or every item of the batch, is invalid."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ContentItem"},
+                            {"$ref": "#/components/schemas/BatchRequest"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def moderate(request: Request, _: Annotated[Principal, Depends(require("moderate"))]) -> Response:
+    """A single ContentItem answers with its Decision. ``{"items": [...]}``
+    answers 200 with ``decisions`` aligned to ``items`` (null for a bad item)
+    and ``errors`` naming each bad item's index and field; 422 if no item is valid."""
+    state: ServeState = request.app.state.referee
+    raw = await read_json(request, state.settings.max_body_bytes)
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"body must be a JSON object (one item, or {{\"items\": [...]}}), got a JSON {type(raw).__name__}"
+        )
+    if "items" not in raw:
+        try:
+            item = ContentItem.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(err["msg"], where=field_path(tuple(err["loc"])) or None) from exc
+        decisions = await run_in_threadpool(state.engine.moderate_many, [item])
+        return _json(decisions[0])
+
+    good, errors = parse_batch(raw, state.settings.max_batch)
+    if not good:
+        first = errors[0]
+        body = error_body("invalid_input", f"all {len(raw['items'])} items are invalid; nothing was moderated",
+                          "items", errors=[e.model_dump() for e in errors])
+        body["error"]["message"] += f" (first: {first.field}: {first.message})"
+        return JSONResponse(body, status_code=422)
+    decided = await run_in_threadpool(state.engine.moderate_many, [item for _, item in good])
+    aligned: list[Decision | None] = [None] * len(raw["items"])
+    for (i, _item), decision in zip(good, decided):
+        aligned[i] = decision
+    return _json(BatchResponse(decisions=aligned, errors=errors))
+
+
+@router.get(
+    "/v1/decisions/{decision_id}",
+    tags=["moderation"],
+    summary="Fetch a stored decision",
+    response_model=Decision,
+    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse}},
+)
+async def get_decision(
+    decision_id: str, request: Request, _: Annotated[Principal, Depends(require("read"))]
+) -> Response:
+    state: ServeState = request.app.state.referee
+    decision = await run_in_threadpool(state.store.get_decision, decision_id)
+    if decision is None:
+        raise NotFound(
+            f"no decision {decision_id!r}; use a decision_id returned by POST /v1/moderate",
+            where="decision_id",
+        )
+    return _json(decision)
+
+
+@router.get("/healthz", tags=["health"], summary="Liveness: the process answers", response_model=Health)
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="Readiness: engine built and store reachable",
+    response_model=Health,
+    responses={503: {"model": Health}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    state: ServeState | None = getattr(request.app.state, "referee", None)
+    checks: dict[str, str] = {}
+    if state is None:
+        checks["engine"] = "not built"
+    else:
+        names = ", ".join(d.name for d in state.engine.detectors) or "no detectors"
+        checks["engine"] = f"ok (policy {state.engine.policy.id}@{state.engine.policy.version}; {names})"
+        try:
+            # A real query, not a socket check: a locked or missing table is also "not ready".
+            await run_in_threadpool(state.store.get_decision, "dec_readiness_probe")
+            checks["store"] = "ok"
+        except (SQLAlchemyError, StoreError, OSError) as exc:
+            checks["store"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+    ready = all(v.startswith("ok") for v in checks.values()) and "store" in checks
+    health = Health(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(health.model_dump(), status_code=200 if ready else 503)

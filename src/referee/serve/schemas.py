@@ -1,0 +1,95 @@
+"""Request and response shapes of the HTTP API.
+
+Items and decisions are ``referee.model``'s own ``ContentItem`` and
+``Decision``: the wire format is the domain format, so there is no second
+schema to drift. What lives here is only the envelope around them (batches,
+per-item errors, health) and OpenAI's Moderation shape.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from referee.model import ContentItem, Decision
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="Stable machine-readable kind, e.g. 'invalid_input', 'unauthorized'.")
+    message: str = Field(description="What is wrong and how to fix it.")
+    field: str | None = Field(default=None, description="The offending field, e.g. 'items[2].text'.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ItemError(BaseModel):
+    index: int = Field(description="Position of the bad item in the request's `items`.")
+    field: str = Field(description="Path of the bad field, e.g. 'items[2].surface'.")
+    type: str
+    message: str
+
+
+class BatchRequest(BaseModel):
+    """Several items in one call; at most ``Settings.max_batch``."""
+
+    items: list[ContentItem] = Field(min_length=1)
+
+
+class BatchResponse(BaseModel):
+    """``decisions[i]`` answers ``items[i]``; it is null exactly when ``errors`` has an entry with ``index == i``."""
+
+    decisions: list[Decision | None]
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class BatchRejected(ErrorResponse):
+    """422 when not one item of a batch is valid: there is nothing to moderate."""
+
+    errors: list[ItemError]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+# -- OpenAI Moderation API -------------------------------------------------
+class RefereeOptions(BaseModel):
+    """Referee-specific knobs of ``POST /v1/moderations`` (send with the openai client's ``extra_body``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    surface: str = "comment"
+    country: str | None = None
+
+
+class ModerationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: str | list[str] = Field(description="One text or a list of texts.")
+    model: str | None = Field(default=None, description="Accepted for compatibility; referee's policy decides.")
+    referee: RefereeOptions = Field(default_factory=RefereeOptions)
+
+
+class RefereeExtras(BaseModel):
+    """What OpenAI's shape cannot carry: the decision itself and categories without an OpenAI name."""
+
+    decision_id: str
+    action: str
+    categories: list[str]
+    category_scores: dict[str, float]
+
+
+class ModerationResult(BaseModel):
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[Literal["text", "image"]]]
+    referee: RefereeExtras
+
+
+class ModerationResponse(BaseModel):
+    id: str
+    model: str
+    results: list[ModerationResult]

@@ -1,0 +1,29 @@
+"""What a running app holds: settings, the engine and the store it moderates into.
+
+Kept on ``app.state.referee`` rather than in module globals, so two apps (two
+tests, two policies) can live in one process without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from referee.engine import Engine
+from referee.settings import Settings
+from referee.store.repo import DecisionStore
+
+
+@dataclass
+class ServeState:
+    settings: Settings
+    engine: Engine
+    store: DecisionStore
+    #: What create_app built itself is closed on shutdown; what the caller passed in stays the caller's.
+    owns_engine: bool = False
+    owns_store: bool = False
+
+    def close(self) -> None:
+        if self.owns_engine:
+            self.engine.close()
+        if self.owns_store:
+            self.store.close()

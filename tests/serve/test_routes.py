@@ -1,0 +1,182 @@
+"""POST /v1/moderate, GET /v1/decisions/{id}, health checks."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from referee.serve import create_app
+from referee.settings import Settings
+from tests.serve.conftest import bearer
+
+
+def test_single_item_answers_its_decision(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"id": "c1", "text": "you are all #hate"}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["item_id"] == "c1"
+    assert d["action"] == "remove"
+    assert d["categories"] == ["hate"]
+    assert d["decision_id"].startswith("dec_")
+
+
+def test_clean_item_is_allowed(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"id": "c2", "text": "lovely song"}, headers=bearer(keys["moderate"]))
+    assert r.json()["action"] == "allow"
+
+
+def test_batch_answers_aligned_decisions(client: TestClient, keys: dict[str, str]) -> None:
+    items = [{"id": "a", "text": "#spam buy now"}, {"id": "b", "text": "nice"}, {"id": "c", "text": "#violence"}]
+    r = client.post("/v1/moderate", json={"items": items}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["errors"] == []
+    assert [d["item_id"] for d in body["decisions"]] == ["a", "b", "c"]
+    assert [d["action"] for d in body["decisions"]] == ["limit_reach", "allow", "remove"]
+
+
+def test_batch_with_bad_items_still_moderates_the_good_ones(client: TestClient, keys: dict[str, str]) -> None:
+    items = [
+        {"id": "ok1", "text": "#hate"},
+        {"id": "bad-surface", "text": "x", "surface": "Not A Name"},
+        {"id": "ok2", "text": "fine"},
+        "not an object",
+        {"text": "no id"},
+    ]
+    r = client.post("/v1/moderate", json={"items": items}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    decisions = body["decisions"]
+    assert len(decisions) == 5
+    assert decisions[0]["item_id"] == "ok1" and decisions[0]["action"] == "remove"
+    assert decisions[2]["item_id"] == "ok2"
+    assert decisions[1] is None and decisions[3] is None and decisions[4] is None
+    by_index = {e["index"]: e for e in body["errors"]}
+    assert set(by_index) == {1, 3, 4}
+    assert by_index[1]["field"] == "items[1].surface"
+    assert "lower_snake_case" in by_index[1]["message"]
+    assert by_index[3]["field"] == "items[3]"
+    assert by_index[4]["field"] == "items[4].id"
+
+
+def test_batch_with_only_bad_items_is_422(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"items": [{"text": "no id"}, 3]}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"]["type"] == "invalid_input"
+    assert body["error"]["field"] == "items"
+    assert [e["field"] for e in body["errors"]] == ["items[0].id", "items[1]"]
+
+
+def test_oversized_text_names_the_item_field(settings: Settings, engine, store, keys) -> None:
+    from referee.model import MAX_TEXT_CHARS
+
+    roomy = settings.model_copy(update={"max_body_bytes": MAX_TEXT_CHARS + 10_000})
+    client = TestClient(create_app(roomy, engine=engine, store=store))
+    items = [{"id": "ok", "text": "fine"}, {"id": "big", "text": "a" * (MAX_TEXT_CHARS + 1)}]
+    r = client.post("/v1/moderate", json={"items": items}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 200, r.text
+    assert r.json()["decisions"][0]["item_id"] == "ok"
+    err = r.json()["errors"][0]
+    assert err["index"] == 1 and err["field"] == "items[1].text"
+    assert str(MAX_TEXT_CHARS) in err["message"]
+
+
+def test_single_bad_item_is_422_naming_the_field(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"id": "x", "country": "Germany"}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == "country"
+    assert "two-letter" in r.json()["error"]["message"]
+
+
+def test_batch_over_max_batch_is_413(client: TestClient, keys: dict[str, str]) -> None:
+    items = [{"id": str(i), "text": "t"} for i in range(6)]  # max_batch is 5 in the fixture
+    r = client.post("/v1/moderate", json={"items": items}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 413
+    assert r.json()["error"]["field"] == "items"
+    assert "limit of 5" in r.json()["error"]["message"]
+
+
+def test_unknown_batch_field_is_named(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"items": [{"id": "a"}], "itmes": []}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "itmes"
+
+
+def test_json_array_body_is_refused(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json=[{"id": "a"}], headers=bearer(keys["moderate"]))
+    assert r.status_code == 422
+    assert "JSON object" in r.json()["error"]["message"]
+
+
+def test_decision_fetch_roundtrips(client: TestClient, keys: dict[str, str]) -> None:
+    made = client.post("/v1/moderate", json={"id": "f1", "text": "#harassment"}, headers=bearer(keys["moderate"]))
+    decision_id = made.json()["decision_id"]
+    r = client.get(f"/v1/decisions/{decision_id}", headers=bearer(keys["read"]))
+    assert r.status_code == 200
+    assert r.json() == made.json()
+
+
+def test_remoderating_returns_the_stored_decision(client: TestClient, keys: dict[str, str]) -> None:
+    first = client.post("/v1/moderate", json={"id": "i1", "text": "#spam"}, headers=bearer(keys["moderate"])).json()
+    again = client.post("/v1/moderate", json={"id": "i1", "text": "#spam"}, headers=bearer(keys["moderate"])).json()
+    assert again == first
+
+
+def test_unknown_decision_is_404_with_a_message(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.get("/v1/decisions/dec_nope", headers=bearer(keys["read"]))
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["type"] == "not_found" and err["field"] == "decision_id"
+    assert "dec_nope" in err["message"]
+
+
+def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:
+    r = client.get("/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+
+
+def test_detector_failure_is_a_decision_not_a_500(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/moderate", json={"id": "p", "text": "#boom"}, headers=bearer(keys["moderate"]))
+    assert r.status_code == 200
+    assert r.json()["failures"][0]["detector"] == "hashtag"
+
+
+def test_healthz_needs_no_key(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_readyz_reports_engine_and_store(client: TestClient) -> None:
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"]["store"] == "ok"
+    assert "hashtag" in r.json()["checks"]["engine"]
+
+
+def test_readyz_is_503_when_the_store_is_gone(client: TestClient, tmp_path) -> None:
+    state = client.app.state.referee
+    state.store._db.dispose()
+    (tmp_path / "referee.db").unlink()
+    (tmp_path / "referee.db").mkdir()  # a directory where the database file was: nothing can open it
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unavailable"
+    assert r.json()["checks"]["store"].startswith("unreachable")
+
+
+def test_openapi_documents_the_bodies(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"ContentItem", "BatchRequest", "ModerationRequest", "Decision"} <= set(schema["components"]["schemas"])
+    assert "/v1/moderations" in schema["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_engine_with_another_sink_is_refused(settings: Settings, store, engine) -> None:
+    import pytest
+
+    from referee.errors import ConfigError
+    from referee.store.repo import DecisionStore
+
+    other = DecisionStore(settings.db_url.replace("referee.db", "other.db"))
+    with pytest.raises(ConfigError, match="sink"):
+        create_app(settings, engine=engine, store=other)
+    other.close()
