@@ -9,7 +9,8 @@ otherwise) and goes through the same engine, policy and store as
 Referee's taxonomy is coarser than OpenAI's, so an OpenAI category is mapped
 to one referee category, or to a conjunction of two (``hate/threatening`` is
 hate *and* violence). ``categories[x]`` is true when every mapped referee
-category is among the decision's categories; ``category_scores[x]`` is the
+category fired in the decision (is in ``Decision.categories`` or crossed the
+threshold of a rule that acted, see :func:`fired_categories`); ``category_scores[x]`` is the
 highest signal score of the mapped category, and for a conjunction the lower
 of the two highest scores, so a sub-category never scores above its parent.
 ``flagged`` is the decision's action not being ``allow``: it can be true with
@@ -28,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from referee.errors import InputError
-from referee.model import ContentItem, Decision
+from referee.model import Action, ContentItem, Decision
 from referee.serve.auth import Principal, require
 from referee.serve.body import read_json
 from referee.serve.problems import PayloadTooLarge, field_path
@@ -63,11 +64,26 @@ _TEXT_ONLY: list[Any] = ["text"]
 router = APIRouter(tags=["openai-compatible"])
 
 
+def fired_categories(decision: Decision) -> set[str]:
+    """Every category whose signal crossed the threshold of a rule that acted.
+
+    ``Decision.categories`` names only each fired rule's top category, so an
+    item that is both hate and violence under a ``[hate, violence]`` rule lists
+    one of them; the reasons' signal refs list both, which ``hate/threatening``
+    needs.
+    """
+    present = set(decision.categories)
+    for reason in decision.reasons:
+        if reason.action is not Action.allow:
+            present.update(ref.category for ref in reason.signals)
+    return present
+
+
 def to_result(decision: Decision, policy_categories: list[str]) -> ModerationResult:
     best: dict[str, float] = {c: 0.0 for c in policy_categories}
     for signal in decision.signals:
         best[signal.category] = max(best.get(signal.category, 0.0), signal.score)
-    present = set(decision.categories)
+    present = fired_categories(decision)
     categories = {name: all(c in present for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
     scores = {name: min(best.get(c, 0.0) for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
     return ModerationResult(

@@ -1,0 +1,122 @@
+"""``referee serve`` and ``referee keys``: the service's commands, registered on the main typer app.
+
+``serve`` hands settings to the worker processes through ``REFEREE_*``
+variables and uvicorn's ``--factory`` hook, so one worker or eight run the
+same code path and each builds its own engine and store connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from referee.errors import RefereeError
+from referee.settings import Settings
+from referee.store.repo import SCOPES, DecisionStore
+
+keys_app = typer.Typer(name="keys", help="Create, list and revoke API keys for the HTTP service.", no_args_is_help=True)
+
+DbUrl = Annotated[str | None, typer.Option("--db-url", help="SQLAlchemy URL of the decision store [env REFEREE_DB_URL].")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [env REFEREE_HOST, default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [env REFEREE_PORT, default 8080].")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML [env REFEREE_POLICY].")] = None,
+    db_url: DbUrl = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes; each builds its own engine.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs latency under load).")] = True,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    overrides = {"REFEREE_POLICY": policy and str(policy), "REFEREE_DB_URL": db_url}
+    os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not settings.auth:
+        typer.secho("WARNING: REFEREE_AUTH=false: anyone who can reach this port can moderate and read "
+                    "decisions. Never run like this in production.", fg=typer.colors.RED, err=True)
+    uvicorn.run(
+        "referee.serve.app:app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+def _store(db_url: str | None) -> DecisionStore:
+    try:
+        return DecisionStore(db_url or Settings().db_url)
+    except RefereeError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. 'comments-service'.")],
+    scope: Annotated[list[str], typer.Option(help=f"Repeat for several: {', '.join(SCOPES)}.")],
+    db_url: DbUrl = None,
+) -> None:
+    """Mint a key and print it. It is shown this once; only its hash is stored."""
+    store = _store(db_url)
+    try:
+        key = store.create_key(name, scope)
+    except RefereeError as exc:
+        typer.secho(f"error: --scope: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    typer.echo(key)
+    typer.secho("Store this key now: referee keeps only its hash and cannot show it again.", err=True)
+
+
+@keys_app.command("list")
+def list_keys(
+    db_url: DbUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Every key's id, name, scopes and state (never the secret)."""
+    store = _store(db_url)
+    try:
+        rows = store.list_keys()
+    finally:
+        store.close()
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(row, default=str))
+        else:
+            state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+            typer.echo(f"{row['key_id']}  {row['name']:<24} {row['scopes']:<20} {state}")
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The id from `referee keys list` (the part after 'rk_').")],
+    db_url: DbUrl = None,
+) -> None:
+    """Revoke a key; requests with it are refused (401) from now on."""
+    store = _store(db_url)
+    try:
+        if key_id not in {r["key_id"] for r in store.list_keys()}:
+            typer.secho(f"error: no key {key_id!r}; see `referee keys list`", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+        store.revoke_key(key_id)
+    finally:
+        store.close()
+    typer.echo(f"revoked {key_id}")
