@@ -8,7 +8,6 @@ same shapes are the HTTP API's JSON and the decision store's payloads.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import datetime, timezone
 from enum import Enum
@@ -107,12 +106,13 @@ class ContentItem(_Frozen):
     def content_hash(self) -> str:
         """sha256 of what a detector sees; metadata like ids and timestamps is left out
         so a re-post of the same text on the same surface hashes the same."""
-        payload = json.dumps(
-            {"surface": self.surface, "text": self.text, "media": [m.uri for m in self.media]},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        h = hashlib.sha256(self.surface.encode())
+        for part in (self.text, *(m.uri for m in self.media)):
+            # Length-prefixed, so ("ab", "c") and ("a", "bc") cannot collide.
+            data = part.encode("utf-8", "surrogatepass")
+            h.update(b"\x00%d:" % len(data))
+            h.update(data)
+        return h.hexdigest()
 
 
 class Evidence(_Frozen):
@@ -200,12 +200,17 @@ class Decision(_Frozen):
         return self.action is not Action.allow
 
 
-def decision_key(item: ContentItem, policy_id: str, policy_version: str, detector_versions: dict[str, str]) -> str:
+def decision_key(
+    item: ContentItem,
+    policy_id: str,
+    policy_version: str,
+    detector_versions: dict[str, str],
+    content_hash: str | None = None,
+) -> str:
     """The id of the automated decision for this item under this policy and these
     detectors. Deriving it (instead of a random uuid) makes moderation idempotent:
     the same input can only ever produce the same decision id."""
-    payload = json.dumps(
-        [item.id, item.content_hash(), item.country, policy_id, policy_version, sorted(detector_versions.items())],
-        ensure_ascii=False,
-    )
-    return "dec_" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    parts = [item.id, content_hash or item.content_hash(), item.country or "", policy_id, policy_version]
+    parts += [f"{name}={version}" for name, version in sorted(detector_versions.items())]
+    payload = "\x1f".join(parts)  # unit separator: cannot appear in ids, hashes or versions by accident
+    return "dec_" + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]

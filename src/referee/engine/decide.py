@@ -22,7 +22,8 @@ from referee.model import (
     decision_key,
     utcnow,
 )
-from referee.policy import Policy, Rule
+from referee.policy import Policy
+from referee.policy.compile import CompiledRule
 
 #: Rules with ``threshold: model_default`` fall back to this when a signal carries no
 #: operating threshold (e.g. the lexicon, whose scores are list weights).
@@ -41,9 +42,12 @@ def decide(
     now: datetime | None = None,
 ) -> Decision:
     versions = dict(detector_versions or {})
+    by_category: dict[str, list[Signal]] = {}
+    for s in signals:
+        by_category.setdefault(s.category, []).append(s)
     reasons: list[Reason] = []
-    for rule in policy.rules_for(item.surface, item.country):
-        reason = _evaluate(policy, rule, signals, failures)
+    for compiled in policy.compiled_rules(item.surface, item.country):
+        reason = _evaluate(compiled, by_category, failures)
         if reason is not None:
             reasons.append(reason)
 
@@ -51,10 +55,13 @@ def decide(
     # Severity-sorted, stable: the reason that set the action comes first.
     reasons.sort(key=lambda r: -r.action.severity)
     categories = sorted({r.category for r in reasons if r.category and r.action is not Action.allow})
-    return Decision(
-        decision_id=decision_key(item, policy.id, policy.version, versions),
+    content_hash = item.content_hash()
+    # Every part below was validated on the way in (item, signals, policy), so the
+    # Decision is assembled without re-validating: this step runs for every item.
+    return Decision.model_construct(
+        decision_id=decision_key(item, policy.id, policy.version, versions, content_hash),
         item_id=item.id,
-        content_hash=item.content_hash(),
+        content_hash=content_hash,
         surface=item.surface,
         country=item.country,
         action=action,
@@ -66,56 +73,65 @@ def decide(
         policy_id=policy.id,
         policy_version=policy.version,
         detector_versions=versions,
+        automated_detection=True,
+        automated_decision=True,
         review_required=action in _REVIEW_ACTIONS,
+        source="automated",
+        supersedes=None,
         created_at=now or utcnow(),
     )
 
 
 def _evaluate(
-    policy: Policy, rule: Rule, signals: Sequence[Signal], failures: Sequence[DetectorFailure]
+    compiled: CompiledRule, by_category: dict[str, list[Signal]], failures: Sequence[DetectorFailure]
 ) -> Reason | None:
-    categories = set(policy.rule_categories(rule))
-    relevant = [
-        s for s in signals
-        if s.category in categories and (rule.detectors is None or s.detector in rule.detectors)
-    ]
-    hits = [s for s in relevant if s.score >= _threshold(rule, s)]
+    rule = compiled.rule
+    hits: list[tuple[Signal, float]] = []
+    for category in compiled.categories:
+        for s in by_category.get(category, ()):
+            if compiled.detectors is not None and s.detector not in compiled.detectors:
+                continue
+            threshold = compiled.threshold
+            if threshold is None:
+                threshold = s.operating_threshold if s.operating_threshold is not None else FALLBACK_THRESHOLD
+            if s.score >= threshold:
+                hits.append((s, threshold))
     if hits:
-        top = max(hits, key=lambda s: s.score)
-        threshold = _threshold(rule, top)
-        return Reason(
+        top, threshold = max(hits, key=lambda h: h[0].score)
+        return Reason.model_construct(
             rule_id=rule.id,
             kind="threshold",
             category=top.category,
             action=rule.action,
             strike=rule.strike,
             threshold=threshold,
-            signals=tuple(SignalRef(detector=s.detector, category=s.category, score=round(s.score, 6)) for s in hits),
+            signals=tuple(
+                SignalRef.model_construct(detector=s.detector, category=s.category, score=round(s.score, 6))
+                for s, _ in hits
+            ),
+            failed_detectors=(),
             message=(
                 f"{top.category}: {top.detector} scored {top.score:.2f} ≥ {threshold:.2f} "
                 f"(rule {rule.id} → {rule.action.value})"
             ),
         )
-    failed = tuple(
-        f.detector for f in failures if rule.detectors is None or f.detector in rule.detectors
+    if not failures:
+        return None
+    failed = tuple(f.detector for f in failures if compiled.detectors is None or f.detector in compiled.detectors)
+    if not failed:
+        return None
+    action = Action(rule.on_error)
+    return Reason.model_construct(
+        rule_id=rule.id,
+        kind="on_error",
+        category=None,
+        action=action,
+        strike=False,
+        threshold=None,
+        signals=(),
+        failed_detectors=failed,
+        message=(
+            f"{', '.join(failed)} failed, so rule {rule.id} could not be checked; "
+            f"policy says on_error → {action.value}"
+        ),
     )
-    if failed:
-        action = Action(rule.on_error)
-        return Reason(
-            rule_id=rule.id,
-            kind="on_error",
-            category=None,
-            action=action,
-            failed_detectors=failed,
-            message=(
-                f"{', '.join(failed)} failed, so rule {rule.id} could not be checked; "
-                f"policy says on_error → {action.value}"
-            ),
-        )
-    return None
-
-
-def _threshold(rule: Rule, signal: Signal) -> float:
-    if rule.threshold == "model_default":
-        return signal.operating_threshold if signal.operating_threshold is not None else FALLBACK_THRESHOLD
-    return float(rule.threshold)

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from referee.errors import PolicyError
+from referee.policy.compile import CompiledRule, compile_rules
 from referee.policy.schema import ALL, DEFAULT_SURFACE, PolicyDocument, PolicyTest, Rule
 
 
@@ -50,6 +51,7 @@ class Policy:
         self.raw = raw
         self._node = node
         self._rules_cache: dict[tuple[str, str | None], tuple[Rule, ...]] = {}
+        self._compiled_cache: dict[tuple[str, str | None], tuple[CompiledRule, ...]] = {}
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -147,6 +149,15 @@ class Policy:
         result = tuple(rules.values())
         self._rules_cache[key] = result
         return result
+
+    def compiled_rules(self, surface: str, country: str | None = None) -> tuple[CompiledRule, ...]:
+        """``rules_for`` prepared for the engine's hot path (see ``policy.compile``)."""
+        key = (surface, country)
+        compiled = self._compiled_cache.get(key)
+        if compiled is None:
+            compiled = compile_rules(self.rules_for(surface, country), tuple(self.document.categories))
+            self._compiled_cache[key] = compiled
+        return compiled
 
     def rule_categories(self, rule: Rule) -> tuple[str, ...]:
         return tuple(self.document.categories) if rule.categories == ALL else tuple(rule.categories)
