@@ -131,3 +131,12 @@ def test_unknown_detector_name_lists_choices(small_policy: Policy) -> None:
     policy = Policy.from_yaml(small_policy.raw.replace("keyword: {}", "nosuchdetector: {}"))
     with pytest.raises(ConfigError, match="Unknown detector 'nosuchdetector'. Available:"):
         Engine.from_policy(policy)
+
+
+def test_batch_with_a_repeated_item_stores_one_decision(small_policy: Policy, tmp_path) -> None:
+    store = DecisionStore(f"sqlite:///{tmp_path}/d.db")
+    engine = Engine(small_policy, [KeywordDetector()], sink=store)
+    a, b, c = engine.moderate_many([item("buy", id="x"), item("buy", id="x"), item("vile vile", id="y")])
+    assert a.decision_id == b.decision_id
+    assert len(store.list_decisions()) == 2
+    assert engine.moderate_many([item("buy", id="x")])[0] == a

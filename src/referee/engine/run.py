@@ -36,7 +36,7 @@ class DecisionSink(Protocol):
 
     def get_decision(self, decision_id: str) -> Decision | None: ...
 
-    def save_decision(self, item: ContentItem, decision: Decision) -> Decision: ...
+    def save_decisions(self, pairs: list[tuple[ContentItem, Decision]]) -> list[Decision]: ...
 
 
 class Engine:
@@ -146,11 +146,13 @@ class Engine:
                 todo.append(i)
         if todo:
             batch = [items[i] for i in todo]
-            for i, item, (signals, failures) in zip(todo, batch, self.signals_for(batch)):
-                decision = decide(self.policy, item, signals, failures, self.detector_versions)
-                if self.sink is not None:
-                    decision = self.sink.save_decision(item, decision)
-                decided[i] = decision
+            fresh = [
+                decide(self.policy, item, signals, failures, self.detector_versions)
+                for item, (signals, failures) in zip(batch, self.signals_for(batch))
+            ]
+            if self.sink is not None:
+                fresh = self.sink.save_decisions(list(zip(batch, fresh)))
+            decided.update(zip(todo, fresh))
         return [decided[i] for i in range(len(items))]
 
     def _run_detectors(self, items: Sequence[ContentItem]) -> dict[str, list[_Outcome]]:

@@ -65,48 +65,42 @@ class DecisionStore:
     def save_decision(self, item: ContentItem, decision: Decision) -> Decision:
         """Insert the decision (and the item, once). If a decision with this id
         already exists, return the stored one: moderation is idempotent."""
-        payload = decision.model_dump(mode="json")
+        return self.save_decisions([(item, decision)])[0]
+
+    def save_decisions(self, pairs: list[tuple[ContentItem, Decision]]) -> list[Decision]:
+        """Store a batch in one transaction (one fsync, not one per item). Decisions
+        whose id is already stored come back as stored, not written twice."""
+        ids = [d.decision_id for _, d in pairs]
         try:
             with self._db.begin() as conn:
-                self._save_item(conn, item)
-                conn.execute(
-                    insert(decisions).values(
-                        decision_id=decision.decision_id,
-                        item_id=decision.item_id,
-                        content_hash=decision.content_hash,
-                        action=decision.action.value,
-                        strike=decision.strike,
-                        review_required=decision.review_required,
-                        policy_id=decision.policy_id,
-                        policy_version=decision.policy_version,
-                        source=decision.source,
-                        supersedes=decision.supersedes,
-                        created_at=decision.created_at,
-                        payload=payload,
+                existing = {
+                    row.decision_id: Decision.model_validate(row.payload)
+                    for row in conn.execute(
+                        select(decisions.c.decision_id, decisions.c.payload).where(decisions.c.decision_id.in_(ids))
                     )
-                )
-                if decision.signals:
-                    conn.execute(
-                        insert(signals),
-                        [
-                            {
-                                "decision_id": decision.decision_id,
-                                "detector": s.detector,
-                                "detector_version": s.detector_version,
-                                "category": s.category,
-                                "score": s.score,
-                            }
-                            for s in decision.signals
-                        ],
-                    )
+                }
+                fresh: dict[str, tuple[ContentItem, Decision]] = {}
+                for item, decision in pairs:
+                    if decision.decision_id not in existing:
+                        fresh.setdefault(decision.decision_id, (item, decision))
+                for item, _ in fresh.values():
+                    self._save_item(conn, item)
+                if fresh:
+                    conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
+                    rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
+                    if rows:
+                        conn.execute(insert(signals), rows)
         except IntegrityError:
-            stored = self.get_decision(decision.decision_id)
-            if stored is None:
-                raise
-            return stored
+            if len(pairs) == 1:
+                stored = self.get_decision(pairs[0][1].decision_id)
+                if stored is None:
+                    raise
+                return [stored]
+            # Another writer stored some of these meanwhile: fall back to one by one.
+            return [self.save_decisions([pair])[0] for pair in pairs]
         except SQLAlchemyError as exc:
-            raise StoreError(f"could not store decision {decision.decision_id}: {exc}") from exc
-        return decision
+            raise StoreError(f"could not store {len(pairs)} decision(s): {exc}") from exc
+        return [existing.get(d.decision_id, d) for _, d in pairs]
 
     def supersede(self, old_id: str, new: Decision) -> Decision:
         """Record a review or appeal outcome as a new decision that replaces ``old_id``."""
@@ -233,6 +227,28 @@ class DecisionStore:
              "revoked_at": r.revoked_at}
             for r in rows
         ]
+
+
+def _decision_row(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision_id": decision.decision_id,
+        "item_id": decision.item_id,
+        "content_hash": decision.content_hash,
+        "action": decision.action.value,
+        "strike": decision.strike,
+        "review_required": decision.review_required,
+        "policy_id": decision.policy_id,
+        "policy_version": decision.policy_version,
+        "source": decision.source,
+        "supersedes": decision.supersedes,
+        "created_at": decision.created_at,
+        "payload": decision.model_dump(mode="json"),
+    }
+
+
+def _signal_row(decision_id: str, s: Any) -> dict[str, Any]:
+    return {"decision_id": decision_id, "detector": s.detector, "detector_version": s.detector_version,
+            "category": s.category, "score": s.score}
 
 
 def _hash_secret(secret: str) -> str:
