@@ -8,6 +8,7 @@ from referee.cli import data as _data
 from referee.cli import eval as _eval
 from referee.cli import model as _model
 from referee.cli import core as _core
+from referee.serve import cli as _serve
 
 app = typer.Typer(
     name="referee",
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _core.register(app)
+_serve.register(app)
 _model.register(app)
 _eval.register(app)
 _data.register(app)
