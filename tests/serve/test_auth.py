@@ -74,3 +74,15 @@ def test_auth_off_admits_anyone(settings: Settings, engine, store) -> None:
 def test_health_checks_need_no_key(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_revocation_reaches_a_running_server_after_the_cache_ttl(client: TestClient, keys, store, monkeypatch) -> None:
+    from referee.serve import auth
+
+    h = bearer(keys["moderate"])
+    assert client.post("/v1/moderate", json=ITEM, headers=h).status_code == 200
+    store.revoke_key(keys["moderate"].split("_")[1])
+    assert client.post("/v1/moderate", json=ITEM, headers=h).status_code == 200  # still cached
+    monkeypatch.setattr(auth, "KEY_CACHE_TTL_S", 0.0)
+    client.app.state.referee.key_cache.clear()
+    assert client.post("/v1/moderate", json=ITEM, headers=h).status_code == 401

@@ -6,14 +6,20 @@ store, which keeps only their hash. A route declares the one scope it needs
 or bad key is 401 with ``WWW-Authenticate: Bearer`` (the client should send or
 fix credentials); a good key without the scope is 403 (credentials will not
 help, a different key will).
+
+A checked key is remembered for ``KEY_CACHE_TTL_S`` seconds, so a busy client
+does not cost a database read per request; the price is that revoking a key
+takes up to that long to reach a running server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from referee.errors import AuthError
 from referee.serve.problems import ScopeError
@@ -32,6 +38,11 @@ class Principal:
         return scope in self.scopes or "admin" in self.scopes
 
 
+#: How long a verified key is trusted without asking the store again.
+KEY_CACHE_TTL_S = 5.0
+#: Bound on remembered keys, so random bearer tokens cannot grow memory.
+KEY_CACHE_MAX = 1024
+
 #: Stands in for every caller when ``Settings.auth`` is False (local development only).
 ANONYMOUS_ADMIN = Principal(key_id=None, scopes=frozenset({"admin"}))
 
@@ -45,25 +56,20 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def require(scope: str) -> Callable[[Request], Principal]:
-    """A dependency that admits callers holding ``scope`` (or ``admin``).
-
-    It is a plain ``def`` on purpose: the key lookup is a blocking database
-    read, and FastAPI runs sync dependencies in its threadpool, off the loop.
-    """
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that admits callers holding ``scope`` (or ``admin``)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         state: ServeState = request.app.state.referee
         if not state.settings.auth:
             return ANONYMOUS_ADMIN
-        key_id, scopes = state.store.check_key(bearer_token(request.headers.get("authorization")))
-        principal = Principal(key_id=key_id, scopes=scopes)
+        principal = await _check(state, bearer_token(request.headers.get("authorization")))
         if not principal.allows(scope):
-            held = ", ".join(sorted(scopes)) or "none"
+            held = ", ".join(sorted(principal.scopes)) or "none"
             raise ScopeError(
-                f"API key {key_id} lacks the {scope!r} scope (it has: {held}); "
+                f"API key {principal.key_id} lacks the {scope!r} scope (it has: {held}); "
                 f"create a key with `referee keys create --scope {scope}`",
                 missing=scope,
             )
@@ -71,3 +77,16 @@ def require(scope: str) -> Callable[[Request], Principal]:
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+async def _check(state: ServeState, key: str) -> Principal:
+    now = time.monotonic()
+    cached = state.key_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return Principal(key_id=cached[1], scopes=cached[2])
+    # Only successes are cached: a bad key always reaches the store (and its constant-time compare).
+    key_id, scopes = await run_in_threadpool(state.store.check_key, key)
+    if len(state.key_cache) >= KEY_CACHE_MAX:
+        state.key_cache.clear()
+    state.key_cache[key] = (now + KEY_CACHE_TTL_S, key_id, scopes)
+    return Principal(key_id=key_id, scopes=scopes)

@@ -24,7 +24,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -156,7 +155,7 @@ async def moderations(
             f"{len(items)} inputs in one call, over the limit of {state.settings.max_batch}; split the call",
             where="input",
         )
-    decisions = await run_in_threadpool(state.engine.moderate_many, items)
+    decisions = await state.coalescer.moderate(items)
     policy = state.engine.policy
     response = ModerationResponse(
         id=f"modr-{uuid.uuid4().hex}",

@@ -3,7 +3,8 @@
 A batch is validated item by item: a bad item is reported with its index and
 field and the good ones are still moderated, so a client never loses a whole
 batch (or silently loses an item) to one typo. The engine is synchronous and
-does blocking I/O (detectors, the store), so it always runs in the threadpool.
+does blocking I/O (detectors, the store), so it always runs in the threadpool,
+through the coalescer, which merges concurrent requests into one engine batch.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def moderate(request: Request, _: Annotated[Principal, Depends(require("mo
         except ValidationError as exc:
             err = exc.errors()[0]
             raise InputError(err["msg"], where=field_path(tuple(err["loc"])) or None) from exc
-        decisions = await run_in_threadpool(state.engine.moderate_many, [item])
+        decisions = await state.coalescer.moderate([item])
         return _json(decisions[0])
 
     good, errors = parse_batch(raw, state.settings.max_batch)
@@ -126,7 +127,7 @@ async def moderate(request: Request, _: Annotated[Principal, Depends(require("mo
                           "items", errors=[e.model_dump() for e in errors])
         body["error"]["message"] += f" (first: {first.field}: {first.message})"
         return JSONResponse(body, status_code=422)
-    decided = await run_in_threadpool(state.engine.moderate_many, [item for _, item in good])
+    decided = await state.coalescer.moderate([item for _, item in good])
     aligned: list[Decision | None] = [None] * len(raw["items"])
     for (i, _item), decision in zip(good, decided):
         aligned[i] = decision

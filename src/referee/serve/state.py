@@ -6,9 +6,10 @@ tests, two policies) can live in one process without seeing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from referee.engine import Engine
+from referee.serve.coalesce import Coalescer
 from referee.settings import Settings
 from referee.store.repo import DecisionStore
 
@@ -21,6 +22,12 @@ class ServeState:
     #: What create_app built itself is closed on shutdown; what the caller passed in stays the caller's.
     owns_engine: bool = False
     owns_store: bool = False
+    coalescer: Coalescer = field(init=False)
+    #: Full key -> (expires at, key id, scopes); see ``auth.KEY_CACHE_TTL_S``.
+    key_cache: dict[str, tuple[float, str, frozenset[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coalescer = Coalescer(self.engine, max_batch=self.settings.max_batch)
 
     def close(self) -> None:
         if self.owns_engine:

@@ -1,0 +1,87 @@
+"""Merging concurrent requests into one engine call.
+
+The engine is built for batches: detectors vectorise, and the store writes a
+batch in one transaction. Fifty clients posting one item each would otherwise
+mean fifty engine calls, fifty transactions and fifty threadpool hops. The
+coalescer queues items as they arrive and, whenever an engine slot is free,
+hands everything queued so far (up to ``max_batch`` items) to one
+``moderate_many``. Nothing waits on a timer: under light load a request runs
+alone at once, under heavy load batches grow by themselves while the previous
+one is in flight.
+
+Each request still gets exactly its own decisions back, in order. An error
+raised by the engine (a store outage) fails every request of that batch,
+which is what those requests would each have seen on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+
+from fastapi.concurrency import run_in_threadpool
+
+from referee.engine import Engine
+from referee.model import ContentItem, Decision
+
+_Entry = tuple[list[ContentItem], "asyncio.Future[list[Decision]]"]
+
+
+class Coalescer:
+    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 2) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        # asyncio primitives belong to one loop; a test client may run each request on a new one.
+        if self._loop is not loop:
+            self._loop = loop
+            self._pending: deque[_Entry] = deque()
+            self._slots = asyncio.Semaphore(self.max_inflight)
+            self._drainer: asyncio.Task[None] | None = None
+            self._running: set[asyncio.Task[None]] = set()
+
+    async def moderate(self, items: Sequence[ContentItem]) -> list[Decision]:
+        loop = asyncio.get_running_loop()
+        self._bind(loop)
+        future: asyncio.Future[list[Decision]] = loop.create_future()
+        self._pending.append((list(items), future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await self._slots.acquire()
+            batch: list[_Entry] = []
+            size = 0
+            while self._pending and (not batch or size + len(self._pending[0][0]) <= self.max_batch):
+                entry = self._pending.popleft()
+                batch.append(entry)
+                size += len(entry[0])
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[_Entry]) -> None:
+        try:
+            flat = [item for items, _ in batch for item in items]
+            try:
+                decisions = await run_in_threadpool(self.engine.moderate_many, flat)
+            except BaseException as exc:  # handed to every waiting request, re-raised there
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            start = 0
+            for items, future in batch:
+                if not future.done():
+                    future.set_result(decisions[start : start + len(items)])
+                start += len(items)
+        finally:
+            self._slots.release()
