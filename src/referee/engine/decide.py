@@ -54,7 +54,9 @@ def decide(
     action = Action.most_severe([r.action for r in reasons])
     # Severity-sorted, stable: the reason that set the action comes first.
     reasons.sort(key=lambda r: -r.action.severity)
-    categories = sorted({r.category for r in reasons if r.category and r.action is not Action.allow})
+    # Every category whose signal crossed an acting rule's threshold, not only each
+    # rule's top one: "#hate #violence" must report both.
+    categories = sorted({ref.category for r in reasons if r.action is not Action.allow for ref in r.signals})
     content_hash = item.content_hash()
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.

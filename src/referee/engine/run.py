@@ -34,7 +34,7 @@ _Outcome = list[Signal] | DetectorFailure
 class DecisionSink(Protocol):
     """Where decisions go. The store implements it; the engine only needs these two."""
 
-    def get_decision(self, decision_id: str) -> Decision | None: ...
+    def get_decisions(self, decision_ids: list[str]) -> dict[str, Decision]: ...
 
     def save_decisions(self, pairs: list[tuple[ContentItem, Decision]]) -> list[Decision]: ...
 
@@ -134,16 +134,14 @@ class Engine:
 
     def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
         decided: dict[int, Decision] = {}
-        todo: list[int] = []
-        for i, item in enumerate(items):
-            stored = None
-            if self.sink is not None:
-                key = decision_key(item, self.policy.id, self.policy.version, self.detector_versions)
-                stored = self.sink.get_decision(key)
-            if stored is not None:
-                decided[i] = stored
-            else:
-                todo.append(i)
+        todo = list(range(len(items)))
+        if self.sink is not None:
+            keys = [
+                decision_key(item, self.policy.id, self.policy.version, self.detector_versions) for item in items
+            ]
+            stored = self.sink.get_decisions(keys)
+            decided = {i: stored[k] for i, k in enumerate(keys) if k in stored}
+            todo = [i for i in range(len(items)) if i not in decided]
         if todo:
             batch = [items[i] for i in todo]
             fresh = [

@@ -176,7 +176,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["engine"] = f"ok (policy {state.engine.policy.id}@{state.engine.policy.version}; {names})"
         try:
             # A real query, not a socket check: a locked or missing table is also "not ready".
-            await run_in_threadpool(state.store.get_decision, "dec_readiness_probe")
+            await run_in_threadpool(state.store.ping)
             checks["store"] = "ok"
         except (SQLAlchemyError, StoreError, OSError) as exc:
             checks["store"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]

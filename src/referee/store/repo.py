@@ -62,6 +62,24 @@ class DecisionStore:
             row = conn.execute(select(decisions.c.payload).where(decisions.c.decision_id == decision_id)).first()
         return Decision.model_validate(row.payload) if row else None
 
+    def get_decisions(self, decision_ids: list[str]) -> dict[str, Decision]:
+        """The stored decisions among these ids (one query for a whole batch)."""
+        if not decision_ids:
+            return {}
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(decisions.c.decision_id, decisions.c.payload).where(decisions.c.decision_id.in_(decision_ids))
+            ).all()
+        return {r.decision_id: Decision.model_validate(r.payload) for r in rows}
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers (readiness checks)."""
+        try:
+            with self._db.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"decision store {self.url!r} is not reachable: {exc}") from exc
+
     def save_decision(self, item: ContentItem, decision: Decision) -> Decision:
         """Insert the decision (and the item, once). If a decision with this id
         already exists, return the stored one: moderation is idempotent."""
@@ -83,8 +101,7 @@ class DecisionStore:
                 for item, decision in pairs:
                     if decision.decision_id not in existing:
                         fresh.setdefault(decision.decision_id, (item, decision))
-                for item, _ in fresh.values():
-                    self._save_item(conn, item)
+                self._save_items(conn, [item for item, _ in fresh.values()])
                 if fresh:
                     conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
                     rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
@@ -160,27 +177,34 @@ class DecisionStore:
             **(row.meta or {}),
         )
 
-    def _save_item(self, conn: Any, item: ContentItem) -> None:
-        digest = item.content_hash()
-        exists = conn.execute(
-            select(items.c.pk).where(items.c.item_id == item.id, items.c.content_hash == digest)
-        ).first()
-        if exists:
+    def _save_items(self, conn: Any, batch: list[ContentItem]) -> None:
+        """Insert the items not stored yet (an item is its id plus its content hash)."""
+        if not batch:
             return
-        conn.execute(
-            insert(items).values(
-                item_id=item.id,
-                content_hash=digest,
-                surface=item.surface,
-                text=item.text,
-                author_id=item.author_id,
-                country=item.country,
-                language=item.language,
-                item_created_at=item.created_at,
-                first_seen_at=utcnow(),
-                meta=item.model_dump(mode="json", include={"media", "context"}),
-            )
+        keyed = {(item.id, item.content_hash()): item for item in batch}
+        query = select(items.c.item_id, items.c.content_hash).where(
+            items.c.item_id.in_([item_id for item_id, _ in keyed])
         )
+        stored = {(row.item_id, row.content_hash) for row in conn.execute(query)}
+        now = utcnow()
+        rows = [
+            {
+                "item_id": item.id,
+                "content_hash": digest,
+                "surface": item.surface,
+                "text": item.text,
+                "author_id": item.author_id,
+                "country": item.country,
+                "language": item.language,
+                "item_created_at": item.created_at,
+                "first_seen_at": now,
+                "meta": item.model_dump(mode="json", include={"media", "context"}),
+            }
+            for (item_id, digest), item in keyed.items()
+            if (item_id, digest) not in stored
+        ]
+        if rows:
+            conn.execute(insert(items), rows)
 
     # -- API keys ---------------------------------------------------------
     def create_key(self, name: str, scopes: list[str]) -> str:
