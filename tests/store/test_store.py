@@ -94,3 +94,19 @@ def test_migrations_run_via_alembic_cli(tmp_path):
     assert out.returncode == 0, out.stderr
     tables = set(sqlalchemy.inspect(sqlalchemy.create_engine(f"sqlite:///{db}")).get_table_names())
     assert {"items", "decisions", "signals", "api_keys", "alembic_version"} <= tables
+
+
+def test_saving_a_stored_decision_again_returns_the_stored_one(store, small_policy):
+    """What a second writer racing the first sees: no duplicate, no error."""
+    from referee.engine import decide
+
+    item = ContentItem(id="r", text="buy")
+    first = decide(small_policy, item, [], (), {"keyword": "k1"})
+    later = first.model_copy(update={"created_at": first.created_at.replace(year=2030)})
+    assert store.save_decisions([(item, first)]) == [first]
+    assert store.save_decisions([(item, later)]) == [first]
+    other = ContentItem(id="s", text="vile")
+    second = decide(small_policy, other, [], (), {"keyword": "k1"})
+    saved = store.save_decisions([(item, later), (other, second)])
+    assert saved == [first, second]
+    assert len(store.history("r")) == 1 and len(store.history("s")) == 1

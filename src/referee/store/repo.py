@@ -20,6 +20,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from referee.errors import AuthError, StoreError
@@ -86,38 +88,33 @@ class DecisionStore:
         return self.save_decisions([(item, decision)])[0]
 
     def save_decisions(self, pairs: list[tuple[ContentItem, Decision]]) -> list[Decision]:
-        """Store a batch in one transaction (one fsync, not one per item). Decisions
-        whose id is already stored come back as stored, not written twice."""
-        ids = [d.decision_id for _, d in pairs]
+        """Store a batch in one transaction (one fsync, not one per item). A decision
+        whose id is already stored comes back as stored, never written twice.
+
+        The engine has just looked the ids up, so the insert is tried directly; the
+        rare race with another writer surfaces as an IntegrityError and falls back
+        to one by one.
+        """
+        fresh: dict[str, tuple[ContentItem, Decision]] = {}
+        for item, decision in pairs:
+            fresh.setdefault(decision.decision_id, (item, decision))
         try:
             with self._db.begin() as conn:
-                existing = {
-                    row.decision_id: Decision.model_validate(row.payload)
-                    for row in conn.execute(
-                        select(decisions.c.decision_id, decisions.c.payload).where(decisions.c.decision_id.in_(ids))
-                    )
-                }
-                fresh: dict[str, tuple[ContentItem, Decision]] = {}
-                for item, decision in pairs:
-                    if decision.decision_id not in existing:
-                        fresh.setdefault(decision.decision_id, (item, decision))
                 self._save_items(conn, [item for item, _ in fresh.values()])
-                if fresh:
-                    conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
-                    rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
-                    if rows:
-                        conn.execute(insert(signals), rows)
+                conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
+                rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
+                if rows:
+                    conn.execute(insert(signals), rows)
         except IntegrityError:
-            if len(pairs) == 1:
-                stored = self.get_decision(pairs[0][1].decision_id)
-                if stored is None:
-                    raise
-                return [stored]
-            # Another writer stored some of these meanwhile: fall back to one by one.
-            return [self.save_decisions([pair])[0] for pair in pairs]
+            if len(fresh) > 1:
+                return [self.save_decisions([pair])[0] for pair in pairs]
+            stored = self.get_decision(next(iter(fresh)))
+            if stored is None:
+                raise
+            return [stored for _ in pairs]
         except SQLAlchemyError as exc:
             raise StoreError(f"could not store {len(pairs)} decision(s): {exc}") from exc
-        return [existing.get(d.decision_id, d) for _, d in pairs]
+        return [fresh[d.decision_id][1] for _, d in pairs]
 
     def supersede(self, old_id: str, new: Decision) -> Decision:
         """Record a review or appeal outcome as a new decision that replaces ``old_id``."""
@@ -179,16 +176,9 @@ class DecisionStore:
 
     def _save_items(self, conn: Any, batch: list[ContentItem]) -> None:
         """Insert the items not stored yet (an item is its id plus its content hash)."""
-        if not batch:
-            return
-        keyed = {(item.id, item.content_hash()): item for item in batch}
-        query = select(items.c.item_id, items.c.content_hash).where(
-            items.c.item_id.in_([item_id for item_id, _ in keyed])
-        )
-        stored = {(row.item_id, row.content_hash) for row in conn.execute(query)}
         now = utcnow()
-        rows = [
-            {
+        rows = {
+            (item.id, digest): {
                 "item_id": item.id,
                 "content_hash": digest,
                 "surface": item.surface,
@@ -200,11 +190,18 @@ class DecisionStore:
                 "first_seen_at": now,
                 "meta": item.model_dump(mode="json", include={"media", "context"}),
             }
-            for (item_id, digest), item in keyed.items()
-            if (item_id, digest) not in stored
-        ]
+            for item in batch
+            for digest in (item.content_hash(),)
+        }
         if rows:
-            conn.execute(insert(items), rows)
+            conn.execute(self._insert_ignoring_duplicates(items), list(rows.values()))
+
+    def _insert_ignoring_duplicates(self, table: Any) -> Any:
+        if self._db.dialect.name == "postgresql":
+            return pg_insert(table).on_conflict_do_nothing()
+        if self._db.dialect.name == "sqlite":
+            return sqlite_insert(table).on_conflict_do_nothing()
+        return insert(table).prefix_with("IGNORE")  # MySQL/MariaDB
 
     # -- API keys ---------------------------------------------------------
     def create_key(self, name: str, scopes: list[str]) -> str:
