@@ -234,6 +234,48 @@ def gate_cmd(
     _out.print(f"[green]gate passed[/green]: no view's {metric} dropped by more than {max_drop} with confidence")
 
 
+@eval_app.command("summary")
+def summary(
+    results: Annotated[list[Path], typer.Argument(help="Result JSON files from `referee eval run`.")],
+    markdown: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+) -> None:
+    """One line per result: the headline numbers of many runs side by side."""
+    from referee.eval.report import read_result
+
+    header = ["dataset", "detector", "split", "rows", "category AUPRC", "macro AUPRC", "micro F1", "micro FPR",
+              "any-unsafe recall", "any-unsafe FPR"]
+    lines: list[list[str]] = []
+    for path in results:
+        try:
+            r = read_result(path)
+        except RefereeError as exc:
+            raise _fail(exc) from exc
+        met = r["metrics"]
+        per_cat = ", ".join(f"{c} {_f(v['auprc']['value'], 2)}" for c, v in met["per_category"].items()
+                            if v["auprc"]["value"] is not None)
+        recall_only = ", ".join(f"{c} R={_f(v['recall']['value'], 2)}" for c, v in met["per_category"].items()
+                                if v["n"] and v["auprc"]["value"] is None and v["positives"])
+        any_view = met["any_unsafe"]
+        lines.append([
+            Path(r["dataset"]["path"] or path).stem, f"{r['detector'].get('name')}", str(r["dataset"]["split"]),
+            str(r["dataset"]["rows"]), per_cat or recall_only or "–", _f(met["macro"]["auprc"]["value"]),
+            _f((met["micro"].get("f1") or {}).get("value")), _f((met["micro"].get("fpr") or {}).get("value")),
+            _f(any_view["recall"]["value"]) if any_view["n"] else "–",
+            _f(any_view["fpr"]["value"]) if any_view["n"] else "–",
+        ])
+    table = Table(title="Evaluation summary")
+    for col in header:
+        table.add_column(col, justify="left" if col in ("dataset", "detector", "split", "category AUPRC")
+                         else "right")
+    for line in lines:
+        table.add_row(*line)
+    _out.print(table)
+    if markdown:
+        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        md += ["| " + " | ".join(line) + " |" for line in lines]
+        markdown.write_text("\n".join(md) + "\n", encoding="utf-8")
+
+
 @eval_app.command("suite")
 def suite(
     path: Annotated[Path, typer.Argument(help="YAML suite of policy test cases.")],

@@ -170,7 +170,7 @@ def plot_pr_curves(result: dict[str, Any]) -> str | None:
     views = _views_with_both_classes(result)
     if not views:
         return None
-    fig = _figure(6.2, 4.4)
+    fig = _figure(5.0, 3.7)
     ax = fig.add_subplot()
     for i, (name, y, s) in enumerate(views):
         prec, rec, _ = precision_recall_curve(y, s)
@@ -191,7 +191,7 @@ def plot_reliability(result: dict[str, Any]) -> str | None:
     views = _views_with_both_classes(result)
     if not views:
         return None
-    fig = _figure(6.2, 4.4)
+    fig = _figure(5.0, 3.7)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="#999", lw=1, ls=":", label="perfect calibration")
     edges = np.linspace(0, 1, 11)
@@ -234,7 +234,7 @@ def plot_bias_heatmap(view: str, report: dict[str, Any]) -> str | None:
         for j in range(3):
             v = matrix[i, j]
             ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7.5,
-                    color="black")
+                    color="white" if not np.isnan(v) and (v < 0.62 or v > 0.93) else "black")
     ax.set_title(f"Bias AUCs per identity group: {view} (worst first)")
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     return _png(fig)
@@ -267,7 +267,8 @@ body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin
 header{background:#1d2433;color:#fff;padding:24px 40px}
 header h1{margin:0 0 6px;font-size:24px;font-weight:600}
 header .sub{opacity:.75;font-size:14px}
-main{padding:24px 40px;max-width:1200px}
+main{padding:24px 40px;max-width:1280px}
+.scroll{overflow-x:auto}
 .cards{display:flex;gap:14px;flex-wrap:wrap;margin-bottom:20px}
 .card{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);min-width:150px}
 .card .k{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#6b7280}
@@ -277,9 +278,9 @@ section{background:#fff;border-radius:10px;padding:18px 22px;margin-bottom:20px;
 h2{font-size:18px;margin:0 0 12px}
 h3{font-size:15px;margin:18px 0 8px}
 table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{padding:6px 8px;border-bottom:1px solid #eceef3;text-align:right;white-space:nowrap}
+th,td{padding:5px 7px;border-bottom:1px solid #eceef3;text-align:right;white-space:nowrap}
 th{background:#f8f9fc;font-weight:600;color:#374151}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child{text-align:left;white-space:normal;max-width:300px}
 td.ci{color:#6b7280;font-size:11px}
 .note{color:#6b7280;font-size:12px}
 .plots{display:flex;flex-wrap:wrap;gap:16px}
@@ -349,7 +350,7 @@ def render_html(result: dict[str, Any]) -> str:
                      f"<th>threshold for precision ≥ {_fmt(target, 2)}</th></tr>{''.join(body)}</table>")
 
     sections = [
-        f"<section><h2>Metrics</h2>{metrics_table}<p class='note'>Values with 95% bootstrap intervals "
+        f"<section><h2>Metrics</h2><div class='scroll'>{metrics_table}</div><p class='note'>Values with 95% bootstrap intervals "
         f"({result['bootstrap']['n']} resamples, seed {result['bootstrap']['seed']}). Rows whose label for a "
         f"category is unknown are left out of that category. {html.escape(any_view.get('definition', ''))}.</p>"
         "</section>",
