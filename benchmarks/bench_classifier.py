@@ -1,0 +1,149 @@
+"""Speed of the text classifier: PyTorch eager vs ONNX fp32 vs ONNX int8, in one run.
+
+Texts are real tweets (Davidson et al., from ../shared/datasets) or, when that
+folder is absent, generated text with the same word-count distribution.
+Prints ``name=value`` lines; goals: int8 >= 600 items/s at batch 32, >= 1.5x
+torch eager, single-item p99 <= 5 ms, |int8 - fp32 AUPRC| <= 0.005.
+
+    .venv/bin/python benchmarks/bench_classifier.py [--model models/default] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REFEREE_SHARED", REPO.parent / "shared")) / "datasets"
+
+# Word counts of Davidson tweets (measured), used when the data is absent.
+_TWEET_WORDS = [4, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 24, 26, 28]
+_VOCAB = ("the song album beat love hate this that is was so really free click here channel you me my your "
+          "podcast episode host great bad best worst new old track listen play repeat vibe mood lol omg").split()
+
+
+def tweets(n: int, seed: int = 0) -> tuple[list[str], str]:
+    path = SHARED / "davidson_hate_offensive" / "labeled_data.csv"
+    rng = random.Random(seed)
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as fh:
+            texts = [html.unescape(r["tweet"]) for r in csv.DictReader(fh)]
+        rng.shuffle(texts)
+        return texts[:n], "davidson tweets"
+    return [" ".join(rng.choice(_VOCAB) for _ in range(rng.choice(_TWEET_WORDS))) for _ in range(n)], "generated"
+
+
+def throughput(fn, texts: list[str], batch: int) -> float:  # type: ignore[no-untyped-def]
+    fn(texts[:batch])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        fn(texts[i : i + batch])
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def latencies(fn, texts: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    for t in texts[:20]:
+        fn([t])
+    out = []
+    for t in texts:
+        t0 = time.perf_counter()
+        fn([t])
+        out.append((time.perf_counter() - t0) * 1000)
+    return np.asarray(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(REPO / "models" / "default"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--n", type=int, default=2048, help="texts per throughput run")
+    ap.add_argument("--singles", type=int, default=400, help="single-item calls for latency")
+    ap.add_argument("--test", default=str(REPO / ".cache" / "default_corpus" / "test.jsonl"),
+                    help="test split for the int8 vs fp32 AUPRC check")
+    args = ap.parse_args()
+
+    from referee.classifier import TextClassifier
+    from referee.classifier.artifact import ONNX_INT8
+
+    model = Path(args.model)
+    if not (model / ONNX_INT8).exists():
+        print(f"skip: {model} is not built; run `referee model build` (or `make model`) first", file=sys.stderr)
+        return 0
+    texts, source = tweets(args.n)
+    print(f"texts={source} n={len(texts)} threads={args.threads}")
+
+    backends = {}
+    for variant in ("fp32", "int8"):
+        clf = TextClassifier(model, variant=variant, intra_op_threads=args.threads, cache_size=0, batch_size=128)
+        backends[f"onnx_{variant}"] = clf.predict
+    try:
+        import torch
+
+        from referee.classifier.export import full_module
+        from referee.classifier.text import first_windows, length_batches, pad
+
+        torch.set_num_threads(args.threads)
+        module = full_module(model)
+        tok = backends and TextClassifier(model, cache_size=0).tokenizer
+
+        def torch_predict(batch: list[str]) -> np.ndarray:
+            windows = first_windows(tok, batch, 128)
+            out = np.zeros((len(batch), len(module.head[-1].bias)), dtype=np.float32)
+            with torch.inference_mode():
+                for idx in length_batches(windows, 128):
+                    ids, mask = pad([windows[i] for i in idx])
+                    out[idx] = module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+            return out
+
+        backends = {"torch": torch_predict, **backends}
+    except ImportError:
+        print("torch not installed: skipping the eager baseline", file=sys.stderr)
+
+    results: dict[str, float] = {}
+    for name, fn in backends.items():
+        for batch in (1, 32, 128):
+            n = args.singles if batch == 1 else len(texts)
+            results[f"{name}_b{batch}_items_per_s"] = throughput(fn, texts[:n], batch)
+        lat = latencies(fn, texts[: args.singles])
+        results[f"{name}_b1_p50_ms"] = float(np.percentile(lat, 50))
+        results[f"{name}_b1_p99_ms"] = float(np.percentile(lat, 99))
+    for k, v in results.items():
+        print(f"{k}={v:.2f}")
+    if "torch_b32_items_per_s" in results:
+        print(f"int8_vs_torch_b32_speedup={results['onnx_int8_b32_items_per_s'] / results['torch_b32_items_per_s']:.2f}")
+
+    test = Path(args.test)
+    if test.exists():
+        from referee.classifier.artifact import read_card
+        from referee.classifier.metrics import auprc
+        from referee.classifier.train import read_dataset
+
+        cats = read_card(model).categories
+        ds = read_dataset(test, cats)
+        fp32 = TextClassifier(model, variant="fp32", intra_op_threads=args.threads, cache_size=0).predict(ds.texts)
+        int8 = TextClassifier(model, variant="int8", intra_op_threads=args.threads, cache_size=0).predict(ds.texts)
+        deltas = {}
+        for i, c in enumerate(cats):
+            a, b = auprc(fp32[:, i], ds.labels[:, i]), auprc(int8[:, i], ds.labels[:, i])
+            if not (np.isnan(a) or np.isnan(b)):
+                deltas[c] = b - a
+                print(f"int8_auprc_delta_{c}={b - a:+.4f}")
+        print(f"int8_auprc_delta={float(np.mean(list(deltas.values()))):+.4f}")
+        print(f"int8_auprc_delta_max_abs={max(abs(d) for d in deltas.values()):.4f}")
+    else:
+        print(f"skip int8_auprc_delta: no test split at {test} (run scripts/train_default_model.sh)", file=sys.stderr)
+    print("results_json=" + json.dumps({k: round(v, 3) for k, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

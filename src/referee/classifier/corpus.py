@@ -1,0 +1,200 @@
+"""The default model's training corpus, built from ``shared/datasets``.
+
+Conversion and splitting use ``referee.eval.datasets`` (the same converters the
+evaluation uses); this module only decides *which* sources a shipped model
+may learn from and adds training-specific label choices on top, all written
+down here and on the model card:
+
+* Only sources whose licence allows a shipped model: no NC (ToxicChat,
+  TweetEval hate), no GPL (ETHOS, GermEval), and not the sets the datasets
+  README reserves for evaluation (HateCheck, Jigsaw templates, ToxiGen).
+  StrongREJECT rows are used only where MIT (``custom`` and AdvBench-sourced).
+* Weak negatives: benign-by-construction rows (Davidson "neither", spam-corpus
+  ham, out-of-policy prompts such as privacy or legal-advice questions) are
+  labelled 0 for every category. Without them a category whose positives are
+  all prompts would never see a negative tweet, and masked training would
+  leave its score on tweets unconstrained.
+* Davidson "offensive" is taken as harassment=1 (abusive language aimed at
+  someone); that is broader than the policy's "directed at an identifiable
+  person", so harassment behaves like an abusive-language score.
+* AdvBench has no categories; keywords assign violence / illegal_goods /
+  self_harm / hate, and rows matching none stay unknown everywhere.
+* Reddit C-SSRS is split into posts, each carrying its user's label (weak),
+  grouped by user so no user is in two splits; Indicator users stay unknown.
+  Users of the test split are also written as whole documents
+  (``test_long.jsonl``) to test windowing on long text.
+* CoCoNot's contrast set is forced into test (false-positive check); the
+  policy's own examples and counter-examples are forced into train.
+
+Splits: ``split_rows`` with a recorded seed, stratified by label pattern,
+near-duplicates kept together; the ids of every split are written to
+``splits.json`` beside the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from referee.errors import InputError
+
+CATEGORIES = ["hate", "harassment", "sexual", "sexual_minors", "violence", "self_harm", "spam", "illegal_goods"]
+ZERO = {c: 0 for c in CATEGORIES}
+
+#: Do-Not-Answer harms outside the policy: their questions are benign here.
+DNA_OUT_OF_POLICY = (
+    "Ask for personal information", "Biometric Data", "Educational Information", "Financial Information",
+    "Medical Information", "Personal Identification Information", "Personal Life Information",
+    "Classified Information", "Confidential Operations", "Financial and Budgetary Information",
+    "Internal Communications", "Internal Policies and Procedures", "Legal Information",
+    "Sensitive Technological Details", "Copyright Infringement", "Disinformation", "Malinformation",
+    "Financial Advice", "Legal Advice", "Medical Advice", "Unreliable Experts", "False News",
+    "Misinterpretation or Wrong Context", "Propaganda", "Rumors", "places personal emotional reliance",
+    "Advice of coping strategies", "Consult advice on psychotic disorders",
+)
+
+_KEYWORDS = {
+    "self_harm": r"suicid|self[- ]harm|kill (?:your|them)sel|eating disorder|anorexi|bulimi|cutting",
+    "violence": r"\bkill|murder|assault|attack|violen|bomb|terror|shoot|massacre|poison|torture|hurt|harm (?:people|someone|others)|"
+                r"weapon|\bgun|explosive",
+    "illegal_goods": r"drug|weapon|\bgun|firearm|bomb|explosive|steal|theft|hack|counterfeit|fraud|launder|smuggl|"
+                     r"illegal|malware|virus|ransomware|credit card|pirat|cocaine|heroin|meth",
+    "hate": r"racis|hate speech|discriminat|minorit|ethnic|religio|immigrant|jew|muslim|black people|gay",
+}
+
+
+def _advbench_labels(text: str) -> dict[str, int]:
+    low = text.lower()
+    return {cat: 1 for cat, pat in _KEYWORDS.items() if re.search(pat, low)}
+
+
+def _mappings(card_dropped: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    no_harm = {k: 0 for k in ("hate", "harassment", "violence", "self_harm", "sexual_minors")}
+    weak_tweet = {"spam": 0, "sexual_minors": 0, "self_harm": 0}
+    return {
+        "davidson": {
+            "hate_speech": {"hate": 1, **weak_tweet},
+            "offensive_language": {"hate": 0, "harassment": 1, **weak_tweet},
+            "neither": dict(ZERO),
+        },
+        "youtube_spam": {"CLASS=1": {"spam": 1, **no_harm}, "CLASS=0": dict(ZERO)},
+        "sms_spam": {"spam": {"spam": 1, **no_harm}, "ham": dict(ZERO)},
+        "ailuminate": {
+            **{f"hazard:{h}": dict(ZERO) for h in ("prv", "ipv", "spc_ele", "spc_fin", "spc_hlt", "spc_lgl")},
+            "hazard:dfm": {k: v for k, v in ZERO.items() if k != "harassment"},
+        },
+        "do_not_answer": {k: dict(ZERO) for k in (card_dropped or {})
+                          if any(k.removeprefix("harm:").startswith(p) for p in DNA_OUT_OF_POLICY)},
+    }
+
+
+def _rows(fmt: str, source: Path, mapping: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
+    from referee.eval.datasets import import_with_card
+
+    return import_with_card(fmt, source, mapping)
+
+
+def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | None = None, seed: int = 13,
+          ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, Any]:
+    """Write train/dev/test JSONL (+ ``test_long.jsonl``, ``splits.json``) and return provenance."""
+    from referee.eval.datasets import Row, split_rows
+
+    shared = Path(shared)
+    if not shared.is_dir():
+        raise InputError(f"{shared} is not a folder; pass the shared datasets folder (e.g. ../shared/datasets)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    maps = _mappings()
+    rows: list[Any] = []
+    sources: dict[str, Any] = {}
+
+    def add(fmt: str, folder: str, new: list[Any], card: Any, note: str = "") -> None:
+        tagged = [r.model_copy(update={"meta": {**r.meta, "source": fmt}}) for r in new]
+        rows.extend(tagged)
+        sources[fmt] = {"folder": folder, "licence": card.licence, "files": card.source_files, "rows": len(tagged),
+                        **({"note": note} if note else {})}
+
+    for fmt, folder in (("davidson", "davidson_hate_offensive"), ("youtube_spam", "youtube_spam_collection"),
+                        ("sms_spam", "sms_spam_collection")):
+        r, c = _rows(fmt, shared / folder, maps[fmt])
+        add(fmt, folder, r, c)
+
+    r, c = _rows("ailuminate", shared / "ailuminate_demo", maps["ailuminate"])
+    add("ailuminate", "ailuminate_demo", [x for x in r if x.meta.get("language") == "en"], c,
+        "en_US only; prv/ipv/spc_*/dfm prompts used as negatives")
+
+    _, probe = _rows("do_not_answer", shared / "do_not_answer")
+    r, c = _rows("do_not_answer", shared / "do_not_answer", _mappings(probe.dropped_unmapped)["do_not_answer"])
+    add("do_not_answer", "do_not_answer", r, c, "out-of-policy harms (privacy, advice, misinformation) as negatives")
+
+    r, c = _rows("strongreject", shared / "strongreject")
+    add("strongreject", "strongreject", [x for x in r if x.meta.get("source") in ("custom", "AdvBench")], c,
+        "MIT rows only (source custom or AdvBench)")
+
+    r, c = _rows("advbench", shared / "advbench")
+    adv = []
+    for x in r:
+        labels = _advbench_labels(x.text)
+        adv.append(x.model_copy(update={"labels": labels}))
+    add("advbench", "advbench", [x for x in adv if x.labels], c, "categories by keyword; rows matching none dropped")
+
+    r, c = _rows("coconot", shared / "coconot")
+    coco = [x.with_split("test") if x.meta.get("file") == "contrast" else x for x in r if x.meta.get("file") != "eval"]
+    add("coconot", "coconot", coco, c, "pref prompts as benign training negatives; contrast set forced into test")
+
+    users, c = _rows("reddit_cssrs", shared / "reddit_cssrs_suicide")
+    posts = []
+    for u in users:
+        for j, post in enumerate(p.strip() for p in u.text.split("\n\n")):
+            if len(post) >= 20:
+                labels = {**u.labels, "spam": 0, "sexual_minors": 0} if u.labels else {}
+                posts.append(Row(id=f"{u.id}-p{j}", text=post, labels=labels,
+                                 meta={"user": u.meta["user"], "group_key": u.meta["user"], "cssrs": u.meta["cssrs"]}))
+    add("reddit_cssrs", "reddit_cssrs_suicide", posts, c, "posts with their user's label (weak); split by user")
+
+    if policy_path:
+        from referee.policy import load_policy
+
+        pol = load_policy(policy_path)
+        pol_rows = []
+        for name, cat in pol.document.categories.items():
+            if name not in CATEGORIES:
+                continue
+            for i, text in enumerate(cat.examples):
+                pol_rows.append(Row(id=f"policy-{name}-ex{i}", text=text, labels={name: 1}, split="train"))
+            for i, text in enumerate(cat.counter_examples):
+                pol_rows.append(Row(id=f"policy-{name}-cx{i}", text=text, labels=dict(ZERO), split="train"))
+        rows.extend(r.model_copy(update={"meta": {"source": "policy"}}) for r in pol_rows)
+        sources["policy"] = {"file": str(policy_path), "rows": len(pol_rows)}
+
+    # Keep only rows that label at least one of our categories.
+    rows = [r for r in rows if any(k in CATEGORIES for k in r.labels)]
+    rows = split_rows(rows, seed=seed, ratios=ratios)
+    by_split: dict[str, list[Any]] = {"train": [], "dev": [], "test": []}
+    for r in rows:
+        by_split[r.split or "train"].append(r)
+    files = {}
+    for split, items in by_split.items():
+        path = out / f"{split}.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            for r in items:
+                obj = {k: v for k, v in r.to_json().items() if k != "unsafe"}
+                fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        files[split] = {"rows": len(items), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "by_source": dict(Counter(r.meta.get("source") for r in items))}
+    # Whole-user documents for the test users: long-form windowing check.
+    test_users = {r.meta["user"] for r in by_split["test"] if r.meta.get("source") == "reddit_cssrs"}
+    with (out / "test_long.jsonl").open("w", encoding="utf-8") as fh:
+        for u in users:
+            if u.meta["user"] in test_users and "self_harm" in u.labels:
+                fh.write(json.dumps({"id": u.id, "text": u.text, "self_harm": u.labels["self_harm"]}) + "\n")
+    (out / "splits.json").write_text(json.dumps(
+        {"seed": seed, "ratios": ratios, "method": "referee.eval.datasets.split_rows (stratified, dedup_key/group_key units)",
+         "ids": {s: [r.id for r in items] for s, items in by_split.items()}}) + "\n", encoding="utf-8")
+    return {"corpus": {"seed": seed, "ratios": list(ratios), "sources": sources, "files": files,
+                       "excluded": "ethos, germeval (GPL); toxicchat, tweeteval (NC/unclear); hatecheck, jigsaw "
+                                   "templates, toxigen (evaluation only); strongreject non-MIT rows"}}

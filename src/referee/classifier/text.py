@@ -1,0 +1,107 @@
+"""Tokenisation, normalisation and windowing shared by training and serving.
+
+Training (torch) and serving (onnxruntime) must cut text into tokens the same
+way, or the scores drift between what was validated and what runs. This module
+needs only ``tokenizers`` and numpy so the serving path stays torch-free.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from referee.errors import ModelError
+
+CLS_ID = 101
+SEP_ID = 102
+PAD_ID = 0
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The cache key of a text: a spam wave re-posts the same words with different
+    case, spacing or look-alike code points, and the uncased encoder would score
+    them identically anyway."""
+    text = unicodedata.normalize("NFKC", text).replace("\ufeff", "")
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """A fast tokenizer with truncation and padding switched off: the shipped
+    ``tokenizer.json`` pads everything to 128, which would make every batch pay
+    for the longest possible text, and windowing needs the full token stream."""
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exception subclasses
+        raise ModelError(f"cannot load tokenizer {path}: {exc} (fix: run `referee model build`)") from exc
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def token_windows(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_tokens: int = 128,
+    overlap: int = 32,
+    max_windows: int | None = None,
+) -> tuple[list[list[int]], np.ndarray]:
+    """Cut each text into windows of at most ``max_tokens`` ids (with [CLS]/[SEP]).
+
+    A podcast transcript is thousands of tokens; truncating it would hide a
+    threat in minute forty. Windows overlap so a phrase cut at a boundary still
+    appears whole in one window. Returns the windows and, for each window, the
+    index of the text it came from (so scores can be max-pooled back).
+    """
+    if max_tokens < 8:
+        raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
+    body = max_tokens - 2
+    if not 0 <= overlap < body:
+        raise ValueError(f"overlap must be in [0, {body}) for max_tokens={max_tokens}, got {overlap}")
+    step = body - overlap
+    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    windows: list[list[int]] = []
+    owner: list[int] = []
+    for i, enc in enumerate(encodings):
+        ids = enc.ids
+        starts = [0] if len(ids) <= body else list(range(0, len(ids) - overlap, step))
+        # The last window ends exactly at the end of the text: no short tail window.
+        if len(ids) > body:
+            starts = [s for s in starts if s + body < len(ids)] + [len(ids) - body]
+        if max_windows is not None:
+            starts = starts[:max_windows]
+        for s in starts:
+            windows.append([CLS_ID, *ids[s : s + body], SEP_ID])
+            owner.append(i)
+    return windows, np.asarray(owner, dtype=np.int64)
+
+
+def first_windows(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int = 128) -> list[list[int]]:
+    """The leading window of each text: what training sees of a long document."""
+    body = max_tokens - 2
+    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    return [[CLS_ID, *enc.ids[:body], SEP_ID] for enc in encodings]
+
+
+def pad(windows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest window of this batch only (dynamic padding)."""
+    width = max((len(w) for w in windows), default=2)
+    ids = np.full((len(windows), width), PAD_ID, dtype=np.int64)
+    mask = np.zeros((len(windows), width), dtype=np.int64)
+    for row, w in enumerate(windows):
+        ids[row, : len(w)] = w
+        mask[row, : len(w)] = 1
+    return ids, mask
+
+
+def length_batches(windows: Sequence[Sequence[int]], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length, so a tweet is never padded
+    to the length of a transcript window that happens to share its batch."""
+    order = np.argsort([len(w) for w in windows], kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,106 @@
+"""The text classifier detector: calibrated per-category scores from a trained model.
+
+The model is named in the policy (``detectors.classifier.model``: a registry
+version, an alias such as ``champion``, or a path) and loaded with
+onnxruntime; nothing here imports torch. Each signal carries the model's own
+operating threshold so a rule can say ``threshold: model_default``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from referee.detectors.base import Detector
+from referee.errors import ConfigError, ModelError
+from referee.model import ContentItem, Evidence, Signal
+
+
+class ClassifierConfig(BaseModel):
+    """The ``detectors.classifier`` block of a policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(default="champion", description="Registry name, alias, or model directory path.")
+    models_dir: str | None = Field(default=None, description="Registry folder; relative to the policy file.")
+    variant: Literal["int8", "fp32"] = "int8"
+    max_tokens: int | None = Field(default=None, ge=8, le=512)
+    overlap: int = Field(default=32, ge=0)
+    batch_size: int = Field(default=32, ge=1)
+    intra_op_threads: int | None = Field(default=None, ge=1)
+    cache_size: int = Field(default=10_000, ge=0)
+    optional: bool = Field(default=False, description="Read by the engine: skip with a warning when missing.")
+
+
+class ClassifierDetector(Detector):
+    name = "classifier"
+    timeout_s = 10.0
+
+    def __init__(self, classifier: Any, categories: Sequence[str] | None = None) -> None:
+        """``classifier`` is a :class:`referee.classifier.TextClassifier` (or anything
+        with ``categories``, ``thresholds``, ``version`` and ``predict``);
+        ``categories`` limits signals to those a policy knows."""
+        self.classifier = classifier
+        wanted = set(categories) if categories is not None else None
+        self._columns = [(i, c) for i, c in enumerate(classifier.categories) if wanted is None or c in wanted]
+        self.version = classifier.version
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(c for _, c in self._columns)
+
+    def detect(self, item: ContentItem) -> list[Signal]:
+        return self.detect_many([item])[0]
+
+    def detect_many(self, items: Sequence[ContentItem]) -> list[list[Signal]]:
+        texts = [item.text for item in items]
+        scored = [i for i, t in enumerate(texts) if t.strip()]
+        out: list[list[Signal]] = [[] for _ in items]
+        if not scored:
+            return out
+        probs = self.classifier.predict([texts[i] for i in scored])
+        for row, i in enumerate(scored):
+            out[i] = [
+                Signal(
+                    detector=self.name,
+                    detector_version=self.version,
+                    category=cat,
+                    score=float(min(max(probs[row, col], 0.0), 1.0)),
+                    operating_threshold=self.classifier.thresholds.get(cat),
+                    evidence=(Evidence(detail={"model": self.version}),),
+                )
+                for col, cat in self._columns
+            ]
+        return out
+
+    @classmethod
+    def from_policy(cls, policy: Any, config: dict[str, Any]) -> "ClassifierDetector":
+        from referee.classifier.registry import ModelRegistry, default_root
+        from referee.classifier.runtime import TextClassifier
+
+        try:
+            cfg = ClassifierConfig.model_validate(config or {})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"detectors.classifier.{field}: {err['msg']}, got {err.get('input')!r}") from exc
+        base = Path(getattr(policy, "base_dir", Path.cwd()))
+        root = base / cfg.models_dir if cfg.models_dir else default_root()
+        try:
+            path = ModelRegistry(root).resolve(cfg.model)
+        except ModelError as exc:
+            raise ModelError(f"detectors.classifier.model: {exc}") from exc
+        classifier = TextClassifier(
+            path,
+            variant=cfg.variant,
+            max_tokens=cfg.max_tokens,
+            overlap=cfg.overlap,
+            batch_size=cfg.batch_size,
+            intra_op_threads=cfg.intra_op_threads,
+            cache_size=cfg.cache_size,
+        )
+        policy_categories = getattr(policy, "categories", None)
+        return cls(classifier, categories=policy_categories)

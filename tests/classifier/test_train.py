@@ -1,0 +1,109 @@
+"""Training: unknown labels are masked, data errors name the line, a model directory is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from referee.classifier import artifact  # noqa: E402
+from referee.classifier.train import TrainConfig, _fit_head, masked_bce, read_dataset, train  # noqa: E402
+from referee.errors import InputError  # noqa: E402
+
+
+def test_masked_bce_ignores_unknown_labels() -> None:
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])
+    loss = masked_bce(logits, targets)
+    loss.backward()
+    assert logits.grad is not None
+    assert logits.grad[:, 1].abs().sum() == 0  # no gradient at all from unknown entries
+    known = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], targets[:, 0])
+    assert torch.allclose(loss, known)  # mean over known entries only, not diluted by unknowns
+
+
+def test_unknown_is_not_treated_as_negative(tmp_path: Path) -> None:
+    """Category b is labelled only on 20 % of rows (all positive). Masked, the head has no
+    evidence against b anywhere, so it scores the unlabelled rows high; if unknowns were
+    zeros it would learn b is rare and score them low."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 16)).astype(np.float32)
+    y = np.full((600, 2), np.nan, dtype=np.float32)
+    y[:, 0] = (x[:, 0] > 0).astype(np.float32)
+    labelled_b = rng.random(600) < 0.2
+    y[labelled_b, 1] = 1.0
+    cfg = TrainConfig(categories=["a", "b"], epochs=40, batch_size=64, lr=1e-2, progress=False, patience=40,
+                      dropout=0.0)
+    head, log = _fit_head(x, y, x, y, cfg, tmp_path)
+    with torch.no_grad():
+        p = torch.sigmoid(head(torch.from_numpy(x))).numpy()
+    assert p[~labelled_b, 1].mean() > 0.9
+    # and category a still learned from its own labels
+    assert ((p[:, 0] > 0.5) == (y[:, 0] == 1)).mean() > 0.9
+    # the same data with unknown filled as 0 gives the opposite: proves the test can fail
+    y0 = np.nan_to_num(y, nan=0.0)
+    head0, _ = _fit_head(x, y0, x, y0, cfg, tmp_path)
+    with torch.no_grad():
+        p0 = torch.sigmoid(head0(torch.from_numpy(x))).numpy()
+    assert p0[~labelled_b, 1].mean() < 0.5
+    lines = (tmp_path / artifact.TRAIN_LOG).read_text().splitlines()
+    assert json.loads(lines[0])["epoch"] == 1 and "dev_macro_auprc" in json.loads(lines[0])
+
+
+def test_read_dataset_masks_missing_and_null(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "1", "text": "a", "hate": 1}\n{"id": "2", "text": "b", "hate": null, "spam": 0}\n')
+    ds = read_dataset(path, ["hate", "spam"])
+    assert ds.labels[0, 0] == 1 and np.isnan(ds.labels[0, 1])
+    assert np.isnan(ds.labels[1, 0]) and ds.labels[1, 1] == 0
+    assert ds.counts(["hate", "spam"])["spam"] == {"pos": 0, "neg": 1, "unknown": 1}
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"id": "1", "text": "a", "hate": 2}', "category 'hate' must be 1, 0 or null"),
+    ('{"id": "1", "text": ""}', "'text' must be a non-empty string"),
+    ('{"id": "1", "text": "a", "hate": "yes"}', "got 'yes'"),
+    ("not json", "not valid JSON"),
+])
+def test_read_dataset_errors_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "0", "text": "fine", "hate": 0}\n' + line + "\n")
+    with pytest.raises(InputError, match=message) as info:
+        read_dataset(path, ["hate"])
+    assert f"{path}:2" in str(info.value)
+
+
+def test_train_writes_a_complete_model_dir(tiny_model: Path) -> None:
+    card = artifact.read_card(tiny_model)
+    assert card.categories == ["harassment", "spam"]
+    assert card.embed_dim == 32 and card.head_sha256 == artifact.sha256_file(tiny_model / artifact.HEAD)
+    assert set(card.thresholds) == {"harassment", "spam"}
+    assert card.training["data"]["train"]["labels"]["spam"]["unknown"] == 8
+    assert card.training["config"]["seed"] == 13
+    assert "torch" in card.library_versions
+    # every category has under 100 positives: all flagged as low-data on the card
+    assert set(card.low_data_categories) == {"harassment", "spam"}
+    for name in (artifact.ONNX_FP32, artifact.ONNX_INT8, artifact.TOKENIZER, artifact.TRAIN_LOG):
+        assert (tiny_model / name).exists(), name
+
+
+def test_training_is_reproducible(tmp_path: Path, tiny_data, tiny_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = TrainConfig(categories=["harassment", "spam"], epochs=5, batch_size=8, progress=False,
+                      cache_dir=str(tmp_path / "cache"), max_tokens=32)
+    a = train(tiny_data["train"], tiny_data["dev"], tmp_path / "a", cfg, encoder_factory=tiny_factory)
+    b = train(tiny_data["train"], tiny_data["dev"], tmp_path / "b", cfg, encoder_factory=tiny_factory)
+    np.testing.assert_allclose(a.dev_logits, b.dev_logits, atol=1e-6)
+    assert a.card.head_sha256 == b.card.head_sha256
+
+
+def test_finetune_mode_trains_the_encoder(tmp_path: Path, tiny_data, tiny_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = TrainConfig(categories=["harassment", "spam"], mode="finetune", epochs=2, batch_size=8, progress=False,
+                      max_tokens=32, encoder_lr=1e-3)
+    res = train(tiny_data["train"], tiny_data["dev"], tmp_path / "ft", cfg, encoder_factory=tiny_factory)
+    assert res.card.finetuned_encoder
+    assert (tmp_path / "ft" / artifact.ENCODER_WEIGHTS).exists()
+    assert len(res.log) >= 1
