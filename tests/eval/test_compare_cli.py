@@ -158,3 +158,38 @@ def test_cli_data_import_split_card(tmp_path: Path) -> None:
 def test_cli_help_and_listing(cmd: list[str]) -> None:
     res = runner.invoke(_app(), cmd)
     assert res.exit_code == 0, res.output
+
+
+def test_engine_scores_by_decision_and_suite_runs(tmp_path: Path, policy_file: Path) -> None:
+    app = _app()
+    data = _dataset(tmp_path)
+    res = runner.invoke(app, ["eval", "run", "--data", str(data), "--detector", "engine", "--policy",
+                              str(policy_file), "--out", str(tmp_path / "e.json"), "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["detector"]["kind"] == "engine" and result["detector"]["detector_versions"] == {"words": "w1"}
+    scores = result["predictions"]["scores"]
+    assert scores["hate"][0] == 1.0 and scores["hate"][2] == 0.0  # 'you vile vermin' flagged, 'lovely' not
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("tests:\n"
+                     "  - {name: vile is held, text: you vile vermin, surface: comment, expect: hold_for_review,"
+                     " expect_categories: [hate]}\n"
+                     "  - {name: lovely is allowed, text: they are lovely, expect: allow}\n")
+    res = runner.invoke(app, ["eval", "suite", str(suite), "--policy", str(policy_file), "--out",
+                              str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "s.json").read_text())["passed"] == 2
+    suite.write_text("tests:\n  - {name: wrong on purpose, text: they are lovely, expect: remove}\n")
+    res = runner.invoke(app, ["eval", "suite", str(suite), "--policy", str(policy_file)])
+    assert res.exit_code == 1
+
+
+def test_docs_list_every_format_and_mapping_key() -> None:
+    from referee.eval.datasets import FORMATS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    for name, fmt in FORMATS.items():
+        assert f"### `{name}`" in docs, name
+        assert fmt.licence in docs, name
+        for key in fmt.mapping:
+            assert f"| `{key}` |" in docs, (name, key)

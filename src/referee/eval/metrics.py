@@ -207,8 +207,7 @@ def binary_report(
                   "hi": _num(hi) if value is not None else None}
     if n_pos == 0 or n_pos == p.n:
         only = "positive" if n_pos else "negative"
-        out["note"] = (f"only {only} rows have a known label here, so AUPRC and ROC-AUC are undefined"
-                       if p.n else "no rows with a known label")
+        out["note"] = (f"only {only}s labelled: AUPRC and ROC-AUC undefined" if p.n else "no rows with a known label")
     out["at_target_precision"] = threshold_for_precision(y_arr, s_arr, target_precision)
     return out
 

@@ -280,7 +280,7 @@ h3{font-size:15px;margin:18px 0 8px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:5px 7px;border-bottom:1px solid #eceef3;text-align:right;white-space:nowrap}
 th{background:#f8f9fc;font-weight:600;color:#374151}
-td:first-child,th:first-child{text-align:left;white-space:normal;max-width:300px}
+td:first-child,th:first-child{text-align:left;white-space:normal;min-width:170px;max-width:320px}
 td.ci{color:#6b7280;font-size:11px}
 .note{color:#6b7280;font-size:12px}
 .plots{display:flex;flex-wrap:wrap;gap:16px}
