@@ -64,7 +64,7 @@ def _parse_ratios(text: str) -> tuple[float, float, float]:
         raise ConfigError(f"--ratios must look like 0.8,0.1,0.1, got {text!r}") from None
     if len(parts) != 3:
         raise ConfigError(f"--ratios needs three numbers (train,dev,test), got {text!r}")
-    return parts  # type: ignore[return-value]
+    return parts[0], parts[1], parts[2]
 
 
 @data_app.command("split")

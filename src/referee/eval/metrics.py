@@ -69,7 +69,8 @@ class Prepared:
 
 def _safe_div(a: Floats, b: Floats) -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+        out: Floats = np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+    return out
 
 
 def weighted_metrics(p: Prepared, w: Floats, threshold: float) -> dict[str, Floats]:
@@ -152,7 +153,7 @@ def _ci(values: Floats, level: float = 0.95) -> tuple[float | None, float | None
     return float(lo), float(hi)
 
 
-def _num(x: float) -> float | None:
+def _num(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
 
@@ -228,7 +229,8 @@ class Labelled:
     def any_scores(self) -> Floats:
         if not self.categories:
             return np.zeros(len(self.ids))
-        return np.max(np.vstack([self.scores[c] for c in self.categories]), axis=0)
+        top: Floats = np.max(np.vstack([self.scores[c] for c in self.categories]), axis=0)
+        return top
 
 
 def evaluate(
