@@ -110,8 +110,11 @@ def moderate(
 
 
 def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str], engine: Engine) -> None:
-    table = Table(title=f"{n} items moderated, {n_bad} rejected  ·  policy {engine.policy.id}@{engine.policy.version}  ·  "
-                        f"detectors {', '.join(f'{k}@{v}' for k, v in engine.detector_versions.items()) or 'none'}")
+    table = Table(
+        title=f"{n} items moderated, {n_bad} rejected",
+        caption=f"policy {engine.policy.id}@{engine.policy.version}; detectors "
+        + (", ".join(f"{k}@{v}" for k, v in engine.detector_versions.items()) or "none"),
+    )
     table.add_column("action")
     table.add_column("items", justify="right")
     table.add_column("share", justify="right")
