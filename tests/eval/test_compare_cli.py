@@ -111,6 +111,10 @@ def test_cli_eval_run_compare_gate(tmp_path: Path, policy_file: Path) -> None:
                               "--bootstrap", "100"])
     assert res.exit_code == 0, res.output
     assert "paired bootstrap" in res.output
+    res = runner.invoke(app, ["eval", "summary", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                              "--markdown", str(tmp_path / "s.md")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.md").read_text().count("| small |") == 2
     res = runner.invoke(app, ["eval", "gate", "--baseline", str(tmp_path / "a.json"), "--candidate",
                               str(tmp_path / "a.json"), "--bootstrap", "50"])
     assert res.exit_code == 0, res.output

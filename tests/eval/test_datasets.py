@@ -50,6 +50,8 @@ def test_null_label_means_unknown(tmp_path: Path) -> None:
         ('{"id": "a", "text": "x", "hate": 2}', "must be 0, 1 or null"),
         ('{"id": "a", "text": "x", "split": "val"}', "split"),
         ('{"id": "", "text": "x"}', "id"),
+        ('{"id": "a", "text": "x", "groups": "women"}', "groups must be a list"),
+        ('{"id": "a"}', "text"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:

@@ -7,14 +7,21 @@ absent; each takes well under a few seconds.
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
 import pytest
 
-from referee.eval.datasets import FORMATS, import_with_card, label_distribution
+from referee.eval.datasets import FORMATS, DatasetCard, Row, import_with_card, label_distribution
 
 from .conftest import DATASETS, needs_shared
 
 pytestmark = pytest.mark.shared
+
+
+@lru_cache(maxsize=None)
+def _imported(fmt: str) -> tuple[list[Row], DatasetCard]:
+    """Each source converted once per test session (Jigsaw alone is 76k rows)."""
+    return import_with_card(fmt, DATASETS / FORMATS[fmt].shared_path)
 
 # format -> (rows, {label key: (positives, negatives)}) as documented in each SOURCE.md
 # (after the documented filtering, merging of duplicates and dropping of out-of-policy records).
@@ -46,7 +53,7 @@ def test_shared_dataset_imports(fmt: str) -> None:
     folder = DATASETS / spec.shared_path
     if not folder.exists():
         pytest.skip(f"needs {folder} (set REFEREE_SHARED to the shared folder); not present here")
-    rows, card = import_with_card(fmt, folder)
+    rows, card = _imported(fmt)
     n, labels = EXPECTED[fmt]
     assert len(rows) == n
     dist = label_distribution(rows)
@@ -61,7 +68,7 @@ def test_shared_dataset_imports(fmt: str) -> None:
 
 @needs_shared("hatecheck")
 def test_hatecheck_keeps_functionality_and_groups() -> None:
-    rows, _ = import_with_card("hatecheck", DATASETS / "hatecheck")
+    rows, _ = _imported("hatecheck")
     first = rows[0]
     assert first.text == "I hate women. " and first.labels == {"hate": 1}
     assert first.groups == ("women",) and first.meta["functionality"] == "derog_neg_emote_h"
@@ -71,13 +78,13 @@ def test_hatecheck_keeps_functionality_and_groups() -> None:
 
 @needs_shared("tweeteval")
 def test_tweeteval_keeps_official_splits() -> None:
-    rows, _ = import_with_card("tweeteval_hate", DATASETS / "tweeteval")
+    rows, _ = _imported("tweeteval_hate")
     assert Counter(r.split for r in rows) == {"train": 9000, "dev": 1000, "test": 2970}
 
 
 @needs_shared("toxigen")
 def test_toxigen_is_deduplicated_with_groups() -> None:
-    rows, card = import_with_card("toxigen", DATASETS / "toxigen")
+    rows, card = _imported("toxigen")
     assert len({r.text.strip() for r in rows}) == len(rows)
     assert all(r.groups for r in rows)
     assert "women" in {g for r in rows for g in r.groups}
@@ -85,7 +92,7 @@ def test_toxigen_is_deduplicated_with_groups() -> None:
 
 @needs_shared("jigsaw_sentence_templates")
 def test_jigsaw_groups_match_longest_identity_first() -> None:
-    rows, _ = import_with_card("jigsaw_templates", DATASETS / "jigsaw_sentence_templates")
+    rows, _ = _imported("jigsaw_templates")
     groups = Counter(g for r in rows for g in r.groups)
     assert "african american" in groups and "middle aged" in groups
     # Only the 864 "you_occupation" templates name no identity.

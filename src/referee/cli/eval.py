@@ -243,7 +243,7 @@ def summary(
     from referee.eval.report import read_result
 
     header = ["dataset", "detector", "split", "rows", "category AUPRC", "macro AUPRC", "micro F1", "micro FPR",
-              "any-unsafe recall", "any-unsafe FPR"]
+              "any-unsafe AUPRC", "any-unsafe recall", "any-unsafe FPR"]
     lines: list[list[str]] = []
     for path in results:
         try:
@@ -260,6 +260,7 @@ def summary(
             Path(r["dataset"]["path"] or path).stem, f"{r['detector'].get('name')}", str(r["dataset"]["split"]),
             str(r["dataset"]["rows"]), per_cat or recall_only or "–", _f(met["macro"]["auprc"]["value"]),
             _f((met["micro"].get("f1") or {}).get("value")), _f((met["micro"].get("fpr") or {}).get("value")),
+            _f(any_view["auprc"]["value"]),
             _f(any_view["recall"]["value"]) if any_view["n"] else "–",
             _f(any_view["fpr"]["value"]) if any_view["n"] else "–",
         ])

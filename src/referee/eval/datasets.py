@@ -134,11 +134,14 @@ class Row(BaseModel):
                 f"unknown field {unknown[0]!r}; a row has id, text, groups, split, meta and "
                 f"category labels ({', '.join(LABEL_KEYS)})"
             )
+        groups = data.get("groups") or ()
+        if isinstance(groups, str) or not isinstance(groups, list | tuple):
+            raise ValueError(f"groups must be a list of group names such as [\"women\"], got {groups!r}")
         return cls(
             id=str(data.get("id", "")),
             text=data.get("text"),  # type: ignore[arg-type]
             labels=labels,
-            groups=tuple(data.get("groups") or ()),
+            groups=tuple(str(g) for g in groups),
             split=data.get("split"),
             meta=data.get("meta") or {},
         )
