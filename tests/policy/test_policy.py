@@ -146,3 +146,15 @@ def test_rule_threshold_model_default_is_allowed() -> None:
     p = Policy.from_yaml(SMALL_POLICY.replace("threshold: 0.5, action: hold_for_review}", "threshold: model_default, action: hold_for_review}"))
     assert p.rules_for("comment")[1].threshold == "model_default"
     assert p.rules_for("comment")[1].action is Action.hold_for_review
+
+
+def test_default_policy_passes_its_own_tests_with_the_lexicon() -> None:
+    """The shipped policy's unit tests hold with the detector every install has."""
+    from referee.engine import Engine
+    from referee.engine.suite import run_cases
+
+    policy = Policy.from_file(REPO / "policies" / "default.yaml")
+    with Engine.from_policy(policy, only=["lexicon"]) as engine:
+        results = run_cases(engine, policy.tests())
+    assert len(results) >= 10
+    assert [r.why for r in results if not r.passed] == []
