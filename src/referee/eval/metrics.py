@@ -209,7 +209,8 @@ def binary_report(
     if n_pos == 0 or n_pos == p.n:
         only = "positive" if n_pos else "negative"
         out["note"] = (f"only {only}s labelled: AUPRC and ROC-AUC undefined" if p.n else "no rows with a known label")
-    out["at_target_precision"] = threshold_for_precision(y_arr, s_arr, target_precision)
+    out["at_target_precision"] = (threshold_for_precision(y_arr, s_arr, target_precision) if not single_class
+                                  else {"target_precision": target_precision, "threshold": None, "recall": None})
     return out
 
 
@@ -293,8 +294,14 @@ def _micro(data: Labelled, thresholds: Mapping[str, float], n_boot: int, seed: i
             for m in METRICS:
                 boots[m].append(a[m] if m in RANKING or m in ("brier", "ece") else b[m])
     out: dict[str, Any] = {"n": int(p.n), "positives": int(y.sum())}
+    single_class = y.min() == y.max()
+    if single_class:
+        out["note"] = "only one class labelled: AUPRC and ROC-AUC undefined"
     for m in METRICS:
         value = point[m][0] if m in RANKING or m in ("brier", "ece") else point_thr[m][0]
+        if single_class and m in RANKING:
+            value = np.nan
         lo, hi = _ci(np.concatenate(boots[m])) if boots[m] else (None, None)
-        out[m] = {"value": _num(value), "lo": _num(lo), "hi": _num(hi)}
+        known = _num(value) is not None
+        out[m] = {"value": _num(value), "lo": _num(lo) if known else None, "hi": _num(hi) if known else None}
     return out

@@ -256,7 +256,8 @@ def plot_functional(report: dict[str, Any]) -> str | None:
     ax.set_xlim(0, 1)
     ax.axvline(0.5, color="#999", lw=0.8, ls=":")
     ax.set_xlabel("accuracy")
-    ax.set_title("Accuracy per functionality (blue: should flag, orange: contrast, should not)")
+    by = "functionality" if report.get("grouped_by") == "functionality" else "source label"
+    ax.set_title(f"Accuracy per {by} (blue: should flag, orange: should not)")
     _style(ax)
     return _png(fig)
 
@@ -315,10 +316,13 @@ def render_html(result: dict[str, Any]) -> str:
     title = f"{det.get('name')} on {Path(ds.get('path') or 'dataset').name}"
     any_view = met["any_unsafe"]
     cards = []
-    for key, label in (("auprc", "AUPRC"), ("roc_auc", "ROC-AUC"), ("f1", "F1"), ("fpr", "FPR")):
+    for key, label in (("auprc", "AUPRC"), ("roc_auc", "ROC-AUC"), ("recall", "recall"), ("f1", "F1"),
+                       ("fpr", "FPR")):
         usable = any_view.get(key, {}).get("value") is not None and not any_view.get("note")
-        src = any_view if usable else met["micro"]
+        src = any_view if usable else met["micro"] or {}
         m = src.get(key) or {}
+        if m.get("value") is None:
+            continue
         which = "any unsafe" if src is any_view else "micro"
         ci = f"{_fmt(m.get('lo'))}–{_fmt(m.get('hi'))}" if m.get("lo") is not None else ""
         cards.append(f"<div class='card'><div class='k'>{label} · {which}</div><div class='v'>{_fmt(m.get('value'))}"
@@ -354,9 +358,13 @@ def render_html(result: dict[str, Any]) -> str:
         f"({result['bootstrap']['n']} resamples, seed {result['bootstrap']['seed']}). Rows whose label for a "
         f"category is unknown are left out of that category. {html.escape(any_view.get('definition', ''))}.</p>"
         "</section>",
-        f"<section><h2>Curves</h2><div class='plots'>{_img(plot_pr_curves(result), 'PR curves')}"
-        f"{_img(plot_reliability(result), 'reliability')}</div></section>",
     ]
+    curves = _img(plot_pr_curves(result), "PR curves") + _img(plot_reliability(result), "reliability")
+    if curves:
+        sections.append(f"<section><h2>Curves</h2><div class='plots'>{curves}</div></section>")
+    else:
+        sections.append("<section><h2>Curves</h2><p class='note'>No category has both classes labelled here "
+                        "(a positive-only or negative-only set): only recall or FPR is meaningful.</p></section>")
     fair = result.get("fairness") or {}
     if fair:
         parts = []
@@ -378,11 +386,16 @@ def render_html(result: dict[str, Any]) -> str:
         sections.append("<section><h2>Fairness per identity group</h2>" + "".join(parts) + "</section>")
     fun = result.get("functional") or {}
     if fun.get("n"):
-        def table(entries: list[dict[str, Any]]) -> str:
-            rows = "".join(f"<tr><td>{html.escape(e['name'])}<br><span class='note'>{html.escape(e['key'])}</span>"
-                           f"</td><td>{e['n']}</td><td class='{'bad' if e['accuracy'] < 0.5 else ''}'>"
-                           f"{_fmt(e['accuracy'])}</td></tr>" for e in entries)
-            return f"<table><tr><th>{fun['grouped_by']}</th><th>n</th><th>accuracy</th></tr>{rows}</table>"
+        def table(title: str, entries: list[dict[str, Any]]) -> str:
+            if not entries:
+                return ""
+            rows = "".join(
+                f"<tr><td>{html.escape(e['name'])}"
+                + (f"<br><span class='note'>{html.escape(e['key'])}</span>" if e["name"] != e["key"] else "")
+                + f"</td><td>{e['n']}</td><td class='{'bad' if e['accuracy'] < 0.5 else ''}'>"
+                f"{_fmt(e['accuracy'])}</td></tr>" for e in entries)
+            return (f"<h3>{title}</h3><table><tr><th>{fun['grouped_by'].replace('_', ' ')}</th><th>n</th>"
+                    f"<th>accuracy</th></tr>{rows}</table>")
         group_rows = "".join(
             f"<tr><td>{html.escape(g)}</td>" + "".join(
                 f"<td>{_fmt(v.get(k, {}).get('accuracy'))} <span class='note'>({v.get(k, {}).get('n', 0)})</span></td>"
@@ -393,10 +406,10 @@ def render_html(result: dict[str, Any]) -> str:
             f"<section><h2>Functional tests</h2><p class='note'>Overall accuracy {_fmt(fun['accuracy'])} on "
             f"{fun['n']} cases; a case is right when every label it has is predicted right.</p>"
             f"<div class='plots'>{_img(plot_functional(fun), 'functional')}</div>"
-            f"<h3>Should flag</h3>{table(fun['functionalities'])}"
-            f"<h3>Contrast: should not flag</h3>{table(fun['contrast'])}"
-            "<h3>Per target group</h3><table><tr><th>group</th><th>should flag</th><th>should not</th><th>all</th>"
-            f"</tr>{group_rows}</table>"
+            + table("Should flag", fun["functionalities"])
+            + table("Contrast: should not flag", fun["contrast"])
+            + ("<h3>Per target group</h3><table><tr><th>group</th><th>should flag</th><th>should not</th>"
+               f"<th>all</th></tr>{group_rows}</table>" if set(fun["groups"]) - {"(none)"} else "")
             + (f"<h3>Per language</h3><table><tr><th>language</th><th>n</th><th>accuracy</th></tr>{lang_rows}"
                "</table>" if lang_rows else "")
             + "</section>")
