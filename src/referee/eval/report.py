@@ -351,7 +351,7 @@ def render_html(result: dict[str, Any]) -> str:
                     + "".join(_cell(r.get(c)) for c in cols) + "<td></td></tr>")
     target = next((r.get("at_target_precision", {}).get("target_precision") for _, r in views), 0.9)
     metrics_table = (f"<table><tr><th>category</th><th>n known</th><th>positives</th><th>threshold</th>{head}"
-                     f"<th>threshold for precision ≥ {_fmt(target, 2)}</th></tr>{''.join(body)}</table>")
+                     f"<th>threshold for P ≥ {_fmt(target, 2)}</th></tr>{''.join(body)}</table>")
 
     sections = [
         f"<section><h2>Metrics</h2><div class='scroll'>{metrics_table}</div><p class='note'>Values with 95% bootstrap intervals "
