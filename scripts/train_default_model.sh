@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REFEREE=${REFEREE:-.venv/bin/referee}
-SHARED=${REFEREE_SHARED:-../shared}
+SHARED=${SHARED:-${REFEREE_SHARED:-../shared}}
 CORPUS=${CORPUS:-.cache/default_corpus}
 OUT=${OUT:-models/default}
 SEED=${SEED:-13}
@@ -27,6 +27,6 @@ fi
 "$REFEREE" train \
   --data "$CORPUS/train.jsonl" --dev "$CORPUS/dev.jsonl" --test "$CORPUS/test.jsonl" \
   --policy policies/default.yaml --out "$OUT" --name default --mode head --seed "$SEED" \
-  --hidden "${HIDDEN:-0}" --target-precision 0.9 --provenance "$CORPUS/provenance.json"
+  --hidden "${HIDDEN:-256}" --epochs "${EPOCHS:-150}" --target-precision 0.9 --provenance "$CORPUS/provenance.json"
 "$REFEREE" model promote "$(basename "$OUT")" --models "$(dirname "$OUT")"
 "$REFEREE" model card "$OUT"

@@ -118,7 +118,7 @@ class TrainConfig(BaseModel):
     dropout: float = Field(default=0.1, ge=0, lt=1)
     epochs: int = Field(default=80, ge=1)
     batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=2e-3, gt=0)
+    lr: float = Field(default=1e-2, gt=0, description="Head learning rate (embeddings are unit-norm, so weights must grow large).")
     weight_decay: float = Field(default=1e-4, ge=0)
     patience: int = Field(default=10, ge=1)
     max_pos_weight: float = Field(default=20.0, ge=1)
@@ -287,7 +287,23 @@ def _metrics(logits: np.ndarray, probs: np.ndarray, labels: np.ndarray, cats: li
 def _fit_head(
     x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Mini-batch AdamW with early stopping on dev macro AUPRC (best epoch restored)."""
+    """Mini-batch AdamW with early stopping on dev macro AUPRC (best epoch restored).
+
+    Runs on one thread: the ops are tiny, and on a loaded machine two intra-op
+    threads made each epoch 9x slower (measured: 4.1 s vs 0.45 s on 29k rows).
+    """
+    torch = _torch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_head_loop(x_train, y_train, x_dev, y_dev, config, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_head_loop(
+    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path
+) -> tuple[Any, list[dict[str, Any]]]:
     torch = _torch()
     head = build_head(x_train.shape[1], y_train.shape[1], config.hidden, config.dropout)
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -313,7 +329,7 @@ def _fit_head(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             head.eval()
             with torch.no_grad():
                 dl = head(xd)
@@ -398,7 +414,7 @@ def _finetune(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             encoder.eval()
             head.eval()
             dl = _model_logits(encoder, head, tokenizer, dev_set.texts, config)

@@ -49,6 +49,7 @@ def train_cmd(
     max_tokens: Annotated[int, typer.Option(help="Tokens per window.")] = 128,
     target_precision: Annotated[float, typer.Option(help="Dev precision the operating thresholds aim for.")] = 0.9,
     batch_size: Annotated[Optional[int], typer.Option(help="Default 128 head, 32 finetune.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Head learning rate (default 1e-2 head, 1e-3 finetune).")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Embedding cache (head mode).")] = Path(".cache/embeddings"),
     provenance: Annotated[
         Optional[Path], typer.Option(help="JSON file merged into the card's training section.")
@@ -74,7 +75,7 @@ def train_cmd(
             target_precision=target_precision, cache_dir=str(cache_dir),
             epochs=epochs or (80 if mode == "head" else 3),
             batch_size=batch_size or (128 if mode == "head" else 32),
-            lr=2e-3 if mode == "head" else 1e-3,
+            lr=lr or (1e-2 if mode == "head" else 1e-3),
             patience=10 if mode == "head" else 1,
         )
         extra = json.loads(provenance.read_text(encoding="utf-8")) if provenance else None
