@@ -27,6 +27,6 @@ fi
 "$REFEREE" train \
   --data "$CORPUS/train.jsonl" --dev "$CORPUS/dev.jsonl" --test "$CORPUS/test.jsonl" \
   --policy policies/default.yaml --out "$OUT" --name default --mode head --seed "$SEED" \
-  --hidden "${HIDDEN:-256}" --epochs "${EPOCHS:-150}" --target-precision 0.9 --provenance "$CORPUS/provenance.json"
+  --hidden "${HIDDEN:-256}" --lr "${LR:-2e-3}" --epochs "${EPOCHS:-150}" --target-precision 0.9 --provenance "$CORPUS/provenance.json"
 "$REFEREE" model promote "$(basename "$OUT")" --models "$(dirname "$OUT")"
 "$REFEREE" model card "$OUT"
