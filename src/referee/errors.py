@@ -18,6 +18,8 @@ only ever catch ``RefereeError``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RefereeError(Exception):
     """Base of every error referee raises on purpose."""
@@ -30,7 +32,7 @@ class ConfigError(RefereeError):
 class PolicyError(RefereeError):
     """A policy problem; ``problems`` holds every one found, not only the first."""
 
-    def __init__(self, message: str, problems: list | None = None) -> None:
+    def __init__(self, message: str, problems: list[Any] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
 

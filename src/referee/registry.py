@@ -46,7 +46,7 @@ class Registry(Generic[T]):
             except (ImportError, AttributeError) as exc:
                 raise ConfigError(f"{self.kind} {name!r} could not be loaded from {self._items[name]!r}: {exc}") from exc
             self._items[name] = obj
-        return obj  # type: ignore[return-value]
+        return obj
 
     def _load_entry_points(self) -> None:
         if self.group is None:

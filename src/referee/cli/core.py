@@ -58,8 +58,12 @@ def build_engine(settings: Settings, store: DecisionStore | None, detectors: str
 
 
 def _settings(policy: Path | None, db_url: str | None) -> Settings:
-    overrides = {k: v for k, v in {"policy": policy, "db_url": db_url}.items() if v is not None}
-    return Settings(**overrides)
+    settings = Settings()
+    if policy is not None:
+        settings = settings.model_copy(update={"policy": policy})
+    if db_url is not None:
+        settings = settings.model_copy(update={"db_url": db_url})
+    return settings
 
 
 def moderate(

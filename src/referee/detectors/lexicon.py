@@ -32,7 +32,7 @@ from itertools import accumulate, chain, combinations
 from pathlib import Path
 from typing import Any
 
-import ahocorasick  # type: ignore[import-not-found]  # C extension, ships no stubs
+import ahocorasick  # C extension without stubs (see [tool.mypy] overrides)
 
 from referee.detectors.base import Detector
 from referee.detectors.normalize import IL, MASK, NORMALIZER_VERSION, Normalized, Normalizer

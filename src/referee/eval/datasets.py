@@ -139,7 +139,7 @@ class Row(BaseModel):
             raise ValueError(f"groups must be a list of group names such as [\"women\"], got {groups!r}")
         return cls(
             id=str(data.get("id", "")),
-            text=data.get("text"),  # type: ignore[arg-type]
+            text=data.get("text"),
             labels=labels,
             groups=tuple(str(g) for g in groups),
             split=data.get("split"),

@@ -41,10 +41,9 @@ def diff(old: Policy, new: Policy) -> list[Change]:
         ja, jb = a.jurisdictions.get(name), b.jurisdictions.get(name)
         where = f"jurisdictions.{name}"
         if ja is None or jb is None:
-            present = jb if ja is None else ja
             changes.append(Change("added" if ja is None else "removed", where,
-                                  None if ja is None else list(present.countries),
-                                  None if jb is None else list(present.countries)))
+                                  None if ja is None else list(ja.countries),
+                                  None if jb is None else list(jb.countries)))
             continue
         if ja.countries != jb.countries:
             changes.append(Change("changed", f"{where}.countries", list(ja.countries), list(jb.countries)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,14 +40,14 @@ def lint(policy: Policy) -> list[Problem]:
     src = policy.source
     categories = list(doc.categories)
 
-    def problem(loc: tuple, message: str, hint: str = "", severity: str = "error") -> None:
+    def problem(loc: tuple[Any, ...], message: str, hint: str = "", severity: str = "error") -> None:
         out.append(Problem(src, policy.line_of(loc), _dotted(loc), message, hint, severity))
 
     if DEFAULT_SURFACE not in doc.surfaces:
         problem(("surfaces",), "no 'default' surface: surfaces the policy does not name would have no rules",
                 "add surfaces.default with strict rules (safe by default)")
 
-    def check_rules(rules: tuple[Rule, ...], loc: tuple) -> None:
+    def check_rules(rules: tuple[Rule, ...], loc: tuple[Any, ...]) -> None:
         seen: dict[str, int] = {}
         for i, rule in enumerate(rules):
             rloc = (*loc, i)
@@ -159,7 +160,7 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}? Known: {known}" if close else f"use one of: {known}"
 
 
-def _dotted(loc: tuple) -> str:
+def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)

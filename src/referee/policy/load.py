@@ -231,8 +231,8 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _message(err: dict[str, Any]) -> str:
-    msg = err["msg"].removeprefix("Value error, ")
+def _message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return "unknown field"
     if err["type"] == "enum":
@@ -240,7 +240,7 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-def _hint(err: dict[str, Any]) -> str:
+def _hint(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "remove it or check its spelling against docs/policy.md"
     if err["type"] == "missing":

@@ -39,7 +39,7 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    overrides = {"REFEREE_POLICY": policy and str(policy), "REFEREE_DB_URL": db_url}
+    overrides = {"REFEREE_POLICY": str(policy) if policy else None, "REFEREE_DB_URL": db_url}
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings()
