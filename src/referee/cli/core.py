@@ -114,11 +114,7 @@ def moderate(
 
 
 def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str], engine: Engine) -> None:
-    table = Table(
-        title=f"{n} items moderated, {n_bad} rejected",
-        caption=f"policy {engine.policy.id}@{engine.policy.version}; detectors "
-        + (", ".join(f"{k}@{v}" for k, v in engine.detector_versions.items()) or "none"),
-    )
+    table = Table(title=f"{n} items moderated, {n_bad} rejected")
     table.add_column("action")
     table.add_column("items", justify="right")
     table.add_column("share", justify="right")
@@ -127,6 +123,8 @@ def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str]
         if count:
             table.add_row(action.value, str(count), f"{count / max(n, 1):.1%}")
     err.print(table)
+    versions = ", ".join(f"{k} {v}" for k, v in engine.detector_versions.items()) or "none"
+    err.print(f"policy {engine.policy.id}@{engine.policy.version}; detectors: {versions}", highlight=False)
     if categories:
         err.print("categories: " + ", ".join(f"{c}={k}" for c, k in categories.most_common()), highlight=False)
 
