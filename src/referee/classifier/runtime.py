@@ -38,7 +38,11 @@ class TextClassifier:
     """A loaded model directory, ready to score text.
 
     Thread-safe for concurrent ``predict`` calls (onnxruntime sessions are;
-    the cache takes a lock). Thread settings are explicit because the right
+    the cache takes a lock). ``batch_size`` is windows per onnxruntime call, not
+    texts per ``predict``: windows are sorted by length and cut into small
+    batches, because on CPU batches beyond ~8 gain little while padding a
+    32-tweet batch to its longest tweet cost 40 % of throughput (measured on
+    Davidson tweets: 129 items/s at 32, 216 at 8). Thread settings are explicit because the right
     numbers depend on how many workers share the machine: one process per core
     wants ``intra_op_threads=1``, a single process wants all cores.
     """
@@ -49,7 +53,7 @@ class TextClassifier:
         variant: str = "int8",
         max_tokens: int | None = None,
         overlap: int = 32,
-        batch_size: int = 32,
+        batch_size: int = 8,
         intra_op_threads: int | None = None,
         inter_op_threads: int = 1,
         cache_size: int = 10_000,
