@@ -156,6 +156,20 @@ def main() -> int:
                 results[f"quality_{set_name}_{cat}_{name}_roc_auc"] = r
                 row[name] = (a, r)
             table.append(row)
+    # All-benign look-alikes (CoCoNot contrast, forced into the test split): share flagged at
+    # the model's own operating thresholds. AUPRC is undefined on a one-class set.
+    test = Path(args.corpus) / "test.jsonl"
+    if test.exists():
+        rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines()]
+        benign = [r["text"] for r in rows if r["id"].startswith("coconot-contrast")]
+        if benign:
+            probs = clf.predict(benign)
+            thr = np.array([clf.thresholds[c] for c in cats])
+            flagged = probs >= thr
+            results["quality_coconot_contrast_n"] = len(benign)
+            results["quality_coconot_contrast_referee_flag_rate"] = float(flagged.any(axis=1).mean())
+            for c, cat in enumerate(cats):
+                results[f"quality_coconot_contrast_referee_flag_rate_{cat}"] = float(flagged[:, c].mean())
     for k, v in results.items():
         print(f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}")
     names = list(systems)

@@ -15,8 +15,6 @@ dev mix of sources is not production traffic, so base rates there differ.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy.optimize import minimize
@@ -41,7 +39,8 @@ class Threshold(BaseModel):
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0)))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0)))
+    return out
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3, min_each: int = 3) -> Platt:
@@ -62,7 +61,6 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3, min_each
         # log(1 + e^t) - y t, written stably
         nll = np.logaddexp(0.0, t) - y * t
         g = sigmoid(t) - y
-        n = z.size
         value = nll.mean() + l2 * ((a - 1.0) ** 2 + b**2)
         grad = np.array([(g * z).mean() + 2 * l2 * (a - 1.0), g.mean() + 2 * l2 * b])
         return float(value), grad
@@ -115,6 +113,3 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, target_precision: fl
 def fit_all(logits: np.ndarray, labels: np.ndarray) -> list[Platt]:
     return [fit_platt(logits[:, c], labels[:, c]) for c in range(labels.shape[1])]
 
-
-def is_finite(x: float | None) -> bool:
-    return x is not None and not math.isnan(x)

@@ -172,11 +172,11 @@ def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | Non
         sources["policy"] = {"file": str(policy_path), "rows": len(pol_rows)}
 
     # Keep only rows that label at least one of our categories.
-    rows = [r for r in rows if any(k in CATEGORIES for k in r.labels)]
+    rows = [x for x in rows if any(k in CATEGORIES for k in x.labels)]
     rows = split_rows(rows, seed=seed, ratios=ratios)
     by_split: dict[str, list[Any]] = {"train": [], "dev": [], "test": []}
-    for r in rows:
-        by_split[r.split or "train"].append(r)
+    for x in rows:
+        by_split[x.split or "train"].append(x)
     files = {}
     for split, items in by_split.items():
         path = out / f"{split}.jsonl"

@@ -14,7 +14,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def known(labels: np.ndarray, column: int) -> np.ndarray:
-    return ~np.isnan(labels[:, column])
+    mask: np.ndarray = ~np.isnan(labels[:, column])
+    return mask
 
 
 def auprc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -138,7 +138,8 @@ class TextClassifier:
         return result
 
     def predict_one(self, text: str) -> np.ndarray:
-        return self.predict([text])[0]
+        row: np.ndarray = self.predict([text])[0]
+        return row
 
 
 class _Job(Generic[T, R]):

@@ -170,7 +170,8 @@ def pos_weights(labels: np.ndarray, cap: float) -> np.ndarray:
     without letting a category with 3 positives dominate the loss."""
     pos = np.nansum(labels == 1, axis=0).astype(np.float64)
     neg = np.nansum(labels == 0, axis=0).astype(np.float64)
-    return np.clip(neg / np.maximum(pos, 1.0), 1.0, cap).astype(np.float32)
+    weights: np.ndarray = np.clip(neg / np.maximum(pos, 1.0), 1.0, cap).astype(np.float32)
+    return weights
 
 
 @dataclass
@@ -358,7 +359,8 @@ def _head_logits(head: Any, x: np.ndarray) -> np.ndarray:
     torch = _torch()
     head.eval()
     with torch.no_grad():
-        return head(torch.from_numpy(x)).numpy()
+        logits: np.ndarray = head(torch.from_numpy(x)).numpy()
+    return logits
 
 
 def _model_logits(encoder: Any, head: Any, tokenizer: Any, texts: list[str], config: TrainConfig) -> np.ndarray:
