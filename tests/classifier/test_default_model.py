@@ -68,7 +68,8 @@ def test_card_documents_data_and_low_data_categories(default_dir: Path) -> None:
         assert cat in card.thresholds and cat in card.calibration
 
 
-def test_onnx_matches_torch_on_the_default_model(default_dir: Path) -> None:
+def test_onnx_matches_torch_on_the_default_model(default_dir: Path, no_network: None) -> None:
+    """Also loads the packaged encoder through transformers with the network refused."""
     torch = pytest.importorskip("torch")
     from referee.classifier import TextClassifier
     from referee.classifier.export import full_module

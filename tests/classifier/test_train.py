@@ -107,3 +107,13 @@ def test_finetune_mode_trains_the_encoder(tmp_path: Path, tiny_data, tiny_factor
     assert res.card.finetuned_encoder
     assert (tmp_path / "ft" / artifact.ENCODER_WEIGHTS).exists()
     assert len(res.log) >= 1
+
+
+def test_real_encoder_finetunes_on_a_handful_of_texts(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
+    """The packaged MiniLM, all layers, one short epoch: the path `--mode finetune` takes."""
+    cfg = TrainConfig(categories=["harassment", "spam"], mode="finetune", epochs=1, batch_size=12, progress=False,
+                      max_tokens=16)
+    res = train(tiny_data["train"], tiny_data["dev"], tmp_path / "ft", cfg)
+    assert res.card.encoder.startswith("all-MiniLM-L6-v2@") and res.card.embed_dim == 384
+    assert res.card.metrics["dev"]["macro_auprc"] > 0.5
+    assert (tmp_path / "ft" / artifact.ENCODER_WEIGHTS).stat().st_size > 50_000_000
