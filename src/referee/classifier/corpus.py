@@ -195,6 +195,15 @@ def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | Non
     (out / "splits.json").write_text(json.dumps(
         {"seed": seed, "ratios": ratios, "method": "referee.eval.datasets.split_rows (stratified, dedup_key/group_key units)",
          "ids": {s: [r.id for r in items] for s, items in by_split.items()}}) + "\n", encoding="utf-8")
-    return {"corpus": {"seed": seed, "ratios": list(ratios), "sources": sources, "files": files,
+    caveats = [
+        "sexual, sexual_minors, violence and illegal_goods positives are almost all prompts/requests "
+        "(AILuminate, StrongREJECT, AdvBench, Do-Not-Answer), not user posts",
+        "sexual_minors: only AILuminate's cse prompts (100 en) plus one policy example",
+        "harassment is Davidson's 'offensive' class: closer to abusive/profane language than targeted harassment",
+        "hate is Davidson's hate class (lexicon-sampled tweets, documented dialect bias) plus AILuminate hte prompts",
+        "self_harm is mostly Reddit C-SSRS posts with their user's label (weak, per-user labels)",
+        "benign look-alike prompts are few (CoCoNot pref): expect false positives on 'kill a process'-style text",
+    ]
+    return {"corpus": {"seed": seed, "caveats": caveats, "ratios": list(ratios), "sources": sources, "files": files,
                        "excluded": "ethos, germeval (GPL); toxicchat, tweeteval (NC/unclear); hatecheck, jigsaw "
                                    "templates, toxigen (evaluation only); strongreject non-MIT rows"}}

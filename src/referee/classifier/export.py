@@ -12,7 +12,9 @@ quantising (``referee model build`` prints the fp32/int8 agreement).
 
 from __future__ import annotations
 
+import logging
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,12 @@ def export(model_dir: str | Path, int8: bool = True, opset: int = 17, encoder_di
     mask = (ids != 0).long()
     fp32 = model_dir / artifact.ONNX_FP32
     tmp = fp32.with_suffix(".tmp.onnx")
-    with torch.no_grad():
+    # The tracer warns that transformers' mask helpers branch on shapes; the branches it
+    # freezes do not depend on batch or length (tests compare ONNX with torch at other
+    # shapes), so the warnings are noise for users running `referee model build`.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(
             module,
             (ids, mask),
@@ -97,6 +104,13 @@ def quantize(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = dst.with_suffix(".tmp.onnx")
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    # onnxruntime logs a pre-processing hint on the root logger; shape inference adds nothing here.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    finally:
+        root.setLevel(level)
     tmp.replace(dst)
     return dst
