@@ -33,8 +33,13 @@ class FakeClassifier:
     thresholds = {"harassment": 0.7, "spam": 0.4}
     version = "fake@123/int8"
 
-    def predict(self, texts: list[str]) -> np.ndarray:
-        return np.array([[0.9 if "idiot" in t else 0.1, 0.2] for t in texts], dtype=np.float32)
+    def predict_with_spans(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probs = np.array([[0.9 if "idiot" in t else 0.1, 0.2] for t in texts], dtype=np.float32)
+        spans = np.array([[[0, len(t)], [0, len(t)]] for t in texts])
+        windows = np.array([3 if len(t) > 20 else 1 for t in texts])
+        if len(texts) and len(texts[0]) > 20:
+            spans[0, 0] = (4, 9)
+        return probs, spans, windows
 
 
 def test_signals_only_for_categories_the_policy_has() -> None:
@@ -48,6 +53,15 @@ def test_signals_only_for_categories_the_policy_has() -> None:
     assert out[1] == []  # nothing to score
     assert out[2][0].score == pytest.approx(0.1)
     assert det.detect(items[0]) == out[0]
+    assert out[0][0].evidence == ()  # one window: nothing to point at
+
+
+def test_long_text_evidence_points_at_the_window() -> None:
+    det = ClassifierDetector(FakeClassifier())
+    item = ContentItem(id="1", text="the idiot part is here, then more text")
+    (sig, spam) = det.detect(item)
+    (ev,) = sig.evidence
+    assert (ev.start, ev.end, ev.text) == (4, 9, "idiot") and ev.detail == {"window_of": 3}
 
 
 def test_registered_under_its_name() -> None:

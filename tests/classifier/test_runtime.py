@@ -48,6 +48,13 @@ def test_long_text_is_max_pooled_over_windows(tiny_model: Path, tiny_encoder_dir
     np.testing.assert_allclose(clf.logits([text])[0], per_window.max(axis=0), atol=1e-4)
     # the max really comes from different windows for different categories or at least not only the first
     assert not np.allclose(per_window[0], per_window.max(axis=0))
+    # and the spans name the window each category's max came from, in the original text
+    _, spans, counts = clf.predict_with_spans([text])
+    assert counts[0] == len(windows)
+    best = per_window.argmax(axis=0)
+    for c, w in enumerate(best):
+        start, end = spans[0, c]
+        assert clf.tokenizer.encode(text[start:end], add_special_tokens=False).ids == windows[w][1:-1]
 
 
 def test_batching_does_not_change_scores(tiny_model: Path) -> None:
@@ -60,9 +67,10 @@ def test_batching_does_not_change_scores(tiny_model: Path) -> None:
 def test_cache_hits_on_normalised_text(tiny_model: Path) -> None:
     clf = TextClassifier(tiny_model, cache_size=2)
     a = clf.predict(["WIN a free iPhone"])
-    b = clf.predict(["win a  FREE iphone"])
+    b, spans, _ = clf.predict_with_spans(["win a  FREE iphone"])
     np.testing.assert_array_equal(a, b)
     assert clf.cache_hits == 1 and clf.cache_misses == 1
+    assert spans[0, 0].tolist() == [0, len("win a  FREE iphone")]
     clf.predict(["two", "three"])  # evicts the oldest entry
     clf.predict(["win a free iphone"])
     assert clf.cache_misses == 4

@@ -87,7 +87,7 @@ class TextClassifier:
             self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"{graph}: onnxruntime cannot load it: {exc} (fix: {artifact.BUILD_HINT})") from exc
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray, int, str]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.cache_hits = 0
@@ -99,43 +99,80 @@ class TextClassifier:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits per text: the max over its windows, per category."""
-        out = np.full((len(texts), len(self.categories)), -np.inf, dtype=np.float32)
+        return self._score(texts)[0]
+
+    def _score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Max-pooled logits, the character span of the window that gave each
+        category its max (shape n x C x 2), and the number of windows per text."""
+        n, c = len(texts), len(self.categories)
+        out = np.full((n, c), -np.inf, dtype=np.float32)
+        where = np.zeros((n, c, 2), dtype=np.int64)
+        counts = np.zeros(n, dtype=np.int64)
         if not texts:
-            return out
-        windows, owner = token_windows(self.tokenizer, texts, self.max_tokens, self.overlap, self.max_windows)
+            return out, where, counts
+        spans: list[tuple[int, int]] = []
+        windows, owner = token_windows(self.tokenizer, texts, self.max_tokens, self.overlap, self.max_windows, spans)
+        per_window = np.empty((len(windows), c), dtype=np.float32)
         for idx in length_batches(windows, self.batch_size):
             ids, mask = pad([windows[i] for i in idx])
             (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
-            np.maximum.at(out, owner[idx], logits)
-        return out
+            per_window[idx] = logits
+        span_arr = np.asarray(spans, dtype=np.int64).reshape(len(windows), 2)
+        # token_windows emits each text's windows contiguously and in order.
+        bounds = np.searchsorted(owner, np.arange(n + 1))
+        for i in range(n):
+            lo, hi = bounds[i], bounds[i + 1]
+            counts[i] = hi - lo
+            if hi > lo:
+                best = per_window[lo:hi].argmax(axis=0) + lo
+                out[i] = per_window[best, np.arange(c)]
+                where[i] = span_arr[best]
+        return out, where, counts
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (len(texts), len(categories))."""
-        keys = [normalise(t) for t in texts]
-        result = np.zeros((len(texts), len(self.categories)), dtype=np.float32)
+        return self.predict_with_spans(texts)[0]
+
+    def predict_with_spans(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities plus, per category, the ``[start, end)`` characters of the window
+        that scored highest (the whole text when it fits one window) and the number of
+        windows per text: the evidence for "where in the transcript"."""
+        n, c = len(texts), len(self.categories)
+        result = np.zeros((n, c), dtype=np.float32)
+        where = np.zeros((n, c, 2), dtype=np.int64)
+        counts = np.zeros(n, dtype=np.int64)
         todo: dict[str, list[int]] = {}
         with self._lock:
-            for i, k in enumerate(keys):
-                hit = self._cache.get(k) if self._cache_size else None
-                if hit is not None:
-                    self._cache.move_to_end(k)
-                    result[i] = hit
+            for i, text in enumerate(texts):
+                hit = self._cache.get(normalise(text)) if self._cache_size else None
+                # Window spans index the text as written: a cached multi-window entry of a
+                # differently spaced variant would point at the wrong characters.
+                if hit is not None and (hit[2] <= 1 or hit[3] == text):
+                    self._cache.move_to_end(normalise(text))
+                    result[i], where[i], counts[i] = hit[0], hit[1], hit[2]
                     self.cache_hits += 1
                 else:
-                    todo.setdefault(k, []).append(i)
+                    todo.setdefault(text, []).append(i)
                     self.cache_misses += 1
         if todo:
-            firsts = [rows[0] for rows in todo.values()]
-            probs = apply_platt(self.logits([texts[i] for i in firsts]), self._platt)
+            unique = list(todo)
+            logits, spans, nwin = self._score(unique)
+            probs = apply_platt(logits, self._platt)
             with self._lock:
-                for (k, rows), p in zip(todo.items(), probs):
-                    result[rows] = p
+                for j, text in enumerate(unique):
+                    span = spans[j] if nwin[j] > 1 else np.tile([0, len(text)], (c, 1))
+                    rows = todo[text]
+                    result[rows], where[rows], counts[rows] = probs[j], span, nwin[j]
                     if self._cache_size:
-                        self._cache[k] = p.copy()
-                        self._cache.move_to_end(k)
+                        key = normalise(text)
+                        self._cache[key] = (probs[j].copy(), span.copy(), int(nwin[j]), text)
+                        self._cache.move_to_end(key)
                         while len(self._cache) > self._cache_size:
                             self._cache.popitem(last=False)
-        return result
+        for i, text in enumerate(texts):  # a cached single-window entry: span is this text
+            if counts[i] <= 1:
+                where[i] = (0, len(text))
+        return result, where, counts
 
     def predict_one(self, text: str) -> np.ndarray:
         row: np.ndarray = self.predict([text])[0]

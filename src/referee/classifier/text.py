@@ -51,13 +51,16 @@ def token_windows(
     max_tokens: int = 128,
     overlap: int = 32,
     max_windows: int | None = None,
+    spans: list[tuple[int, int]] | None = None,
 ) -> tuple[list[list[int]], np.ndarray]:
     """Cut each text into windows of at most ``max_tokens`` ids (with [CLS]/[SEP]).
 
     A podcast transcript is thousands of tokens; truncating it would hide a
     threat in minute forty. Windows overlap so a phrase cut at a boundary still
     appears whole in one window. Returns the windows and, for each window, the
-    index of the text it came from (so scores can be max-pooled back).
+    index of the text it came from (so scores can be max-pooled back). If
+    ``spans`` is a list, the character span ``[start, end)`` of each window in
+    its original text is appended to it (evidence for "where in the transcript").
     """
     if max_tokens < 8:
         raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
@@ -79,6 +82,9 @@ def token_windows(
         for s in starts:
             windows.append([CLS_ID, *ids[s : s + body], SEP_ID])
             owner.append(i)
+            if spans is not None:
+                offsets = enc.offsets[s : s + body]
+                spans.append((offsets[0][0], offsets[-1][1]) if offsets else (0, 0))
     return windows, np.asarray(owner, dtype=np.int64)
 
 

@@ -41,7 +41,7 @@ class ClassifierDetector(Detector):
 
     def __init__(self, classifier: Any, categories: Sequence[str] | None = None) -> None:
         """``classifier`` is a :class:`referee.classifier.TextClassifier` (or anything
-        with ``categories``, ``thresholds``, ``version`` and ``predict``);
+        with ``categories``, ``thresholds``, ``version`` and ``predict_with_spans``);
         ``categories`` limits signals to those a policy knows."""
         self.classifier = classifier
         wanted = set(categories) if categories is not None else None
@@ -61,19 +61,27 @@ class ClassifierDetector(Detector):
         out: list[list[Signal]] = [[] for _ in items]
         if not scored:
             return out
-        probs = self.classifier.predict([texts[i] for i in scored])
+        probs, spans, windows = self.classifier.predict_with_spans([texts[i] for i in scored])
         for row, i in enumerate(scored):
-            out[i] = [
-                Signal(
+            text = texts[i]
+            signals = []
+            for col, cat in self._columns:
+                start, end = (int(x) for x in spans[row, col])
+                # For a text longer than one window, point at the window that scored highest.
+                evidence = (
+                    (Evidence(start=start, end=end, text=text[start:end],
+                              detail={"window_of": int(windows[row])}),)
+                    if windows[row] > 1 and 0 <= start < end <= len(text) else ()
+                )
+                signals.append(Signal(
                     detector=self.name,
                     detector_version=self.version,
                     category=cat,
                     score=float(min(max(probs[row, col], 0.0), 1.0)),
                     operating_threshold=self.classifier.thresholds.get(cat),
-                    evidence=(Evidence(detail={"model": self.version}),),
-                )
-                for col, cat in self._columns
-            ]
+                    evidence=evidence,
+                ))
+            out[i] = signals
         return out
 
     @classmethod
