@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest accepted HTTP request body.")
     max_batch: int = Field(default=256, ge=1, description="Most items in one POST /v1/moderate.")
+    batch_wait_ms: float = Field(
+        default=0.0, ge=0, le=100,
+        description="HTTP: wait up to this long to gather concurrent requests into one batch (0 = never wait).",
+    )
     detectors: list[str] | None = Field(
         default=None, description="Only these detectors of the policy (comma-separated in the env)."
     )

@@ -1,16 +1,13 @@
-"""Serving: ONNX matches torch, long texts are max-pooled over windows, the cache and
-the micro-batcher return each caller its own answer."""
+"""Serving: ONNX matches torch, long texts are max-pooled over windows, the cache works."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from referee.classifier import MicroBatcher, TextClassifier
+from referee.classifier import TextClassifier
 from referee.errors import ModelError
 
 torch = pytest.importorskip("torch")
@@ -84,71 +81,3 @@ def test_missing_graph_says_how_to_build(tmp_path: Path, tiny_model: Path) -> No
     (copy / "model.int8.onnx").unlink()
     with pytest.raises(ModelError, match="referee model build"):
         TextClassifier(copy)
-
-
-def test_microbatcher_returns_each_caller_its_result_under_threads() -> None:
-    sizes: list[int] = []
-    lock = threading.Lock()
-
-    def fn(items: list[int]) -> list[int]:
-        with lock:
-            sizes.append(len(items))
-        time.sleep(0.002)
-        return [i * 10 for i in items]
-
-    results: dict[int, int] = {}
-    with MicroBatcher(fn, max_batch=16, max_wait_ms=20) as batcher:
-        barrier = threading.Barrier(64)
-
-        def worker(i: int) -> None:
-            barrier.wait()
-            results[i] = batcher.predict(i, timeout=10)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert results == {i: i * 10 for i in range(64)}
-    assert sum(sizes) == 64 and max(sizes) <= 16
-    assert len(sizes) < 64  # requests were actually gathered into batches
-
-
-def test_microbatcher_flushes_after_max_wait() -> None:
-    with MicroBatcher(lambda xs: [x + 1 for x in xs], max_batch=100, max_wait_ms=5) as batcher:
-        t0 = time.perf_counter()
-        assert batcher.predict(1, timeout=2) == 2
-        assert time.perf_counter() - t0 < 1.0
-
-
-def test_microbatcher_failure_reaches_every_caller_of_the_batch() -> None:
-    def fn(items: list[str]) -> list[str]:
-        raise ValueError("model exploded")
-
-    with MicroBatcher(fn, max_batch=4, max_wait_ms=50) as batcher:
-        futures = [batcher.submit(str(i)) for i in range(4)]
-        for f in futures:
-            with pytest.raises(ValueError, match="model exploded"):
-                f.result(timeout=5)
-
-
-def test_microbatcher_wrong_result_count_is_an_error_and_close_refuses_new_work() -> None:
-    batcher: MicroBatcher[int, int] = MicroBatcher(lambda xs: [1], max_batch=4, max_wait_ms=30)
-    futures = [batcher.submit(i) for i in range(3)]
-    with pytest.raises(RuntimeError, match="returned 1 results for"):
-        futures[-1].result(timeout=5)
-    batcher.close()
-    with pytest.raises(RuntimeError, match="closed"):
-        batcher.submit(1)
-
-
-def test_microbatcher_with_text_classifier(tiny_model: Path) -> None:
-    # fp32: int8 uses dynamic activation scales per batch, so its scores move by ~0.01
-    # with batch composition; fp32 must not move at all.
-    clf = TextClassifier(tiny_model, variant="fp32", cache_size=0)
-    texts = [f"text number {i} free iphone" if i % 2 else f"nice song {i}" for i in range(20)]
-    expected = clf.predict(texts)
-    with MicroBatcher(clf.predict, max_batch=8, max_wait_ms=10) as batcher:
-        futures = [batcher.submit(t) for t in texts]
-        got = np.stack([f.result(timeout=10) for f in futures])
-    np.testing.assert_allclose(got, expected, atol=1e-5)

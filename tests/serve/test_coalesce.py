@@ -81,3 +81,30 @@ def test_an_engine_error_reaches_every_request_of_the_batch() -> None:
     assert all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError):
         asyncio.run(coalescer.moderate([ContentItem(id="again")]))
+
+
+def test_gathering_window_batches_requests_that_arrive_close_together(engine: Engine) -> None:
+    """With max_wait_ms, requests a few ms apart share one engine call (up to N items or M ms)."""
+
+    class Counting:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def moderate_many(self, items):
+            self.calls.append(len(items))
+            return engine.moderate_many(items)
+
+    for wait_ms, expect_one_batch in ((200, True), (0, False)):
+        counting = Counting()
+        coalescer = Coalescer(counting, max_batch=32, max_wait_ms=wait_ms)  # type: ignore[arg-type]
+
+        async def scenario():
+            tasks = []
+            for i in range(5):
+                tasks.append(asyncio.create_task(coalescer.moderate([ContentItem(id=f"w{i}", text="ok")])))
+                await asyncio.sleep(0.01)
+            return await asyncio.gather(*tasks)
+
+        results = asyncio.run(scenario())
+        assert [r[0].item_id for r in results] == [f"w{i}" for i in range(5)]
+        assert (counting.calls == [5]) is expect_one_batch, counting.calls

@@ -1,6 +1,6 @@
 """The text classifier: training, calibration, export, registry and serving.
 
-Serving (``TextClassifier``, ``MicroBatcher``, ``ModelRegistry``) needs only
+Serving (``TextClassifier``, ``ModelRegistry``) needs only
 onnxruntime, tokenizers and numpy; training and export (``referee.classifier.train``,
 ``referee.classifier.export``) import torch lazily and need the ``train`` extra.
 """
@@ -8,11 +8,10 @@ onnxruntime, tokenizers and numpy; training and export (``referee.classifier.tra
 from referee.classifier.artifact import ModelCard, read_card
 from referee.classifier.calibrate import Platt, Threshold
 from referee.classifier.registry import ModelRegistry, default_root
-from referee.classifier.runtime import MicroBatcher, TextClassifier
+from referee.classifier.runtime import TextClassifier
 from referee.classifier.text import normalise, token_windows
 
 __all__ = [
-    "MicroBatcher",
     "ModelCard",
     "ModelRegistry",
     "Platt",

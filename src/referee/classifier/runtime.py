@@ -6,22 +6,17 @@ long texts are split into overlapping windows and max-pooled per category
 length so short comments do not pay for long ones' padding, and an LRU cache
 keyed by normalised text absorbs spam waves.
 
-``MicroBatcher`` turns many concurrent single-item calls (one HTTP request
-each) into batched calls: batch 32 is about twice the items/s of batch 1 on
-CPU, so gathering a few milliseconds of requests raises throughput under load
-while adding at most ``max_wait_ms`` of latency.
+Concurrent single requests are gathered into batches one level up, by the
+HTTP service's coalescer (``referee.serve.coalesce``), so every detector —
+not only this one — sees batches.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -30,8 +25,6 @@ from referee.classifier.calibrate import apply_platt
 from referee.classifier.text import length_batches, load_tokenizer, normalise, pad, token_windows
 from referee.errors import ModelError
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class TextClassifier:
@@ -177,119 +170,3 @@ class TextClassifier:
     def predict_one(self, text: str) -> np.ndarray:
         row: np.ndarray = self.predict([text])[0]
         return row
-
-
-class _Job(Generic[T, R]):
-    __slots__ = ("item", "future")
-
-    def __init__(self, item: T) -> None:
-        self.item = item
-        self.future: Future[R] = Future()
-
-
-class MicroBatcher(Generic[T, R]):
-    """Gathers concurrent single requests into one batch call.
-
-    ``fn`` takes a list of items and returns a sequence of results in the same
-    order (``TextClassifier.predict`` does). A background thread waits for the
-    first request, then keeps collecting until ``max_batch`` items are queued
-    or ``max_wait_ms`` has passed since that first one, runs ``fn`` once, and
-    hands each caller its own result. If ``fn`` raises, every caller of that
-    batch gets the exception.
-
-    Usage from a (threaded) web handler::
-
-        batcher = MicroBatcher(classifier.predict, max_batch=32, max_wait_ms=5)
-        scores = batcher.predict(text)          # blocks this caller only
-        future = batcher.submit(text)           # or: non-blocking
-        batcher.close()                         # on shutdown
-
-    From asyncio, ``await asyncio.wrap_future(batcher.submit(text))``.
-    """
-
-    def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_batch: int = 32, max_wait_ms: float = 5.0) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        self.fn = fn
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_ms / 1000.0
-        self._queue: queue.Queue[_Job[T, R] | None] = queue.Queue()
-        self._closed = threading.Event()
-        self.batches_run = 0
-        self._thread = threading.Thread(target=self._loop, name="referee-microbatcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, item: T) -> Future[R]:
-        if self._closed.is_set():
-            raise RuntimeError("MicroBatcher is closed")
-        job: _Job[T, R] = _Job(item)
-        self._queue.put(job)
-        return job.future
-
-    def predict(self, item: T, timeout: float | None = None) -> R:
-        return self.submit(item).result(timeout)
-
-    __call__ = predict
-
-    def close(self, timeout: float | None = 5.0) -> None:
-        """Finish queued work, then stop the thread."""
-        if not self._closed.is_set():
-            self._closed.set()
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    def __enter__(self) -> "MicroBatcher[T, R]":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _loop(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            jobs = [first]
-            deadline = time.monotonic() + self.max_wait_s
-            while len(jobs) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                jobs.append(job)
-            self._run(jobs)
-        # Drain anything submitted before close() so no caller hangs.
-        leftover = []
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                leftover.append(job)
-        for i in range(0, len(leftover), self.max_batch):
-            self._run(leftover[i : i + self.max_batch])
-
-    def _run(self, jobs: list[_Job[T, R]]) -> None:
-        live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-        if not live:
-            return
-        try:
-            results = self.fn([j.item for j in live])
-            if len(results) != len(live):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(live)} items")
-        except BaseException as exc:  # every caller of the batch must hear about it
-            for j in live:
-                j.future.set_exception(exc)
-            return
-        finally:
-            self.batches_run += 1
-        for j, r in zip(live, results):
-            j.future.set_result(r)

@@ -5,9 +5,11 @@ batch in one transaction. Fifty clients posting one item each would otherwise
 mean fifty engine calls, fifty transactions and fifty threadpool hops. The
 coalescer queues items as they arrive and, whenever an engine slot is free,
 hands everything queued so far (up to ``max_batch`` items) to one
-``moderate_many``. Nothing waits on a timer: under light load a request runs
-alone at once, under heavy load batches grow by themselves while the previous
-one is in flight.
+``moderate_many``. By default nothing waits on a timer: under light load a
+request runs alone at once, under heavy load batches grow by themselves while
+the previous one is in flight. ``max_wait_ms`` adds a gathering window for
+model-heavy policies, where batch 32 costs little more than batch 1: a batch
+smaller than ``max_batch`` then waits up to that long for more requests.
 
 Each request still gets exactly its own decisions back, in order. An error
 raised by the engine (a store outage) fails every request of that batch,
@@ -29,10 +31,13 @@ _Entry = tuple[list[ContentItem], "asyncio.Future[list[Decision]]"]
 
 
 class Coalescer:
-    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 2) -> None:
+    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 2, max_wait_ms: float = 0.0) -> None:
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ValueError(f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}")
         self.engine = engine
         self.max_batch = max_batch
         self.max_inflight = max_inflight
+        self.max_wait_s = max_wait_ms / 1000
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -56,6 +61,8 @@ class Coalescer:
     async def _drain(self) -> None:
         while self._pending:
             await self._slots.acquire()
+            if self.max_wait_s and sum(len(items) for items, _ in self._pending) < self.max_batch:
+                await asyncio.sleep(self.max_wait_s)
             batch: list[_Entry] = []
             size = 0
             while self._pending and (not batch or size + len(self._pending[0][0]) <= self.max_batch):

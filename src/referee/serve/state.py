@@ -27,7 +27,9 @@ class ServeState:
     key_cache: dict[str, tuple[float, str, frozenset[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.coalescer = Coalescer(self.engine, max_batch=self.settings.max_batch)
+        self.coalescer = Coalescer(
+            self.engine, max_batch=self.settings.max_batch, max_wait_ms=self.settings.batch_wait_ms
+        )
 
     def close(self) -> None:
         if self.owns_engine:
