@@ -176,3 +176,19 @@ def test_card_counts_labels_and_splits() -> None:
     info = describe(rows, None)
     assert info["splits"] == {"test": 2, "train": 1}
     assert info["labels_by_split"]["test"]["spam"]["unknown"] == 1
+
+
+def test_decontaminate_drops_near_duplicates_and_shared_users():
+    from referee.eval.datasets import Row, decontaminate
+
+    rows = [
+        Row(id="a", text="Buy FOLLOWERS now!!! http://x.example", labels={"spam": 1}),
+        Row(id="b", text="a different text", labels={"spam": 0}, meta={"user": "u1"}),
+        Row(id="c", text="clean and unseen", labels={"spam": 0}, meta={"user": "u2"}),
+    ]
+    seen = [
+        Row(id="t1", text="buy followers now http://y.example", labels={"spam": 1}),
+        Row(id="t2", text="another post by the same person", labels={"self_harm": 1}, meta={"group_key": "u1"}),
+    ]
+    assert [r.id for r in decontaminate(rows, seen)] == ["c"]
+    assert decontaminate(rows, []) == rows

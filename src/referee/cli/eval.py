@@ -59,6 +59,9 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 13,
     target_precision: Annotated[float, typer.Option(help="Report the threshold reaching this precision.")] = 0.9,
     limit: Annotated[int | None, typer.Option(help="Only the first N rows (smoke tests).")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option(
+        "--exclude", help="Drop rows that also occur (same near-duplicate key, or same user/group) in this "
+                          "JSONL, e.g. a model's training data. Repeatable.")] = None,
 ) -> None:
     """Score a detector on a labelled dataset; write metrics JSON (and HTML)."""
     from referee.eval.datasets import CATEGORIES, load_rows, read_card
@@ -72,6 +75,15 @@ def run(
             rows = [r for r in rows if r.split == split]
             if not rows:
                 raise ConfigError(f"--split {split}: no rows of that split in {data}; run `referee data split` first")
+        excluded = 0
+        if exclude:
+            from referee.eval.datasets import decontaminate
+
+            before = len(rows)
+            rows = decontaminate(rows, [r for path in exclude for r in load_rows(path)])
+            excluded = before - len(rows)
+            if not rows:
+                raise ConfigError(f"--exclude removed every row of {data}: nothing held out is left to evaluate")
         if limit:
             rows = rows[:limit]
         policy = load_policy(policy_path)
@@ -86,6 +98,8 @@ def run(
             scores.thresholds = {c: threshold for c in scores.categories}
         result = build_result(rows, scores, data, policy, read_card(data), split, n_boot=bootstrap, seed=seed,
                               target_precision=target_precision)
+        if exclude:
+            result["dataset"]["excluded"] = {"files": [str(p) for p in exclude], "rows": excluded}
     except RefereeError as exc:
         raise _fail(exc) from exc
     write_json(result, out)

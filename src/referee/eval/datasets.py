@@ -214,6 +214,19 @@ _MENTION = re.compile(r"@\w+")
 _NON_WORD = re.compile(r"[\W\d_]+", re.UNICODE)
 
 
+def decontaminate(rows: list[Row], seen: list[Row]) -> list[Row]:
+    """Rows that share nothing with ``seen`` (typically a model's training data):
+    neither a near-duplicate text nor a user/group. Evaluating a model on text it
+    was trained on — even re-split differently — flatters it."""
+    keys = {dedup_key(r.text) for r in seen}
+    groups = {str(g) for r in seen for g in (r.meta.get("group_key"), r.meta.get("user")) if g}
+    return [
+        r for r in rows
+        if dedup_key(r.text) not in keys
+        and not any(str(g) in groups for g in (r.meta.get("group_key"), r.meta.get("user")) if g)
+    ]
+
+
 def dedup_key(text: str) -> str:
     """The text as a near-duplicate key: case, punctuation, URLs, mentions and
     digits removed. Retweets, re-posted spam with a new link and templates that
