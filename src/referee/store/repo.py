@@ -36,7 +36,11 @@ class DecisionStore:
     def __init__(self, url: str = "sqlite:///referee.db", migrate: bool = True) -> None:
         self.url = url
         try:
-            self._db: SAEngine = create_engine(url, future=True, pool_pre_ping=True)
+            # A database that does not answer must fail the call, not hang it.
+            connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+            self._db: SAEngine = create_engine(
+                url, future=True, pool_pre_ping=True, pool_timeout=10, connect_args=connect_args
+            )
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
         if self._db.dialect.name == "sqlite":
