@@ -275,8 +275,8 @@ def _micro(data: Labelled, thresholds: Mapping[str, float], n_boot: int, seed: i
         ss.append(data.scores[cat][mask])
         rows.append(np.flatnonzero(mask))
         thr.append(np.full(int(mask.sum()), thresholds.get(cat, 0.5)))
-    if not ys:
-        return {}
+    if not ys or not any(len(y) for y in ys):
+        return {}  # no category is labelled on any row (e.g. an 'unsafe'-only set): only the any-unsafe view
     y, s, row, t = np.concatenate(ys), np.concatenate(ss), np.concatenate(rows), np.concatenate(thr)
     # Shift each pair's score by its threshold so one cut at 0.5 applies every category's own threshold.
     shifted = np.clip(s - t + 0.5, 0.0, 1.0)
