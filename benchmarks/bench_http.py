@@ -40,6 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from fastapi import FastAPI, Request
+
 from referee.store.repo import DecisionStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,9 +72,27 @@ def has(module: str) -> bool:
     return True
 
 
+def floor_app():  # type: ignore[no-untyped-def]
+    """FastAPI answering a constant: the framework's own latency floor on this machine
+    (``--floor``), so the referee figures can be read against it."""
+    app = FastAPI()
+
+    @app.post("/v1/moderate")
+    async def moderate(request: Request) -> dict[str, bool]:
+        await request.body()
+        return {"ok": True}
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 def start_server(args: argparse.Namespace, db_url: str, port: int) -> subprocess.Popen[bytes]:
+    factory = "benchmarks.bench_http:floor_app" if args.floor else "referee.serve.app:app_from_env"
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "referee.serve.app:app_from_env",
+        sys.executable, "-m", "uvicorn", "--factory", factory,
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
         "--no-access-log", "--log-level", "warning",
     ]
@@ -213,6 +233,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
+    parser.add_argument("--floor", action="store_true", help="serve a constant-answer FastAPI app instead (baseline)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="referee-bench-") as tmp:
@@ -228,6 +249,7 @@ def main() -> None:
             stop_server(proc)
 
     latencies.sort()
+    print(f"app={'fastapi-constant (floor)' if args.floor else 'referee'}")
     print(f"mode={'open' if args.rate else 'closed'}")
     print(f"concurrency={args.concurrency}")
     if args.rate:
