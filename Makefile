@@ -52,6 +52,7 @@ bench: model-build
 
 lint:
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/referee policy lint policies/default.yaml
 
 clean:
