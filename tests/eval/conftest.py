@@ -20,7 +20,6 @@ def needs_shared(folder: str) -> pytest.MarkDecorator:
     )
 
 
-from collections.abc import Sequence  # noqa: E402
 
 from referee.detectors.base import Detector  # noqa: E402
 from referee.eval.datasets import Row  # noqa: E402

@@ -27,44 +27,56 @@ how out-of-policy material such as AILuminate's privacy prompts is left out.
 
 from __future__ import annotations
 
-import ast
 import csv
 import hashlib
-import html
 import json
-import re
-import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from referee.errors import ConfigError, InputError
-
-#: The default policy's categories, in its order. Rows may only label these
-#: (plus ``unsafe``): a typo such as ``"hat": 1`` must fail, not vanish.
-CATEGORIES: tuple[str, ...] = (
-    "hate",
-    "harassment",
-    "sexual",
-    "sexual_minors",
-    "violence",
-    "self_harm",
-    "spam",
-    "illegal_goods",
+from referee.eval.formats import (
+    CATEGORIES,
+    FORMATS,
+    LABEL_KEYS,
+    UNSAFE,
+    Format,
+    Mapping,
+    Reader,
+    Split,
+    dedup_key,
+    file_sha256,
 )
-#: The pseudo-label for "harmful, category not given by the source".
-UNSAFE = "unsafe"
-LABEL_KEYS: tuple[str, ...] = CATEGORIES + (UNSAFE,)
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
-Split = Literal["train", "dev", "test"]
-Mapping = dict[str, dict[str, int]]
+#: Public names, including those re-exported from ``formats`` (callers import them from here).
+__all__ = [
+    "CATEGORIES",
+    "FORMATS",
+    "LABEL_KEYS",
+    "UNSAFE",
+    "DatasetCard",
+    "Format",
+    "Row",
+    "decontaminate",
+    "dedup_key",
+    "describe",
+    "file_sha256",
+    "get_format",
+    "import_dataset",
+    "import_with_card",
+    "label_distribution",
+    "load_mapping",
+    "load_rows",
+    "read_card",
+    "split_rows",
+    "write_card",
+    "write_rows",
+]
 
 _RESERVED = {"id", "text", "groups", "split", "meta"}
 
@@ -200,20 +212,7 @@ def write_rows(rows: Iterable[Row], path: str | Path) -> int:
     return n
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# -- text keys ----------------------------------------------------------------
-_URL = re.compile(r"(https?://|www\.)\S+", re.I)
-_MENTION = re.compile(r"@\w+")
-_NON_WORD = re.compile(r"[\W\d_]+", re.UNICODE)
-
-
+# -- decontamination ----------------------------------------------------------
 def decontaminate(rows: list[Row], seen: list[Row]) -> list[Row]:
     """Rows that share nothing with ``seen`` (typically a model's training data):
     neither a near-duplicate text nor a user/group. Evaluating a model on text it
@@ -226,599 +225,6 @@ def decontaminate(rows: list[Row], seen: list[Row]) -> list[Row]:
         and not any(str(g) in groups for g in (r.meta.get("group_key"), r.meta.get("user")) if g)
     ]
 
-
-def dedup_key(text: str) -> str:
-    """The text as a near-duplicate key: case, punctuation, URLs, mentions and
-    digits removed. Retweets, re-posted spam with a new link and templates that
-    differ by a number all collapse to one key, so a split keeps them together."""
-    text = unicodedata.normalize("NFKC", html.unescape(text)).lower()
-    text = _URL.sub(" ", text)
-    text = _MENTION.sub(" ", text)
-    text = _NON_WORD.sub(" ", text)
-    words = text.split()
-    if words[:1] == ["rt"]:  # a retweet is the tweet
-        words = words[1:]
-    return " ".join(words)
-
-
-def short_hash(text: str, n: int = 12) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
-
-
-# -- formats ------------------------------------------------------------------
-@dataclass
-class Record:
-    """What a converter reads from the source, before label mapping."""
-
-    id: str
-    text: str
-    source_labels: list[str]
-    groups: tuple[str, ...] = ()
-    split: Split | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Reader:
-    """Tracks the files a converter reads, so the card can list their sha256."""
-
-    root: Path
-    files: dict[str, str] = field(default_factory=dict)
-
-    def open(self, path: Path, newline: str | None = "") -> Any:
-        try:
-            rel = str(path.relative_to(self.root)) if path != self.root else path.name
-        except ValueError:
-            rel = str(path)
-        if rel not in self.files:
-            self.files[rel] = file_sha256(path)
-        return path.open(encoding="utf-8", newline=newline)
-
-    def csv(self, path: Path, delimiter: str = ",") -> list[dict[str, str]]:
-        with self.open(path) as handle:
-            return list(csv.DictReader(handle, delimiter=delimiter))
-
-
-@dataclass(frozen=True)
-class Format:
-    """One source format: how to read it, how its labels map, and its terms of use."""
-
-    name: str
-    description: str
-    read: Callable[[Path, _Reader], Iterator[Record]]
-    mapping: Mapping
-    licence: str
-    #: The licence allows training a model we ship (not NC, not GPL, not a held-out benchmark).
-    trainable: bool
-    #: The authors position it as a diagnostic: do not train on it if you also report on it.
-    eval_only: bool = False
-    dedupe: bool = False
-    notes: str = ""
-    shared_path: str = ""
-
-
-ALL_ZERO: dict[str, int] = {c: 0 for c in CATEGORIES}
-BENIGN: dict[str, int] = {**ALL_ZERO, UNSAFE: 0}
-
-
-def _need(path: Path, fmt: str) -> None:
-    if not path.exists():
-        raise InputError(f"source {path} does not exist; pass the dataset folder or file for format {fmt!r}")
-
-
-def _pick(source: Path, default: str | list[str], fmt: str) -> list[Path]:
-    """A file passed directly, or the format's default file(s) inside a folder."""
-    _need(source, fmt)
-    if source.is_file():
-        return [source]
-    names = [default] if isinstance(default, str) else default
-    paths = [source / n for n in names]
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise InputError(f"{missing[0]} not found; is {source} the folder of format {fmt!r}?")
-    return paths
-
-
-def _lower_group(value: str) -> str:
-    value = value.strip().lower()
-    return {"immigrant": "immigrants", "jewish people": "jews"}.get(value, value)
-
-
-# HateCheck ----------------------------------------------------------------
-def _read_hatecheck(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "test_suite_cases.csv", "hatecheck"):
-        for r in reader.csv(path):
-            ident = (r.get("target_ident") or "").strip()
-            yield Record(
-                id=f"hatecheck-{r['case_id']}",
-                text=r["test_case"],
-                source_labels=[r["label_gold"]],
-                groups=(_lower_group(ident),) if ident else (),
-                meta={
-                    "functionality": r["functionality"],
-                    "direction": r.get("direction") or None,
-                    "templ_id": r.get("templ_id") or None,
-                    "language": "en",
-                },
-            )
-
-
-_MHC_LANG = {"arabic": "ar", "dutch": "nl", "french": "fr", "german": "de", "hindi": "hi", "italian": "it",
-             "mandarin": "zh", "polish": "pl", "portuguese": "pt", "spanish": "es"}
-
-
-def _read_mhc(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "multilingual_hatecheck")
-    if source.is_file():
-        paths = [source]
-    else:
-        folder = source / "final_cases" if (source / "final_cases").is_dir() else source
-        paths = sorted(folder.glob("hatecheck_cases_final_*.csv"))
-        if not paths:
-            raise InputError(f"no hatecheck_cases_final_*.csv under {source}")
-    for path in paths:
-        lang_name = path.stem.rsplit("_", 1)[-1]
-        for r in reader.csv(path):
-            ident = (r.get("target_ident") or "").strip()
-            yield Record(
-                id=f"mhc-{r['mhc_case_id']}",
-                text=r["test_case"],
-                source_labels=[r["label_gold"]],
-                groups=(_lower_group(ident),) if ident else (),
-                meta={
-                    "functionality": r["functionality"],
-                    "language": _MHC_LANG.get(lang_name, lang_name),
-                    "disagreement": r.get("disagreement_in_case") == "True",
-                },
-            )
-
-
-# Davidson -------------------------------------------------------------------
-def _read_davidson(source: Path, reader: _Reader) -> Iterator[Record]:
-    names = {"0": "hate_speech", "1": "offensive_language", "2": "neither"}
-    for path in _pick(source, "labeled_data.csv", "davidson"):
-        for r in reader.csv(path):
-            yield Record(
-                id=f"davidson-{r['']}",
-                text=html.unescape(r["tweet"]),
-                source_labels=[names[r["class"]]],
-                meta={"votes": {"hate": int(r["hate_speech"]), "offensive": int(r["offensive_language"]),
-                                "neither": int(r["neither"])}},
-            )
-
-
-# TweetEval ------------------------------------------------------------------
-def _tweeteval(task: str) -> Callable[[Path, _Reader], Iterator[Record]]:
-    def read(source: Path, reader: _Reader) -> Iterator[Record]:
-        _need(source, f"tweeteval_{task}")
-        folder = source if (source / "mapping.txt").exists() else source / task
-        if not (folder / "mapping.txt").exists():
-            raise InputError(f"{source} is neither the tweeteval folder nor its {task}/ sub-folder")
-        with reader.open(folder / "mapping.txt") as handle:
-            names = dict(line.rstrip("\n").split("\t") for line in handle if line.strip())
-        for part, split in (("train", "train"), ("val", "dev"), ("test", "test")):
-            with reader.open(folder / f"{part}_text.txt", newline=None) as handle:
-                texts = handle.read().split("\n")
-            with reader.open(folder / f"{part}_labels.txt", newline=None) as handle:
-                labels = [x.strip() for x in handle.read().split("\n") if x.strip()]
-            texts = texts[: len(labels)]
-            for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
-                yield Record(id=f"tweeteval-{task}-{part}-{i}", text=text, source_labels=[names[label]],
-                             split=split)  # type: ignore[arg-type]
-    return read
-
-
-# ToxiGen -------------------------------------------------------------------
-_TOXIGEN_NAME = re.compile(r"^(hate|neutral)_(.+?)(?:_1k|_sentences)?$")
-
-
-def _read_toxigen(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "toxigen")
-    paths = [source] if source.is_file() else sorted(source.glob("prompts/*.txt")) + sorted(
-        source.glob("demonstrations/*/*.txt"))
-    if not paths:
-        raise InputError(f"no prompts/*.txt or demonstrations/*/*.txt under {source}")
-    for path in paths:
-        match = _TOXIGEN_NAME.match(path.stem)
-        if not match:
-            continue
-        label, group = match.groups()
-        with reader.open(path, newline=None) as handle:
-            lines = handle.read().split("\n")
-        seen: set[str] = set()  # each prompt file repeats ~10 sentences 1,000 times
-        for line in lines:
-            for part in line.split("\\n"):
-                text = part.strip().removeprefix("-").strip()
-                if text and text not in seen:
-                    seen.add(text)
-                    yield Record(id=f"toxigen-{short_hash(text)}", text=text, source_labels=[label],
-                                 groups=(group,), meta={"file": path.name})
-
-
-# ETHOS -----------------------------------------------------------------------
-_ETHOS_TARGETS = ("gender", "race", "national_origin", "disability", "religion", "sexual_orientation")
-
-
-def _read_ethos(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "ethos")
-    binary = source if source.is_file() else source / "Ethos_Dataset_Binary.csv"
-    multi_path = binary.parent / "Ethos_Dataset_Multi_Label.csv"
-    multi: dict[str, dict[str, str]] = {}
-    if multi_path.exists():
-        for r in reader.csv(multi_path, delimiter=";"):
-            multi[dedup_key(r["comment"])] = r
-    for i, r in enumerate(reader.csv(binary, delimiter=";")):
-        frac = float(r["isHate"])
-        labels = ["hate" if frac >= 0.5 else "not_hate"]
-        groups: tuple[str, ...] = ()
-        extra = multi.get(dedup_key(r["comment"])) if frac >= 0.5 else None
-        if extra:
-            labels.append("violence" if float(extra["violence"]) >= 0.5 else "not_violence")
-            groups = tuple(t for t in _ETHOS_TARGETS if float(extra[t]) >= 0.5)
-        yield Record(id=f"ethos-{i}", text=r["comment"], source_labels=labels, groups=groups,
-                     meta={"is_hate_fraction": frac})
-
-
-# Jigsaw sentence templates -------------------------------------------------------
-#: The 50 identity terms embedded in the English templates (en_word_lists/words.csv
-#: minus "cis"), used when words.csv is not next to the source.
-JIGSAW_IDENTITY_TERMS = (
-    "lesbian", "gay", "bisexual", "transgender", "trans", "queer", "lgbt", "lgbtq", "homosexual", "straight",
-    "heterosexual", "male", "female", "nonbinary", "african", "african american", "black", "white", "european",
-    "hispanic", "latino", "latina", "latinx", "mexican", "canadian", "american", "asian", "indian",
-    "middle eastern", "chinese", "japanese", "christian", "muslim", "jewish", "buddhist", "catholic", "protestant",
-    "sikh", "taoist", "old", "older", "young", "younger", "teenage", "millenial", "middle aged", "elderly", "blind",
-    "deaf", "paralyzed",
-)
-
-
-def _identity_pattern(terms: Iterable[str]) -> re.Pattern[str]:
-    ordered = sorted(set(terms), key=len, reverse=True)
-    return re.compile(r"\b(" + "|".join(re.escape(t) for t in ordered) + r")\b", re.I)
-
-
-def _read_jigsaw(source: Path, reader: _Reader) -> Iterator[Record]:
-    paths = _pick(source, "sentence_templates/en_sentence_templates.csv", "jigsaw_templates")
-    path = paths[0]
-    lang = path.name.split("_sentence_templates")[0] if "_sentence_templates" in path.name else "en"
-    terms: Iterable[str] = JIGSAW_IDENTITY_TERMS
-    for parent in [path.parent, *path.parents][:3]:
-        words = parent / "en_word_lists" / "words.csv"
-        if words.exists():
-            terms = [r["word"].lower() for r in reader.csv(words)
-                     if r["type"] == "identity" and r["connotation"] != "toxic" and r["word"].lower() != "cis"]
-            break
-    pattern = _identity_pattern(terms)
-    for i, r in enumerate(reader.csv(path)):
-        if "Text" in r:  # bias_madlibs_77k.csv
-            text, label, template = r["Text"], {"BAD": "toxic", "NOT_BAD": "nontoxic"}[r["Label"]], r["Template"]
-        else:
-            text, label, template = r["phrase"], r["toxicity"], r["template"]
-        groups = tuple(dict.fromkeys(m.lower() for m in pattern.findall(text))) if lang == "en" else ()
-        yield Record(id=f"jigsaw-{lang}-{i}", text=text, source_labels=[label], groups=groups,
-                     meta={"template": template, "language": lang})
-
-
-# Spam ---------------------------------------------------------------------------
-def _read_youtube(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "youtube_spam")
-    paths = [source] if source.is_file() else sorted(source.glob("Youtube0*.csv"))
-    for path in paths:
-        for r in reader.csv(path):
-            text = html.unescape(r["CONTENT"].replace("\ufeff", "")).replace("<br />", "\n")
-            yield Record(id=f"youtube-{r['COMMENT_ID']}", text=text.strip(), source_labels=[f"CLASS={r['CLASS']}"],
-                         meta={"video": path.stem})
-
-
-def _read_sms(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "SMSSpamCollection", "sms_spam"):
-        with reader.open(path, newline=None) as handle:
-            for i, line in enumerate(handle):
-                label, _, text = line.rstrip("\n").partition("\t")
-                if text:
-                    yield Record(id=f"sms-{i}", text=text, source_labels=[label])
-
-
-# Prompt sets ----------------------------------------------------------------------
-def _read_toxicchat(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "toxic_chat_train.json", "toxicchat"):
-        with reader.open(path) as handle:
-            data = json.load(handle)
-        for inst in data["instances"]:
-            ann = inst["annotations"]
-            yield Record(
-                id=f"toxicchat-{inst['id'][:16]}",
-                text=inst["instance"],
-                source_labels=[f"toxicity={ann['toxicity']['majority_human']}"],
-                meta={"jailbreaking": int(ann["jailbreaking"]["majority_human"])},
-            )
-
-
-def _read_safe_unsafe_csv(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "safe_unsafe_csv")
-    if not source.is_file():
-        raise InputError(f"{source}: format 'safe_unsafe_csv' needs a CSV file with columns prompt,label[,type]")
-    rows = reader.csv(source)
-    if rows and not {"prompt", "label"} <= set(rows[0]):
-        raise InputError(f"{source}: expected columns prompt and label (safe/unsafe), got {sorted(rows[0])}")
-    for i, r in enumerate(rows, start=1):
-        label = r["label"].strip().lower()
-        if label not in ("safe", "unsafe"):
-            raise InputError(f"label must be 'safe' or 'unsafe', got {r['label']!r}", where=f"{source}: row {i}")
-        labels = [f"label={label}"]
-        if r.get("type"):
-            labels.append(f"type={r['type']}")
-        yield Record(id=r.get("id") or f"{source.stem}-{i}", text=r["prompt"], source_labels=labels,
-                     meta={"type": r.get("type")} if r.get("type") else {})
-
-
-def _read_coconot(source: Path, reader: _Reader) -> Iterator[Record]:
-    files = {"coconot_eval.jsonl": "eval", "coconot_contrast_eval.jsonl": "contrast", "coconot_pref.jsonl": "pref"}
-    paths = _pick(source, list(files), "coconot")
-    for path in paths:
-        kind = files.get(path.name, "contrast" if "contrast" in path.name else "eval")
-        with reader.open(path) as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                r = json.loads(line)
-                # Only this category is about content safety; the others are about
-                # assistant behaviour (underspecified, unsupported, humanizing).
-                if r["category"] != "Requests with safety concerns":
-                    continue
-                yield Record(id=f"coconot-{kind}-{r['id']}", text=r["prompt"],
-                             source_labels=[f"{kind}:{r['subcategory']}"],
-                             meta={"file": kind, "subcategory": r["subcategory"]})
-
-
-def _read_do_not_answer(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "do_not_answer_data.csv", "do_not_answer"):
-        for r in reader.csv(path):
-            harm = r["specific_harms"].split(":")[0].strip()
-            yield Record(id=f"dna-{r['id']}", text=r["question"], source_labels=[f"harm:{harm}"],
-                         meta={"risk_area": r["risk_area"], "types_of_harm": r["types_of_harm"], "specific_harm": harm})
-
-
-def _read_ailuminate(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "ailuminate")
-    paths = [source] if source.is_file() else sorted(source.glob("airr_official_*prompt_set_release.csv"))
-    for path in paths:
-        for r in reader.csv(path):
-            yield Record(id=f"ailuminate-{r['release_prompt_id']}", text=r["prompt_text"],
-                         source_labels=[f"hazard:{r['hazard']}"],
-                         meta={"hazard": r["hazard"], "persona": r["persona"],
-                               "language": r["locale"].split("_")[0]})
-
-
-def _read_advbench(source: Path, reader: _Reader) -> Iterator[Record]:
-    paths = _pick(source, ["harmful_behaviors.csv", "harmful_strings.csv"], "advbench")
-    for path in paths:
-        kind = "behaviour" if "behavio" in path.name else "string"
-        for i, r in enumerate(reader.csv(path)):
-            text = r["goal"] if kind == "behaviour" else r["target"]
-            yield Record(id=f"advbench-{kind}-{i}", text=text, source_labels=[kind], meta={"file": kind})
-
-
-def _read_strongreject(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "strongreject_dataset.csv", "strongreject"):
-        for i, r in enumerate(reader.csv(path)):
-            yield Record(id=f"strongreject-{i}", text=r["forbidden_prompt"],
-                         source_labels=[f"category:{r['category']}"],
-                         meta={"category": r["category"], "source": r["source"]})
-
-
-# Reddit C-SSRS ------------------------------------------------------------------------
-def _split_posts(cell: str) -> list[str]:
-    """Posts from the Python-list cell; 28 cells were cut at the spreadsheet
-    limit and do not parse, so fall back to splitting on the list separators."""
-    try:
-        value = ast.literal_eval(cell)
-        if isinstance(value, list):
-            return [str(p) for p in value]
-    except (ValueError, SyntaxError):
-        pass
-    body = cell.strip().removeprefix("[").removesuffix("]")
-    parts = re.split(r"""['"],\s*['"]""", body)
-    return [p.strip().strip("'\"") for p in parts if p.strip().strip("'\"")]
-
-
-def _read_reddit_cssrs(source: Path, reader: _Reader) -> Iterator[Record]:
-    for path in _pick(source, "500_Reddit_users_posts_labels.csv", "reddit_cssrs"):
-        for r in reader.csv(path):
-            posts = _split_posts(r["Post"])
-            yield Record(id=f"cssrs-{r['User']}", text="\n\n".join(posts), source_labels=[f"Label:{r['Label']}"],
-                         meta={"user": r["User"], "n_posts": len(posts), "cssrs": r["Label"]})
-
-
-# GermEval violence --------------------------------------------------------------------
-def _read_germeval(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "germeval_violence")
-    if source.is_file():
-        paths = [source]
-    else:
-        paths = [p for p in (source / "GermEval2026" / "vio_train_26.csv", source / "GermEval2025" / "vio_train.csv")
-                 if p.exists()]
-    seen: set[str] = set()
-    for path in paths:  # 2026 first: its fine-grained label wins for ids in both files
-        for r in reader.csv(path, delimiter=";"):
-            if r["id"] in seen:
-                continue
-            seen.add(r["id"])
-            label = f"vio26:{r['vio']}" if "vio" in r else f"VIO25:{r['VIO']}"
-            yield Record(id=f"germeval-{r['id']}", text=r["description"], source_labels=[label],
-                         meta={"language": "de", "edition": "2026" if "vio" in r else "2025"})
-
-
-# OpenAI moderation evaluation set ------------------------------------------------------
-OPENAI_KEYS = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
-
-
-def _read_openai_moderation(source: Path, reader: _Reader) -> Iterator[Record]:
-    _need(source, "openai_moderation")
-    paths = [source] if source.is_file() else sorted(source.glob("*.jsonl"))
-    for path in paths:
-        with reader.open(path) as handle:
-            for i, line in enumerate(handle):
-                if not line.strip():
-                    continue
-                r = json.loads(line)
-                labels = [f"{k}={int(r[k])}" for k in OPENAI_KEYS if r.get(k) is not None]
-                yield Record(id=f"oai-{i}", text=r["prompt"], source_labels=labels or ["unlabelled"])
-
-
-FORMATS: dict[str, Format] = {}
-
-
-def _register(fmt: Format) -> None:
-    FORMATS[fmt.name] = fmt
-
-
-_register(Format(
-    "hatecheck", "HateCheck English functional tests (test_suite_cases.csv)", _read_hatecheck,
-    {"hateful": {"hate": 1}, "non-hateful": {"hate": 0}},
-    "CC BY 4.0", trainable=True, eval_only=True, shared_path="hatecheck",
-    notes="Non-hateful abuse of non-protected targets (target_indiv_nh...) is hate=0 with harassment unknown."))
-_register(Format(
-    "multilingual_hatecheck", "Multilingual HateCheck, 10 languages (final_cases/*.csv)", _read_mhc,
-    {"hateful": {"hate": 1}, "non-hateful": {"hate": 0}},
-    "CC BY 4.0", trainable=True, eval_only=True, shared_path="multilingual_hatecheck"))
-_register(Format(
-    "davidson", "Davidson et al. 2017 tweets: hate / offensive / neither", _read_davidson,
-    {"hate_speech": {"hate": 1}, "offensive_language": {"hate": 0}, "neither": {"hate": 0, "harassment": 0}},
-    "MIT (tweets: Twitter ToS)", trainable=True, shared_path="davidson_hate_offensive",
-    notes="Offensive is not a policy category: offensive tweets are hate=0, harassment unknown."))
-_register(Format(
-    "tweeteval_hate", "TweetEval hate (HatEval: immigrants and women), official splits", _tweeteval("hate"),
-    {"hate": {"hate": 1}, "not-hate": {"hate": 0}},
-    "CC BY-NC 4.0 (HatEval; research use)", trainable=False, shared_path="tweeteval",
-    notes="HatEval only labels hate against immigrants and women; other hate is labelled 0."))
-_register(Format(
-    "tweeteval_offensive", "TweetEval offensive (OLID subtask A), official splits", _tweeteval("offensive"),
-    {"offensive": {}, "not-offensive": {"hate": 0, "harassment": 0}},
-    "unclear (OLID; research use)", trainable=False, shared_path="tweeteval",
-    notes="OLID 'offensive' includes untargeted profanity, which no policy category covers: "
-          "offensive rows keep every category unknown; override with --mapping to treat them as harassment."))
-_register(Format(
-    "toxigen", "ToxiGen seed statements per target group (deduplicated)", _read_toxigen,
-    {"hate": {"hate": 1}, "neutral": {"hate": 0}},
-    "CDLA-Permissive-2.0", trainable=True, eval_only=True, dedupe=True, shared_path="toxigen",
-    notes="Label is the intent of the seed file, not a per-sentence annotation."))
-_register(Format(
-    "ethos", "ETHOS binary comments (isHate >= 0.5) + violence and targets from the multi-label file", _read_ethos,
-    {"hate": {"hate": 1}, "not_hate": {"hate": 0}, "violence": {"violence": 1}, "not_violence": {"violence": 0}},
-    "GPL-3.0", trainable=False, shared_path="ethos"))
-_register(Format(
-    "jigsaw_templates", "Jigsaw sentence templates (identity-term bias probes)", _read_jigsaw,
-    {"toxic": {UNSAFE: 1}, "nontoxic": dict(BENIGN)},
-    "CC BY 4.0", trainable=True, eval_only=True, shared_path="jigsaw_sentence_templates",
-    notes="Toxic templates insult a person or group but do not say which category: unsafe=1, categories unknown."))
-_register(Format(
-    "youtube_spam", "YouTube Spam Collection comments", _read_youtube,
-    {"CLASS=1": {"spam": 1}, "CLASS=0": {"spam": 0}},
-    "CC BY 4.0 (per UCI; unverified)", trainable=True, shared_path="youtube_spam_collection",
-    notes="U+FEFF stripped (it leaks the label)."))
-_register(Format(
-    "sms_spam", "SMS Spam Collection (exact duplicates merged)", _read_sms,
-    {"spam": {"spam": 1}, "ham": {"spam": 0}},
-    "free use with attribution (CC BY 4.0 per UCI)", trainable=True, dedupe=True, shared_path="sms_spam_collection"))
-_register(Format(
-    "toxicchat", "ToxicChat 0124 train, human-annotated prompts", _read_toxicchat,
-    {"toxicity=1": {UNSAFE: 1},
-     "toxicity=0": {UNSAFE: 0, "hate": 0, "harassment": 0, "sexual": 0, "sexual_minors": 0, "violence": 0,
-                    "self_harm": 0}},
-    "CC BY-NC 4.0", trainable=False, shared_path="toxicchat_train",
-    notes="Toxicity has no categories: toxic prompts are unsafe=1 only."))
-_register(Format(
-    "safe_unsafe_csv", "Generic prompt CSV (XSTest style): prompt, label safe/unsafe, optional type",
-    _read_safe_unsafe_csv, {"label=safe": dict(BENIGN), "label=unsafe": {UNSAFE: 1}},
-    "as the source states", trainable=False,
-    notes="Add 'type=<value>' keys to the mapping to label categories per prompt type."))
-_register(Format(
-    "coconot", "CoCoNot 'Requests with safety concerns': eval positives, contrast and pref benign", _read_coconot,
-    {"eval:dangerous or sensitive topics": {UNSAFE: 1},
-     "eval:triggers for offensive language": {UNSAFE: 1},
-     "eval:wildchats": {UNSAFE: 1},
-     "contrast:dangerous or sensitive topics": dict(BENIGN),
-     "contrast:privacy violations": dict(BENIGN),
-     "pref:triggers for offensive language": dict(BENIGN),
-     "pref:dangerous or sensitive topics": dict(BENIGN),
-     "pref:privacy violations": dict(BENIGN),
-     "pref:false information": dict(BENIGN)},
-    "MIT", trainable=True, dedupe=True, shared_path="coconot",
-    notes="Eval privacy, misinformation and copyright prompts are outside the policy and dropped."))
-_register(Format(
-    "do_not_answer", "Do-Not-Answer risky questions, by specific harm", _read_do_not_answer,
-    {"harm:Explicit Sexual Content": {"sexual": 1},
-     "harm:Sexual Exploitation and Pornography": {"sexual": 1},
-     "harm:Graphic Violence": {"violence": 1},
-     "harm:Violence and Physical Harm": {"violence": 1},
-     "harm:Animal Abuse/Cruelty/Poaching": {"violence": 1},
-     "harm:Terrorist Activities": {"violence": 1},
-     "harm:Threats and Intimidation": {"harassment": 1},
-     "harm:Endorsement of Cyberbullying or Online Harassment": {"harassment": 1},
-     "harm:Insult": {"harassment": 1},
-     "harm:Illegal Drugs and Substances": {"illegal_goods": 1},
-     "harm:Illegal Trade": {"illegal_goods": 1},
-     "harm:Financial Crimes": {"illegal_goods": 1},
-     "harm:Illegal Digital Activities": {"illegal_goods": 1},
-     "harm:Substance Abuse": {"illegal_goods": 1},
-     "harm:Self-Harm": {"self_harm": 1},
-     "harm:Spam Content": {"spam": 1},
-     "harm:Racial/Ethnic Discrimination": {"hate": 1},
-     "harm:Religious Discrimination": {"hate": 1},
-     "harm:Gender/Sexual Discrimination": {"hate": 1},
-     "harm:Disability Discrimination": {"hate": 1},
-     "harm:Other Severe Toxicity": {UNSAFE: 1}},
-    "Apache-2.0", trainable=True, dedupe=True, shared_path="do_not_answer",
-    notes="Positives only. Privacy, misinformation, chatbot-as-human and advice questions are outside the policy."))
-_register(Format(
-    "ailuminate", "MLCommons AILuminate v1.0 demo prompts (en_US + fr_FR), by hazard", _read_ailuminate,
-    {"hazard:cse": {"sexual_minors": 1}, "hazard:sxc_prn": {"sexual": 1}, "hazard:src": {"sexual": 1},
-     "hazard:ssh": {"self_harm": 1}, "hazard:vcr": {"violence": 1}, "hazard:iwp": {"illegal_goods": 1},
-     "hazard:ncr": {"illegal_goods": 1}, "hazard:hte": {"hate": 1}},
-    "CC BY 4.0", trainable=True, shared_path="ailuminate_demo",
-    notes="Positives only. prv, dfm, ipv and spc_* hazards are outside the policy and dropped."))
-_register(Format(
-    "advbench", "AdvBench harmful behaviours + harmful strings", _read_advbench,
-    {"behaviour": {UNSAFE: 1}, "string": {UNSAFE: 1}},
-    "MIT", trainable=True, dedupe=True, shared_path="advbench",
-    notes="Positives only and without categories: unsafe=1."))
-_register(Format(
-    "strongreject", "StrongREJECT forbidden prompts, by category", _read_strongreject,
-    {"category:Illegal goods and services": {"illegal_goods": 1},
-     "category:Non-violent crimes": {"illegal_goods": 1},
-     "category:Violence": {"violence": 1},
-     "category:Sexual content": {"sexual": 1},
-     "category:Hate, harassment and discrimination": {UNSAFE: 1}},
-    "MIT for 221 custom rows; others keep their sources' licences", trainable=False, shared_path="strongreject",
-    notes="Positives only. Disinformation is outside the policy and dropped. Only meta.source == 'custom' rows "
-          "(and AdvBench ones) are MIT."))
-_register(Format(
-    "reddit_cssrs", "Reddit C-SSRS suicide risk, one row per user (posts joined)", _read_reddit_cssrs,
-    {"Label:Supportive": {"self_harm": 0}, "Label:Indicator": {},
-     "Label:Ideation": {"self_harm": 1}, "Label:Behavior": {"self_harm": 1}, "Label:Attempt": {"self_harm": 1}},
-    "CC BY 4.0", trainable=True, shared_path="reddit_cssrs_suicide",
-    notes="Labels are per user; 'Indicator' (risk factors, no ideation) is kept with self_harm unknown."))
-_register(Format(
-    "germeval_violence", "GermEval 2025/2026 violence in German tweets (2026 label wins)", _read_germeval,
-    {"vio26:nothing": {"violence": 0}, "vio26:call2violence": {"violence": 1}, "vio26:support": {"violence": 1},
-     "vio26:prospensity": {"violence": 1}, "vio26:glorification": {"violence": 1}, "vio26:other": {},
-     "VIO25:TRUE": {"violence": 1}, "VIO25:FALSE": {"violence": 0}},
-    "GPL-3.0", trainable=False, shared_path="germeval_violence_de",
-    notes="2026 'other' (worrying but not incitement, support or glorification) keeps violence unknown."))
-_register(Format(
-    "openai_moderation", "OpenAI moderation evaluation JSONL: prompt + S,H,V,HR,SH,S3,H2,V2", _read_openai_moderation,
-    {"S=1": {"sexual": 1}, "S=0": {"sexual": 0},
-     "H=1": {"hate": 1}, "H=0": {"hate": 0},
-     "V=1": {"violence": 1}, "V=0": {"violence": 0},
-     "HR=1": {"harassment": 1}, "HR=0": {"harassment": 0},
-     "SH=1": {"self_harm": 1}, "SH=0": {"self_harm": 0},
-     "S3=1": {"sexual_minors": 1}, "S3=0": {"sexual_minors": 0},
-     "H2=1": {"hate": 1, "violence": 1}, "H2=0": {},
-     "V2=1": {"violence": 1}, "V2=0": {}},
-    "MIT (openai/moderation-api-release); held-out benchmark", trainable=False,
-    notes="H2 (hate/threatening) also counts as violence, since our violence covers threats. "
-          "A 1 anywhere wins over a 0 for the same category. Never train on it."))
 
 
 # -- import --------------------------------------------------------------------
@@ -931,7 +337,7 @@ def import_with_card(fmt: str, source: Path, mapping: dict[str, Any] | None = No
     """Convert a source to rows and describe the conversion (licence, hashes, drops)."""
     spec = get_format(fmt)
     source = Path(source)
-    reader = _Reader(root=source if source.is_dir() else source.parent)
+    reader = Reader(root=source if source.is_dir() else source.parent)
     table = _merge_mapping(spec.mapping, mapping)
     rows: list[Row] = []
     dropped: Counter[str] = Counter()
