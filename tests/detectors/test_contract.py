@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from referee.detectors.base import Detector, detectors
+from referee.detectors.base import Detector, build_detector
 from referee.errors import ModelError
 from referee.model import ContentItem
 from referee.policy import Policy
@@ -25,7 +25,7 @@ ITEMS = [
 
 def build(name: str) -> Detector:
     try:
-        return detectors.get(name).from_policy(POLICY, POLICY.detector_config(name))
+        return build_detector(name, POLICY)
     except ModelError as exc:
         pytest.skip(f"{name}: {exc}")
 

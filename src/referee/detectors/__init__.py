@@ -1,5 +1,5 @@
 """Detectors turn a content item into signals."""
 
-from referee.detectors.base import Detector, DetectorInfo, detectors
+from referee.detectors.base import Detector, DetectorInfo, build_detector, detectors
 
-__all__ = ["Detector", "DetectorInfo", "detectors"]
+__all__ = ["Detector", "DetectorInfo", "build_detector", "detectors"]

@@ -60,3 +60,22 @@ class Detector(ABC):
 
 #: Detector classes by name; referee's own come from entry points in pyproject.toml.
 detectors: Registry[type[Detector]] = Registry("detector", group="referee.detectors")
+
+#: Keys any ``detectors.<name>`` block may carry that belong to the caller, not the detector.
+COMMON_KEYS = ("optional", "timeout_s")
+
+
+def build_detector(name: str, policy: Any) -> Detector:
+    """The detector named ``name``, configured by the policy's ``detectors.<name>`` block.
+
+    ``timeout_s`` is applied here; ``optional`` is the caller's business (the
+    engine skips an optional detector whose model is missing), so neither
+    reaches the detector's own settings.
+    """
+    config = dict(policy.detector_config(name))
+    timeout = config.pop("timeout_s", None)
+    config.pop("optional", None)
+    detector = detectors.get(name).from_policy(policy, config)
+    if timeout is not None:
+        detector.timeout_s = float(timeout)
+    return detector

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol
 
-from referee.detectors.base import Detector, detectors as detector_registry
+from referee.detectors.base import Detector, build_detector
 from referee.engine.decide import decide
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Decision, DetectorFailure, Signal, decision_key
@@ -82,19 +82,12 @@ class Engine:
         for name, config in policy.document.detectors.items():
             if only is not None and name not in only:
                 continue
-            config = dict(config or {})
-            optional = bool(config.pop("optional", False))
-            timeout = config.pop("timeout_s", None)
             try:
-                detector = detector_registry.get(name).from_policy(policy, config)
-            except (ModelError, ConfigError) as exc:
-                if optional and isinstance(exc, ModelError):
-                    log.warning("detector %r skipped: %s", name, exc)
-                    continue
-                raise
-            if timeout is not None:
-                detector.timeout_s = float(timeout)
-            built.append(detector)
+                built.append(build_detector(name, policy))
+            except ModelError as exc:
+                if not (config or {}).get("optional", False):
+                    raise
+                log.warning("detector %r skipped: %s", name, exc)
         return cls(policy, built, sink=sink, **kwargs)  # type: ignore[arg-type]
 
     def close(self) -> None:

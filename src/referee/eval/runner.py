@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from referee.detectors.base import Detector, detectors
+from referee.detectors.base import Detector
+from referee.detectors.base import build_detector as build_detector  # re-exported: evaluation builds detectors as the engine does
 from referee.errors import ConfigError
 from referee.eval.datasets import CATEGORIES, Row
 from referee.eval.metrics import Labelled
@@ -65,15 +66,6 @@ def to_item(row: Row, surface: str = "comment", country: str | None = None) -> C
 
 def _batches(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-def build_detector(name: str, policy: Any) -> Detector:
-    """The detector as the policy configures it (``detectors.<name>`` block)."""
-    cls = detectors.get(name)
-    config = policy.detector_config(name)
-    config.pop("optional", None)
-    config.pop("timeout_s", None)
-    return cls.from_policy(policy, config)
 
 
 def score_detector(
