@@ -51,6 +51,7 @@ bench: model-build
 	$(BIN)/python benchmarks/bench_classifier.py
 
 lint:
+	$(BIN)/ruff check --select F src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/referee policy lint policies/default.yaml
