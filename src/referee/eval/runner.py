@@ -64,8 +64,26 @@ def to_item(row: Row, surface: str = "comment", country: str | None = None) -> C
     )
 
 
-def _batches(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+def _run_batches(
+    rows: Sequence[Row],
+    batch_size: int,
+    surface: str,
+    progress: Callable[[int], None] | None,
+    run: Callable[[list[ContentItem]], Sequence[Any]],
+    fill: Callable[[int, Any], None],
+    who: str,
+) -> None:
+    """Feed rows to ``run`` batch by batch and hand each answer to ``fill`` with its row index.
+    A wrong answer count is an error, not a silent zero: a broken scorer must not look cautious."""
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        outputs = run([to_item(r, surface) for r in batch])
+        if len(outputs) != len(batch):
+            raise ConfigError(f"{who} returned {len(outputs)} results for {len(batch)} items")
+        for j, output in enumerate(outputs):
+            fill(start + j, output)
+        if progress:
+            progress(len(batch))
 
 
 def score_detector(
@@ -82,16 +100,11 @@ def score_detector(
     index = {c: i for i, c in enumerate(cats)}
     matrix = np.zeros((len(rows), len(cats)))
     thresholds: dict[str, float] = {}
-    done = 0
-    for batch in _batches(rows, batch_size):
-        results = detector.detect_many([to_item(r, surface) for r in batch])
-        if len(results) != len(batch):
-            raise ConfigError(f"detector {detector.name!r} returned {len(results)} results for {len(batch)} items")
-        for j, signals in enumerate(results):
-            _fill(matrix[done + j], signals, index, thresholds)
-        done += len(batch)
-        if progress:
-            progress(len(batch))
+
+    def fill(i: int, signals: list[Signal]) -> None:
+        _fill(matrix[i], signals, index, thresholds)
+
+    _run_batches(rows, batch_size, surface, progress, detector.detect_many, fill, f"detector {detector.name!r}")
     return Scores(
         ids=[r.id for r in rows],
         categories=cats,
@@ -134,16 +147,13 @@ def score_engine(
     versions: dict[str, str] = {}
     with Engine.from_policy(policy) as engine:
         versions = dict(engine.detector_versions)
-        done = 0
-        for batch in _batches(rows, batch_size):
-            decisions = engine.moderate_many([to_item(r, surface) for r in batch])
-            for j, decision in enumerate(decisions):
-                for cat in decision.categories:
-                    if cat in index:
-                        matrix[done + j, index[cat]] = 1.0
-            done += len(batch)
-            if progress:
-                progress(len(batch))
+
+        def fill(i: int, decision: Any) -> None:
+            for cat in decision.categories:
+                if cat in index:
+                    matrix[i, index[cat]] = 1.0
+
+        _run_batches(rows, batch_size, surface, progress, engine.moderate_many, fill, "the engine")
     return Scores(
         ids=[r.id for r in rows],
         categories=cats,
