@@ -61,6 +61,24 @@ def test_batching_does_not_change_scores(tiny_model: Path) -> None:
     np.testing.assert_allclose(clf.predict(texts), one_by_one, atol=1e-5)
 
 
+def test_int8_score_does_not_depend_on_batch_mates(tiny_model: Path) -> None:
+    # Dynamic int8 scales activations per tensor: batched, a text's score would move with
+    # whatever shares its batch. One window per call makes it exact, threads or not.
+    texts = ["you are a worthless idiot", "free iphone click here now " * 4, "lovely song", "ok"]
+    alone = TextClassifier(tiny_model, variant="int8", cache_size=0, intra_op_threads=1)
+    together = TextClassifier(tiny_model, variant="int8", cache_size=0, intra_op_threads=2)
+    one_by_one = np.stack([alone.predict([t])[0] for t in texts])
+    np.testing.assert_array_equal(together.predict(texts), one_by_one)
+    np.testing.assert_array_equal(together.predict(texts[::-1])[::-1], one_by_one)
+
+
+def test_parallel_batches_match_sequential(tiny_model: Path) -> None:
+    texts = [f"text number {i} " * (i % 7 + 1) for i in range(23)]
+    one_core = TextClassifier(tiny_model, variant="fp32", cache_size=0, intra_op_threads=1, batch_size=4)
+    two_cores = TextClassifier(tiny_model, variant="fp32", cache_size=0, intra_op_threads=2, batch_size=4)
+    np.testing.assert_allclose(two_cores.predict(texts), one_core.predict(texts), atol=1e-5)
+
+
 def test_cache_hits_on_normalised_text(tiny_model: Path) -> None:
     clf = TextClassifier(tiny_model, cache_size=2)
     a = clf.predict(["WIN a free iPhone"])

@@ -180,3 +180,76 @@ def test_engine_with_another_sink_is_refused(settings: Settings, store, engine) 
     with pytest.raises(ConfigError, match="sink"):
         create_app(settings, engine=engine, store=other)
     other.close()
+
+
+def test_moderate_is_served_by_the_fast_path_with_the_same_answers(client: TestClient, keys: dict[str, str],
+                                                                    monkeypatch) -> None:
+    from referee.serve import routes
+
+    calls: list[str] = []
+    real = routes.moderate_response
+
+    async def spy(request):  # type: ignore[no-untyped-def]
+        calls.append(request.url.path)
+        return await real(request)
+
+    monkeypatch.setattr(routes, "moderate_response", spy)
+    monkeypatch.setattr(routes, "moderate", None)  # the router's endpoint must not be what answers
+    ok = client.post("/v1/moderate", json={"id": "fp-1", "surface": "comment", "text": "hi #spam"},
+                     headers=bearer(keys["moderate"]))
+    assert ok.status_code == 200 and ok.json()["action"] != "allow"
+    no_key = client.post("/v1/moderate", json={"id": "fp-2", "text": "hi"})
+    assert no_key.status_code == 401 and no_key.json()["error"]["type"] == "unauthorized"
+    wrong_scope = client.post("/v1/moderate", json={"id": "fp-3", "text": "hi"}, headers=bearer(keys["read"]))
+    assert wrong_scope.status_code == 403 and wrong_scope.json()["error"]["missing_scope"] == "moderate"
+    assert calls == ["/v1/moderate"]  # only the authorised request reached the handler
+
+
+def test_router_without_the_fast_path_answers_the_same(settings: Settings, engine, store, keys) -> None:
+    # Apps that mount referee's router themselves get the same endpoint from FastAPI.
+    from fastapi import FastAPI
+
+    from referee.serve import problems, routes
+    from referee.serve.state import ServeState
+
+    app = FastAPI()
+    app.state.referee = ServeState(settings, engine, store)
+    problems.install(app)
+    app.include_router(routes.router)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/moderate", json={"id": "r-1", "text": "hello #hate"}, headers=bearer(keys["moderate"]))
+        assert r.status_code == 200 and "hate" in r.json()["categories"]
+        bad = c.post("/v1/moderate", json={"id": "r-2", "country": "Germany"}, headers=bearer(keys["moderate"]))
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "country"
+
+
+def test_startup_objects_are_frozen_out_of_the_collector(app) -> None:
+    import gc
+
+    with TestClient(app):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_client_that_hangs_up_mid_body_is_not_a_server_error(app, keys: dict[str, str], caplog) -> None:
+    import asyncio
+
+    messages = [{"type": "http.request", "body": b'{"id": "x", "te', "more_body": True},
+                {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return messages.pop(0)
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/moderate", "raw_path": b"/v1/moderate",
+             "query_string": b"", "headers": [(b"authorization", f"Bearer {keys['moderate']}".encode()),
+                                               (b"content-type", b"application/json")],
+             "app": app, "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1)}
+    with TestClient(app):  # runs the lifespan, so the app state is live
+        with caplog.at_level("ERROR"):
+            asyncio.run(app(scope, receive, send))
+    assert sent == []  # nobody left to answer
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -110,3 +110,37 @@ def test_saving_a_stored_decision_again_returns_the_stored_one(store, small_poli
     saved = store.save_decisions([(item, later), (other, second)])
     assert saved == [first, second]
     assert len(store.history("r")) == 1 and len(store.history("s")) == 1
+
+
+def test_concurrent_sqlite_writers_queue_instead_of_sleeping(tmp_path, small_policy):
+    # Two stores on one file stand in for two server worker processes, each with two
+    # threads writing batches at once: every batch lands, and the writer lock file exists.
+    import threading
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    stores = [DecisionStore(url), DecisionStore(url)]
+    engines = [Engine(small_policy, [KeywordDetector()], sink=s) for s in stores]
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        engine = engines[n % 2]
+        for b in range(15):
+            batch = [ContentItem(id=f"w{n}-{b}-{i}", text=f"item {i} of batch {b}") for i in range(20)]
+            try:
+                engine.moderate_many(batch)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with sqlalchemy.create_engine(url).connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM decisions")).scalar() == 4 * 15 * 20
+    assert (tmp_path / "shared.db.write-lock").exists()
+    for e in engines:
+        e.close()
+    for s in stores:
+        s.close()

@@ -35,6 +35,24 @@ TOKENIZER = "tokenizer.json"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
 TRAIN_LOG = "train_log.jsonl"
+BUILD_STAMP = "build.json"
+# Bumped whenever the export recipe changes, so `referee model build` knows a graph
+# exported by an older referee is stale and re-exports it.
+EXPORT_RECIPE = "eager-attention, bert-fusion, dynamic-int8 per-channel reduce-range; v2"
+
+
+
+def is_built(model_dir: str | Path) -> bool:
+    """True when the graphs exist and were exported by this referee's recipe."""
+    model_dir = Path(model_dir)
+    stamp = model_dir / BUILD_STAMP
+    if not ((model_dir / ONNX_INT8).exists() and (model_dir / TOKENIZER).exists() and stamp.exists()):
+        return False
+    try:
+        return bool(json.loads(stamp.read_text(encoding="utf-8")).get("recipe") == EXPORT_RECIPE)
+    except (OSError, ValueError):
+        return False
+
 
 BUILD_HINT = "run `make model` or `referee model build` to export the ONNX graphs from the installed encoder"
 

@@ -57,11 +57,13 @@ def _torch() -> Any:
     return torch
 
 
-def build_encoder(path: Path | None = None, weights: Path | None = None) -> Any:
+def build_encoder(path: Path | None = None, weights: Path | None = None, attention: str | None = None) -> Any:
     """The pooled, normalised encoder as a torch module.
 
     ``weights`` points at a fine-tuned encoder's safetensors; without it the
-    packaged weights are used.
+    packaged weights are used. ``attention="eager"`` traces attention as plain
+    MatMul/Softmax, the pattern onnxruntime's transformer optimizer fuses into
+    one Attention operator (the default SDPA path exports a shape it cannot fuse).
     """
     torch = _torch()
     # The weights are on disk; make sure transformers never tries a hub lookup.
@@ -70,7 +72,8 @@ def build_encoder(path: Path | None = None, weights: Path | None = None) -> Any:
     from transformers import AutoModel
 
     path = path or encoder_path()
-    bert = AutoModel.from_pretrained(str(path), local_files_only=True)
+    extra = {"attn_implementation": attention} if attention else {}
+    bert = AutoModel.from_pretrained(str(path), local_files_only=True, **extra)
     if weights is not None:
         from safetensors.torch import load_file
 

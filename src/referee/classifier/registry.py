@@ -59,7 +59,7 @@ class ModelRegistry:
         out = []
         for name in self.names():
             path = self.root / name
-            out.append(Entry(name=name, path=path, built=(path / artifact.ONNX_INT8).exists(),
+            out.append(Entry(name=name, path=path, built=artifact.is_built(path),
                              aliases=[a for a, n in aliases.items() if n == name], card=artifact.read_card(path)))
         return out
 

@@ -13,10 +13,13 @@ not only this one — sees batches.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +36,23 @@ class TextClassifier:
     Thread-safe for concurrent ``predict`` calls (onnxruntime sessions are;
     the cache takes a lock). ``batch_size`` is windows per onnxruntime call, not
     texts per ``predict``: windows are sorted by length and cut into small
-    batches, because on CPU batches beyond ~8 gain little while padding a
-    32-tweet batch to its longest tweet cost 40 % of throughput (measured on
-    Davidson tweets: 129 items/s at 32, 216 at 8). Thread settings are explicit because the right
-    numbers depend on how many workers share the machine: one process per core
-    wants ``intra_op_threads=1``, a single process wants all cores.
+    batches, because padding a 32-tweet batch to its longest tweet doubles the
+    tokens computed (measured on Davidson tweets: 96 % padding at 32, 9 % at 4).
+
+    int8 runs one window per onnxruntime call unless told otherwise: dynamic
+    quantisation scales activations per tensor, so in a batch a text's score
+    moved with its batch-mates (up to 4 logits on tweets, measured), and a
+    decision must not depend on what else arrived in the same millisecond.
+    fp32 is batch-independent and batches by ``batch_size`` (default 4).
+
+    Two ways to use the cores, picked per call. A call that is one batch (a
+    single comment) runs on a session whose operators are split across
+    ``threads`` cores: lowest latency. A call of several batches runs them side
+    by side, one core each, on a single-threaded session: small int8 operators
+    split across cores spend much of their time waiting on each other, so
+    batch-level parallelism gave ~15 % more tweets/s on 2 cores (and held up
+    better when the host was noisy). ``threads`` defaults to the machine's
+    cores; one process per core wants ``threads=1``.
     """
 
     def __init__(
@@ -46,9 +61,8 @@ class TextClassifier:
         variant: str = "int8",
         max_tokens: int | None = None,
         overlap: int = 32,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         intra_op_threads: int | None = None,
-        inter_op_threads: int = 1,
         cache_size: int = 10_000,
         max_windows: int | None = None,
     ) -> None:
@@ -66,25 +80,31 @@ class TextClassifier:
         self.categories = list(self.card.categories)
         self.max_tokens = max_tokens or self.card.max_tokens
         self.overlap = min(overlap, self.max_tokens - 3)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (1 if variant == "int8" else 4)
         self.max_windows = max_windows
         self.tokenizer = load_tokenizer(tok)
         self._platt = [self.card.calibration[c] for c in self.categories]
         self.thresholds = {c: self.card.thresholds[c].threshold for c in self.categories}
-        opts = ort.SessionOptions()
-        if intra_op_threads:
-            opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = inter_op_threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"{graph}: onnxruntime cannot load it: {exc} (fix: {artifact.BUILD_HINT})") from exc
+        self.threads = intra_op_threads or os.cpu_count() or 1
+        self.session = self._session(ort, graph, self.threads)
+        self._batch_session = self._session(ort, graph, 1) if self.threads > 1 else self.session
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="referee-onnx") if self.threads > 1 else None
         self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray, int, str]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.cache_hits = 0
         self.cache_misses = 0
+
+    @staticmethod
+    def _session(ort: Any, graph: Path, threads: int) -> Any:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"{graph}: onnxruntime cannot load it: {exc} (fix: {artifact.BUILD_HINT})") from exc
 
     @property
     def version(self) -> str:
@@ -106,10 +126,14 @@ class TextClassifier:
         spans: list[tuple[int, int]] = []
         windows, owner = token_windows(self.tokenizer, texts, self.max_tokens, self.overlap, self.max_windows, spans)
         per_window = np.empty((len(windows), c), dtype=np.float32)
-        for idx in length_batches(windows, self.batch_size):
-            ids, mask = pad([windows[i] for i in idx])
-            (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
-            per_window[idx] = logits
+        batches = length_batches(windows, self.batch_size)
+        if len(batches) == 1 or self._pool is None:
+            for idx in batches:
+                per_window[idx] = self._run(self.session, [windows[i] for i in idx])
+        else:
+            runs = self._pool.map(lambda idx: self._run(self._batch_session, [windows[i] for i in idx]), batches)
+            for idx, logits in zip(batches, runs):
+                per_window[idx] = logits
         span_arr = np.asarray(spans, dtype=np.int64).reshape(len(windows), 2)
         # token_windows emits each text's windows contiguously and in order.
         bounds = np.searchsorted(owner, np.arange(n + 1))
@@ -121,6 +145,12 @@ class TextClassifier:
                 out[i] = per_window[best, np.arange(c)]
                 where[i] = span_arr[best]
         return out, where, counts
+
+    @staticmethod
+    def _run(session: Any, windows: list[list[int]]) -> np.ndarray:
+        ids, mask = pad(windows)
+        (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(logits)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (len(texts), len(categories))."""

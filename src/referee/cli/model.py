@@ -183,7 +183,7 @@ def build_cmd(
         if not paths:
             raise _bad("model", "(none)", f"no models in {reg.root}; train one with `referee train`")
         for path in paths:
-            if not force and (path / artifact.ONNX_INT8).exists() and (path / artifact.TOKENIZER).exists():
+            if not force and artifact.is_built(path):
                 _out.print(f"{path}: already built (use --force to rebuild)")
                 continue
             written = export(path, int8=int8)

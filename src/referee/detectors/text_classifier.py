@@ -29,7 +29,8 @@ class ClassifierConfig(BaseModel):
     variant: Literal["int8", "fp32"] = "int8"
     max_tokens: int | None = Field(default=None, ge=8, le=512)
     overlap: int = Field(default=32, ge=0)
-    batch_size: int = Field(default=8, ge=1, description="Windows per onnxruntime call (length-sorted).")
+    batch_size: int | None = Field(default=None, ge=1, description=(
+        "Windows per onnxruntime call (length-sorted); default 1 for int8 (batch-independent scores), 4 for fp32."))
     intra_op_threads: int | None = Field(default=None, ge=1)
     cache_size: int = Field(default=10_000, ge=0)
     optional: bool = Field(default=False, description="Read by the engine: skip with a warning when missing.")

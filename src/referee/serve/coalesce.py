@@ -11,6 +11,12 @@ the previous one is in flight. ``max_wait_ms`` adds a gathering window for
 model-heavy policies, where batch 32 costs little more than batch 1: a batch
 smaller than ``max_batch`` then waits up to that long for more requests.
 
+One batch runs at a time (``max_inflight=1``): with two in flight, the
+engine threads fought each other and the event loop for the GIL and queued
+on the store's write lock, and batches came out uneven (2 and 45 items
+rather than 23 and 23); one at a time cut p99 from ~73 to ~40 ms at 50
+clients (one worker, measured) with no loss of throughput.
+
 Each request still gets exactly its own decisions back, in order. An error
 raised by the engine (a store outage) fails every request of that batch,
 which is what those requests would each have seen on their own.
@@ -31,7 +37,7 @@ _Entry = tuple[list[ContentItem], "asyncio.Future[list[Decision]]"]
 
 
 class Coalescer:
-    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 2, max_wait_ms: float = 0.0) -> None:
+    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 1, max_wait_ms: float = 0.0) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError(f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}")
         self.engine = engine

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from referee.errors import (
     AuthError,
@@ -101,6 +102,17 @@ def problem(exc: RefereeError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def respond(exc: Exception) -> JSONResponse:
+    """The answer to any exception a handler let out: its problem shape for referee's
+    own errors (logged when it is the server's fault), a bare 500 for a bug."""
+    if isinstance(exc, RefereeError):
+        if status_for(exc)[0] >= 500:
+            log.error("request failed: %s", exc, exc_info=exc)
+        return problem(exc)
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal server error; see the server log"), status_code=500)
+
+
 def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "") -> str:
     """pydantic's ``("items", 2, "text")`` as ``items[2].text``, the way the docs write it."""
     out = prefix
@@ -115,11 +127,8 @@ def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "") -
 def install(app: FastAPI) -> None:
     """Route every exception the app can see through :func:`problem`'s shape."""
 
-    async def on_referee(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RefereeError)
-        if status_for(exc)[0] >= 500:
-            log.error("request failed: %s", exc, exc_info=exc)
-        return problem(exc)
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
+        return respond(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -134,11 +143,13 @@ def install(app: FastAPI) -> None:
             error_body(type_, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
-    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "internal server error; see the server log"), status_code=500)
+    async def on_disconnect(_: Request, exc: Exception) -> JSONResponse:
+        # The client hung up mid-body: nobody will read this answer, and it is not a server bug.
+        log.debug("client disconnected before sending its whole body")
+        return JSONResponse(error_body("client_disconnected", "client closed the connection"), status_code=400)
 
-    app.add_exception_handler(RefereeError, on_referee)
+    app.add_exception_handler(RefereeError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_bug)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
+    app.add_exception_handler(Exception, on_error)

@@ -8,9 +8,13 @@ is upgraded in place rather than recreated.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from importlib.resources import files
@@ -43,6 +47,7 @@ class DecisionStore:
             )
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
+        self._writer = _SQLiteWriter(self._db.url.database) if self._db.dialect.name == "sqlite" else None
         if self._db.dialect.name == "sqlite":
             event.listen(self._db, "connect", _sqlite_pragmas)
         if migrate:
@@ -61,6 +66,13 @@ class DecisionStore:
 
     def close(self) -> None:
         self._db.dispose()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A write transaction. On SQLite, writers first queue on a lock (see ``_SQLiteWriter``)."""
+        with self._writer.hold() if self._writer else contextlib.nullcontext():
+            with self._db.begin() as conn:
+                yield conn
 
     # -- decisions --------------------------------------------------------
     def get_decision(self, decision_id: str) -> Decision | None:
@@ -103,7 +115,7 @@ class DecisionStore:
         for item, decision in pairs:
             fresh.setdefault(decision.decision_id, (item, decision))
         try:
-            with self._db.begin() as conn:
+            with self._write() as conn:
                 self._save_items(conn, [item for item, _ in fresh.values()])
                 conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
                 rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
@@ -279,6 +291,37 @@ def _signal_row(decision_id: str, s: Any) -> dict[str, Any]:
 def _hash_secret(secret: str) -> str:
     # Keys are long random tokens, so a fast hash is enough (no password stretching needed).
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class _SQLiteWriter:
+    """Queue SQLite writers on a lock instead of on SQLite's busy handler.
+
+    SQLite allows one writer at a time. A second writer that finds the database
+    locked is put to sleep by the busy handler in growing steps (1, 2, 5, 10 ...
+    up to 100 ms) and retries, so two engine batches committing at once (two
+    threads, or two server worker processes on one file) turned a 2 ms commit
+    into a 100 ms tail. Waiting on a lock wakes the next writer the moment the
+    first one commits: a thread lock inside the process, and ``flock`` on a
+    sidecar file across processes.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        memory = not database or database == ":memory:" or database.startswith("file::memory:")
+        self._path = None if memory else f"{database}.write-lock"
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._path is None:
+                yield
+                return
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
