@@ -45,7 +45,9 @@ model: setup
 eval: model-build
 	SHARED=$(SHARED) bash scripts/eval_all.sh
 
+# bench_http drives load with wrk (Debian package) when present; it falls back to a Python client.
 bench: model-build
+	command -v wrk >/dev/null || (apt-get install -y -q wrk >/dev/null 2>&1 || echo "wrk not installed: bench_http uses its Python client")
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_http.py
 	$(BIN)/python benchmarks/bench_classifier.py

@@ -17,9 +17,16 @@ Two load shapes:
                          time, so a stalled server is not hidden by clients
                          that politely wait (no coordinated omission).
 
-The client is a minimal asyncio HTTP/1.1 client rather than httpx: on a small
-machine client and server share the CPUs, and a heavy client would be
-measured as server latency.
+Two load generators (``--client``):
+  wrk (default when installed; Debian package ``wrk``)  C, a few % of a core
+      for 50 connections; a Lua script gives every request a new item.
+  python  a minimal asyncio HTTP/1.1 client. On a 2-core machine it takes
+      most of a core from the server it measures: the figures it prints are
+      the server's plus the client's CPU starvation (kept as the fallback,
+      and for the open-loop mode, which wrk does not do).
+
+``--workers`` defaults to one uvicorn process per core: Python runs one
+thread at a time per process, so one process cannot use the second core.
 
     .venv/bin/python benchmarks/bench_http.py --seconds 20
 """
@@ -31,6 +38,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,6 +226,49 @@ async def load(args: argparse.Namespace, port: int, key: str) -> tuple[list[floa
     return latencies, errors, args.seconds
 
 
+_WRK_SCRIPT = """
+-- Every request a new item: the engine is idempotent, a repeat would measure a store lookup.
+local phrases = {PHRASES}
+local run = os.getenv("REFEREE_BENCH_RUN")
+local counter, tid = 0, 0
+function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+function init(args) math.randomseed(tid * 7919) end
+function request()
+  counter = counter + 1
+  local text = phrases[math.random(#phrases)] .. " (" .. tid .. " #" .. counter .. " " .. math.random() .. ")"
+  local body = '{"id":"bench-' .. run .. '-' .. tid .. '-' .. counter .. '","surface":"comment","text":"' .. text .. '"}'
+  return wrk.format("POST", "/v1/moderate",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("REFEREE_BENCH_KEY")}, body)
+end
+function done(summary, latency, requests)
+  for _, q in ipairs({50, 90, 99}) do io.write(string.format("wrk_p%d_us=%d\\n", q, latency:percentile(q))) end
+  io.write(string.format("wrk_max_us=%d\\nwrk_requests=%d\\nwrk_non2xx=%d\\n", latency.max, summary.requests,
+                         summary.errors.status))
+  io.write(string.format("wrk_socket_errors=%d\\n", summary.errors.connect + summary.errors.read
+                         + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str) -> dict[str, float]:
+    """Closed loop with wrk: ``--warmup`` seconds not counted, then ``--seconds`` measured."""
+    script = Path(tmp) / "moderate.lua"
+    phrases = "{" + ", ".join(json.dumps(p) for p in PHRASES) + "}"
+    script.write_text(_WRK_SCRIPT.replace("{PHRASES}", phrases), encoding="utf-8")
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, float] = {}
+    for phase, seconds in (("warm", args.warmup), ("main", args.seconds)):
+        if seconds <= 0:
+            continue
+        env = {**os.environ, "REFEREE_BENCH_KEY": key, "REFEREE_BENCH_RUN": f"{phase}{random.randrange(10**9)}"}
+        threads = min(2, args.concurrency)
+        cmd = ["wrk", f"-t{threads}", f"-c{args.concurrency}", f"-d{seconds:g}s", "--timeout", "10s",
+               "-s", str(script), url]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True)
+        out = {m[0]: float(m[1]) for m in re.findall(r"^(wrk_\w+)=(\d+)$", done.stdout, re.M)}
+    return out
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -230,11 +282,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load not counted")
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent keep-alive clients")
     parser.add_argument("--rate", type=float, default=None, help="open loop: total requests/s (default: closed loop)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn worker processes (default: one per core)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator; auto = wrk when installed (closed loop), else python")
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
     parser.add_argument("--floor", action="store_true", help="serve a constant-answer FastAPI app instead (baseline)")
     args = parser.parse_args()
+
+    client_kind = args.client
+    if client_kind == "auto":
+        client_kind = "wrk" if shutil.which("wrk") and not args.rate else "python"
+    if client_kind == "wrk" and (args.rate or not shutil.which("wrk")):
+        raise SystemExit("--client wrk needs the wrk binary (apt-get install wrk) and closed loop (no --rate)")
 
     with tempfile.TemporaryDirectory(prefix="referee-bench-") as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -244,17 +305,31 @@ def main() -> None:
         port = free_port()
         proc = start_server(args, db_url, port)
         try:
-            latencies, errors, seconds = asyncio.run(load(args, port, key))
+            if client_kind == "wrk":
+                wrk = run_wrk(args, port, key, tmp)
+            else:
+                latencies, errors, seconds = asyncio.run(load(args, port, key))
         finally:
             stop_server(proc)
 
-    latencies.sort()
     print(f"app={'fastapi-constant (floor)' if args.floor else 'referee'}")
+    print(f"client={client_kind}")
+    print(f"workers={args.workers}")
     print(f"mode={'open' if args.rate else 'closed'}")
     print(f"concurrency={args.concurrency}")
     if args.rate:
         print(f"target_rps={args.rate:g}")
-    print(f"seconds={seconds:g}")
+    print(f"seconds={args.seconds:g}")
+    if client_kind == "wrk":
+        print(f"requests={wrk['wrk_requests']:.0f}")
+        for q in (50, 90, 99):
+            print(f"p{q}_ms={wrk[f'wrk_p{q}_us'] / 1000:.2f}")
+        print(f"max_ms={wrk['wrk_max_us'] / 1000:.2f}")
+        print(f"rps={wrk['wrk_requests'] / args.seconds:.1f}")
+        print(f"errors={wrk['wrk_non2xx'] + wrk['wrk_socket_errors']:.0f}")
+        return
+
+    latencies.sort()
     print(f"requests={len(latencies)}")
     print(f"p50_ms={percentile(latencies, 0.50) * 1000:.2f}")
     print(f"p90_ms={percentile(latencies, 0.90) * 1000:.2f}")
