@@ -112,7 +112,7 @@ def test_saving_a_stored_decision_again_returns_the_stored_one(store, small_poli
     assert len(store.history("r")) == 1 and len(store.history("s")) == 1
 
 
-def test_concurrent_sqlite_writers_queue_instead_of_sleeping(tmp_path, small_policy):
+def test_concurrent_sqlite_writers_across_stores_all_land(tmp_path, small_policy):
     # Two stores on one file stand in for two server worker processes, each with two
     # threads writing batches at once: every batch lands, and the writer lock file exists.
     import threading

@@ -47,12 +47,12 @@ class TextClassifier:
 
     Two ways to use the cores, picked per call. A call that is one batch (a
     single comment) runs on a session whose operators are split across
-    ``threads`` cores: lowest latency. A call of several batches runs them side
+    ``intra_op_threads`` cores: lowest latency. A call of several batches runs them side
     by side, one core each, on a single-threaded session: small int8 operators
     split across cores spend much of their time waiting on each other, so
     batch-level parallelism gave ~15 % more tweets/s on 2 cores (and held up
-    better when the host was noisy). ``threads`` defaults to the machine's
-    cores; one process per core wants ``threads=1``.
+    better when the host was noisy). ``intra_op_threads`` defaults to the
+    machine's cores; one process per core wants ``intra_op_threads=1``.
     """
 
     def __init__(
