@@ -83,7 +83,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from referee.classifier import TextClassifier
-    from referee.classifier.artifact import ONNX_INT8
+    from referee.classifier.artifact import ONNX_INT8, read_card
 
     model = Path(args.model)
     if not (model / ONNX_INT8).exists():
@@ -104,10 +104,11 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
         module = full_module(model)
+        module_recipe = read_card(model).text_recipe
         tok = TextClassifier(model, cache_size=0).tokenizer
 
         def torch_predict(batch: list[str]) -> np.ndarray:
-            windows = first_windows(tok, batch, 128)
+            windows = first_windows(tok, batch, 128, module_recipe)
             out = np.zeros((len(batch), len(module.head[-1].bias)), dtype=np.float32)
             with torch.inference_mode():
                 for idx in length_batches(windows, 8):  # length-sorted batches of 8: eager torch is fastest so

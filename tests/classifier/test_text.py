@@ -66,3 +66,26 @@ def test_length_batches_group_similar_lengths() -> None:
 
 def test_normalise_collapses_spam_variants() -> None:
     assert normalise("  WIN a FREE\u00a0iPhone!!\ufeff ") == normalise("win a free iphone!!")
+
+
+def test_placeholders_replace_handles_and_links_and_keep_original_offsets(tok) -> None:
+    from referee.classifier.text import PLACEHOLDERS, encode
+
+    text = "RT @titaaaR15: dumb http://t.co/abc123 and www.spam.com/x but me@mail.com stays"
+    (ids, offsets), = encode(tok, [text], PLACEHOLDERS)
+    pieces = [(tok.id_to_token(i), text[a:b]) for i, (a, b) in zip(ids, offsets)]
+    assert ("user", "titaaaR15") in pieces
+    assert ("http", "http://t.co/abc123") in pieces and ("http", "www.spam.com/x") in pieces
+    assert ("mail", "mail") in pieces  # an e-mail address is not a mention
+    (plain_ids, _), = encode(tok, [text])
+    assert len(ids) < len(plain_ids)
+    # text without handles or links is tokenised exactly as before
+    assert encode(tok, ["a quiet song"], PLACEHOLDERS) == encode(tok, ["a quiet song"])
+
+
+def test_unknown_recipe_is_refused(tok) -> None:
+    from referee.classifier.text import encode
+    from referee.errors import ModelError
+
+    with pytest.raises(ModelError, match="unknown text recipe"):
+        encode(tok, ["x"], "lowercase-v9")

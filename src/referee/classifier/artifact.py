@@ -68,6 +68,8 @@ class ModelCard(BaseModel):
     encoder: str = Field(description="Encoder id: name@sha256 prefix of its weights.")
     finetuned_encoder: bool = False
     max_tokens: int = 128
+    text_recipe: str = Field(default="plain", description=(
+        "How text becomes tokens (referee.classifier.text); serving uses the recipe the model was trained with."))
     embed_dim: int = 384
     head_hidden: int = 0
     calibration_method: str = "platt (per-category temperature + bias, fitted on dev)"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from referee.classifier.text import first_windows, length_batches, load_tokenizer, pad
+from referee.classifier.text import PLAIN, first_windows, length_batches, load_tokenizer, pad
 from referee.errors import ModelError
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
@@ -104,10 +104,11 @@ def embed(
     max_tokens: int = 128,
     batch_size: int = 32,
     progress: bool = False,
+    recipe: str = PLAIN,
 ) -> np.ndarray:
     """Embeddings of the leading window of each text, length-bucketed."""
     torch = _torch()
-    windows = first_windows(tokenizer, texts, max_tokens)
+    windows = first_windows(tokenizer, texts, max_tokens, recipe)
     out: np.ndarray | None = None
     batches = length_batches(windows, batch_size)
     if progress:
@@ -133,12 +134,14 @@ class EmbeddingCache:
     milliseconds. One ``.npz`` per encoder/window setting keeps it simple.
     """
 
-    def __init__(self, directory: str | Path, encoder_key: str, max_tokens: int) -> None:
+    def __init__(self, directory: str | Path, encoder_key: str, max_tokens: int, recipe: str = PLAIN) -> None:
         self.directory = Path(directory)
         self.encoder_key = encoder_key
         self.max_tokens = max_tokens
+        self.recipe = recipe
         safe = encoder_key.replace("@", "-").replace("/", "_")
-        self.path = self.directory / f"{safe}-t{max_tokens}.npz"
+        suffix = "" if recipe == PLAIN else f"-{recipe}"
+        self.path = self.directory / f"{safe}-t{max_tokens}{suffix}.npz"
 
     @staticmethod
     def key(text: str) -> str:
@@ -162,7 +165,8 @@ class EmbeddingCache:
         missing = sorted({k: i for i, k in enumerate(keys) if k not in stored}.values())
         if missing:
             encoder, tokenizer = encoder_factory()
-            vecs = embed(encoder, tokenizer, [texts[i] for i in missing], self.max_tokens, batch_size, progress)
+            vecs = embed(encoder, tokenizer, [texts[i] for i in missing], self.max_tokens, batch_size, progress,
+                         self.recipe)
             for i, v in zip(missing, vecs):
                 stored[keys[i]] = v
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -124,7 +124,8 @@ class TextClassifier:
         if not texts:
             return out, where, counts
         spans: list[tuple[int, int]] = []
-        windows, owner = token_windows(self.tokenizer, texts, self.max_tokens, self.overlap, self.max_windows, spans)
+        windows, owner = token_windows(self.tokenizer, texts, self.max_tokens, self.overlap, self.max_windows, spans,
+                                       self.card.text_recipe)
         per_window = np.empty((len(windows), c), dtype=np.float32)
         batches = length_batches(windows, self.batch_size)
         if len(batches) == 1 or self._pool is None:

@@ -21,7 +21,19 @@ CLS_ID = 101
 SEP_ID = 102
 PAD_ID = 0
 
+#: How text becomes token ids. A model is trained with one recipe and must be served
+#: with the same one, so the recipe is recorded on its card (``ModelCard.text_recipe``).
+PLAIN = "plain"
+#: @mentions become "@ user" and links "http", as TweetEval does: a handle or a URL's
+#: path is a string of word pieces that says nothing about harm (a Davidson tweet
+#: spends 16 % of its tokens on them), and the placeholder keeps "addressed to
+#: someone" / "has a link". Offsets still point at the whole original handle or URL.
+PLACEHOLDERS = "placeholders-v1"
+TEXT_RECIPES = (PLAIN, PLACEHOLDERS)
+
 _SPACE = re.compile(r"\s+")
+_MENTION = re.compile(r"(?<![\w@])@(\w+)")
+_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
@@ -45,6 +57,40 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return tok
 
 
+def encode(tokenizer: Tokenizer, texts: Sequence[str], recipe: str = PLAIN) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Token ids and character offsets (into the original text) per text, without [CLS]/[SEP]."""
+    if recipe not in TEXT_RECIPES:
+        raise ModelError(f"unknown text recipe {recipe!r}; expected one of {TEXT_RECIPES}")
+    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    if recipe == PLAIN:
+        return [(enc.ids, enc.offsets) for enc in encodings]
+    user, http = tokenizer.token_to_id("user"), tokenizer.token_to_id("http")
+    out = []
+    for text, enc in zip(texts, encodings):
+        # (start, end, replacement ids) of every handle and link, in text order
+        spans = sorted([(m.start(1), m.end(1), [user]) for m in _MENTION.finditer(text)]
+                       + [(m.start(), m.end(), [http]) for m in _URL.finditer(text)])
+        if not spans:
+            out.append((enc.ids, enc.offsets))
+            continue
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        k = 0
+        for tid, (start, end) in zip(enc.ids, enc.offsets):
+            while k < len(spans) and spans[k][1] <= start:
+                k += 1
+            if k < len(spans) and spans[k][0] <= start < spans[k][1]:
+                s0, s1, replacement = spans[k]
+                if not offsets or offsets[-1] != (s0, s1):  # first token inside this span
+                    ids.extend(replacement)
+                    offsets.extend([(s0, s1)] * len(replacement))
+                continue
+            ids.append(tid)
+            offsets.append((start, end))
+        out.append((ids, offsets))
+    return out
+
+
 def token_windows(
     tokenizer: Tokenizer,
     texts: Sequence[str],
@@ -52,6 +98,7 @@ def token_windows(
     overlap: int = 32,
     max_windows: int | None = None,
     spans: list[tuple[int, int]] | None = None,
+    recipe: str = PLAIN,
 ) -> tuple[list[list[int]], np.ndarray]:
     """Cut each text into windows of at most ``max_tokens`` ids (with [CLS]/[SEP]).
 
@@ -68,11 +115,9 @@ def token_windows(
     if not 0 <= overlap < body:
         raise ValueError(f"overlap must be in [0, {body}) for max_tokens={max_tokens}, got {overlap}")
     step = body - overlap
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
     windows: list[list[int]] = []
     owner: list[int] = []
-    for i, enc in enumerate(encodings):
-        ids = enc.ids
+    for i, (ids, all_offsets) in enumerate(encode(tokenizer, texts, recipe)):
         starts = [0] if len(ids) <= body else list(range(0, len(ids) - overlap, step))
         # The last window ends exactly at the end of the text: no short tail window.
         if len(ids) > body:
@@ -83,16 +128,16 @@ def token_windows(
             windows.append([CLS_ID, *ids[s : s + body], SEP_ID])
             owner.append(i)
             if spans is not None:
-                offsets = enc.offsets[s : s + body]
+                offsets = all_offsets[s : s + body]
                 spans.append((offsets[0][0], offsets[-1][1]) if offsets else (0, 0))
     return windows, np.asarray(owner, dtype=np.int64)
 
 
-def first_windows(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int = 128) -> list[list[int]]:
+def first_windows(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int = 128,
+                  recipe: str = PLAIN) -> list[list[int]]:
     """The leading window of each text: what training sees of a long document."""
     body = max_tokens - 2
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
-    return [[CLS_ID, *enc.ids[:body], SEP_ID] for enc in encodings]
+    return [[CLS_ID, *ids[:body], SEP_ID] for ids, _ in encode(tokenizer, texts, recipe)]
 
 
 def pad(windows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -114,6 +114,8 @@ class TrainConfig(BaseModel):
     name: str = "model"
     seed: int = 13
     max_tokens: int = Field(default=128, ge=8, le=512)
+    text_recipe: Literal["plain", "placeholders-v1"] = Field(
+        default="placeholders-v1", description="How text becomes tokens; see referee.classifier.text.")
     hidden: int = Field(default=0, ge=0, description="Hidden width of an MLP head; 0 = linear head.")
     dropout: float = Field(default=0.1, ge=0, lt=1)
     epochs: int = Field(default=80, ge=1)
@@ -209,7 +211,7 @@ def train(
     encoder_key = getattr(factory, "encoder_id", None) or enc.encoder_id()
 
     if config.mode == "head":
-        cache = enc.EmbeddingCache(config.cache_dir, encoder_key, config.max_tokens)
+        cache = enc.EmbeddingCache(config.cache_dir, encoder_key, config.max_tokens, config.text_recipe)
         xs = {name: cache.embed(s.texts, factory, progress=config.progress)
               for name, s in (("train", train_set), ("dev", dev_set), ("test", test_set)) if s is not None}
         head, log = _fit_head(xs["train"], train_set.labels, xs["dev"], dev_set.labels, config, out)
@@ -255,6 +257,7 @@ def train(
         encoder=encoder_key,
         finetuned_encoder=config.mode == "finetune",
         max_tokens=config.max_tokens,
+        text_recipe=config.text_recipe,
         embed_dim=embed_dim,
         head_hidden=config.hidden,
         calibration={c: platt[i] for i, c in enumerate(cats)},
@@ -367,7 +370,7 @@ def _model_logits(encoder: Any, head: Any, tokenizer: Any, texts: list[str], con
     from referee.classifier.encoder import embed
 
     device = next(encoder.parameters()).device
-    emb = embed(encoder.cpu(), tokenizer, texts, config.max_tokens, 64, progress=False)
+    emb = embed(encoder.cpu(), tokenizer, texts, config.max_tokens, 64, progress=False, recipe=config.text_recipe)
     encoder.to(device)
     return _head_logits(head.cpu(), emb)
 
@@ -389,7 +392,7 @@ def _finetune(
         weight_decay=config.weight_decay,
     )
     pw = torch.from_numpy(pos_weights(train_set.labels, config.max_pos_weight)).to(device)
-    windows = first_windows(tokenizer, train_set.texts, config.max_tokens)
+    windows = first_windows(tokenizer, train_set.texts, config.max_tokens, config.text_recipe)
     rng = np.random.default_rng(config.seed)
     # Length-bucketed batches in random order: dynamic padding without a fixed curriculum.
     order = np.argsort([len(w) for w in windows], kind="stable")
