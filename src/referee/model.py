@@ -103,6 +103,15 @@ class ContentItem(_Frozen):
             raise ValueError(f"country must be a two-letter ISO 3166-1 code such as 'DE', got {value!r}")
         return value.upper()
 
+    @field_validator("created_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        # One clock for every stored timestamp: SQLite keeps no offset, so an offset
+        # left on the value would be silently dropped there. Naive times are taken as UTC.
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
     def content_hash(self) -> str:
         """sha256 of what a detector sees; metadata like ids and timestamps is left out
         so a re-post of the same text on the same surface hashes the same."""

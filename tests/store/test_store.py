@@ -144,3 +144,27 @@ def test_concurrent_sqlite_writers_across_stores_all_land(tmp_path, small_policy
         e.close()
     for s in stores:
         s.close()
+
+
+def test_batch_insert_writes_every_column_as_core_would(store, small_policy):
+    """The hot-path insert (store/bulk.py) bypasses Core's per-row processing: what it
+    writes must read back exactly, datetimes, JSON and signal rows included."""
+    from datetime import datetime, timedelta, timezone
+
+    created = datetime(2026, 5, 4, 5, 2, 1, 123456, tzinfo=timezone(timedelta(hours=2)))
+    item = ContentItem(id="b1", text="vile buy", surface="message", country="FR", author_id="u9",
+                       language="fr", created_at=created, context={"thread": ["t1", 2]})
+    plain = ContentItem(id="b2", text="fine")
+    decided = Engine(small_policy, [KeywordDetector()], sink=store).moderate_many([item, plain])
+    back = store.get_decisions([d.decision_id for d in decided])
+    assert [back[d.decision_id] for d in decided] == decided
+    stored_item = store.get_item("b1", decided[0].content_hash)
+    assert stored_item == item and stored_item.created_at.isoformat() == "2026-05-04T03:02:01.123456+00:00"
+    with store._db.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(
+            "SELECT decision_id, detector, category, score FROM signals ORDER BY category")).all()
+        action, strike = conn.execute(sqlalchemy.text(
+            "SELECT action, strike FROM decisions WHERE item_id = 'b1'")).one()
+    assert sorted((r.decision_id, r.detector, r.category, r.score) for r in rows) == sorted(
+        (d.decision_id, s.detector, s.category, s.score) for d in decided for s in d.signals)
+    assert action == decided[0].action.value and bool(strike) == decided[0].strike

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from referee.errors import AuthError, StoreError
 from referee.model import ContentItem, Decision, utcnow
+from referee.store.bulk import BulkInsert, RawJSON
 from referee.store.tables import api_keys, decisions, items, signals
 
 #: Scopes an API key can carry. ``admin`` implies the others.
@@ -45,15 +46,20 @@ class DecisionStore:
             connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
             # JSON columns are written by pydantic-core (Rust) rather than the json module:
             # serialising decision payloads was ~5 % of a busy server's CPU.
+            # pre-ping notices a server that dropped the connection; a SQLite file cannot.
             self._db: SAEngine = create_engine(
-                url, future=True, pool_pre_ping=True, pool_timeout=10, connect_args=connect_args,
-                json_serializer=_to_json,
+                url, future=True, pool_pre_ping=not url.startswith("sqlite"), pool_timeout=10,
+                connect_args=connect_args, json_serializer=_to_json,
             )
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
         self._writer = _SQLiteWriter(self._db.url.database) if self._db.dialect.name == "sqlite" else None
         if self._db.dialect.name == "sqlite":
             event.listen(self._db, "connect", _sqlite_pragmas)
+        dialect = self._db.dialect
+        self._insert_items = BulkInsert(self._insert_ignoring_duplicates(items), items, dialect, _ITEM_COLUMNS)
+        self._insert_decisions = BulkInsert(insert(decisions), decisions, dialect, _DECISION_COLUMNS)
+        self._insert_signals = BulkInsert(insert(signals), signals, dialect, _SIGNAL_COLUMNS)
         if migrate:
             self.migrate()
 
@@ -120,11 +126,10 @@ class DecisionStore:
             fresh.setdefault(decision.decision_id, (item, decision))
         try:
             with self._write() as conn:
-                self._save_items(conn, [item for item, _ in fresh.values()])
-                conn.execute(insert(decisions), [_decision_row(d) for _, d in fresh.values()])
-                rows = [_signal_row(d.decision_id, s) for _, d in fresh.values() for s in d.signals]
-                if rows:
-                    conn.execute(insert(signals), rows)
+                self._insert_items.run(conn, _item_rows(fresh.values()))
+                self._insert_decisions.run(conn, [_decision_row(d) for _, d in fresh.values()])
+                self._insert_signals.run(conn, [_signal_row(d.decision_id, s) for _, d in fresh.values()
+                                                for s in d.signals])
         except IntegrityError:
             if len(fresh) > 1:
                 return [self.save_decisions([pair])[0] for pair in pairs]
@@ -190,31 +195,9 @@ class DecisionStore:
             author_id=row.author_id,
             country=row.country,
             language=row.language,
-            created_at=row.item_created_at,
+            created_at=row.item_created_at,  # ContentItem reads SQLite's offset-less value as UTC
             **(row.meta or {}),
         )
-
-    def _save_items(self, conn: Any, batch: list[ContentItem]) -> None:
-        """Insert the items not stored yet (an item is its id plus its content hash)."""
-        now = utcnow()
-        rows = {
-            (item.id, digest): {
-                "item_id": item.id,
-                "content_hash": digest,
-                "surface": item.surface,
-                "text": item.text,
-                "author_id": item.author_id,
-                "country": item.country,
-                "language": item.language,
-                "item_created_at": item.created_at,
-                "first_seen_at": now,
-                "meta": item.model_dump(mode="json", include={"media", "context"}),
-            }
-            for item in batch
-            for digest in (item.content_hash(),)
-        }
-        if rows:
-            conn.execute(self._insert_ignoring_duplicates(items), list(rows.values()))
 
     def _insert_ignoring_duplicates(self, table: Any) -> Any:
         if self._db.dialect.name == "postgresql":
@@ -270,6 +253,34 @@ class DecisionStore:
         ]
 
 
+_ITEM_COLUMNS = ("item_id", "content_hash", "surface", "text", "author_id", "country", "language",
+                 "item_created_at", "first_seen_at", "meta")
+_DECISION_COLUMNS = ("decision_id", "item_id", "content_hash", "action", "strike", "review_required", "policy_id",
+                     "policy_version", "source", "supersedes", "created_at", "payload")
+_SIGNAL_COLUMNS = ("decision_id", "detector", "detector_version", "category", "score")
+
+
+def _item_rows(pairs: Any) -> list[dict[str, Any]]:
+    """One row per item not yet in this batch (an item is its id plus its content hash);
+    the insert skips those already stored."""
+    now = utcnow()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for item, decision in pairs:
+        rows.setdefault((item.id, decision.content_hash), {
+            "item_id": item.id,
+            "content_hash": decision.content_hash,
+            "surface": item.surface,
+            "text": item.text,
+            "author_id": item.author_id,
+            "country": item.country,
+            "language": item.language,
+            "item_created_at": item.created_at,
+            "first_seen_at": now,
+            "meta": item.model_dump(mode="json", include={"media", "context"}),
+        })
+    return list(rows.values())
+
+
 def _decision_row(decision: Decision) -> dict[str, Any]:
     return {
         "decision_id": decision.decision_id,
@@ -283,7 +294,7 @@ def _decision_row(decision: Decision) -> dict[str, Any]:
         "source": decision.source,
         "supersedes": decision.supersedes,
         "created_at": decision.created_at,
-        "payload": decision.model_dump(mode="json"),
+        "payload": RawJSON(decision.model_dump_json()),
     }
 
 
@@ -293,6 +304,8 @@ def _signal_row(decision_id: str, s: Any) -> dict[str, Any]:
 
 
 def _to_json(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return value
     return pydantic_core.to_json(value).decode()
 
 
