@@ -65,6 +65,8 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str], recipe: str = PLAIN) -> l
     if recipe == PLAIN:
         return [(enc.ids, enc.offsets) for enc in encodings]
     user, http = tokenizer.token_to_id("user"), tokenizer.token_to_id("http")
+    if user is None or http is None:
+        raise ModelError(f"recipe {recipe!r} needs the word pieces 'user' and 'http'; this tokenizer has no such tokens")
     out = []
     for text, enc in zip(texts, encodings):
         # (start, end, replacement ids) of every handle and link, in text order

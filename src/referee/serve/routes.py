@@ -7,10 +7,11 @@ does blocking I/O (detectors, the store), so it always runs in the threadpool,
 through the coalescer, which merges concurrent requests into one engine batch.
 
 ``POST /v1/moderate`` is the hot path, so ``ModerateFastPath`` answers it
-before FastAPI's router: the same two functions (key check, then
-``moderate_response``) run either way; what is skipped is the per-request route
-matching and dependency solving, which took a quarter of the event loop's time
-under load (py-spy). The FastAPI route stays: it documents the endpoint in
+before FastAPI's middleware stack and router (``app._RefereeApp``): the same
+two functions (key check, then ``moderate_response``) run either way; what is
+skipped is the per-request route matching and dependency solving, which took a
+quarter of the event loop's time under load (py-spy), and the error, telemetry
+and body-limit layers. The FastAPI route stays: it documents the endpoint in
 OpenAPI and serves apps that mount the router without the middleware.
 """
 
@@ -48,7 +49,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 
 
 def _json(model: Decision | BatchResponse) -> Response:
     # Serialise once, straight from the model: skips FastAPI re-validating the response.
-    return Response(content=model.model_dump_json(), media_type="application/json")
+    return Response(content=model.__pydantic_serializer__.to_json(model), media_type="application/json")
 
 
 def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]], list[ItemError]]:

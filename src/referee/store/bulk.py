@@ -50,7 +50,7 @@ class BulkInsert:
             for row in rows:
                 row[name] = proc(row[name])
         if self._order is None:
-            conn.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
+            conn.exec_driver_sql(self.sql, rows)
         else:
             order = self._order
             conn.exec_driver_sql(self.sql, [tuple(row[name] for name in order) for row in rows])

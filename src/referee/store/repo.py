@@ -9,12 +9,9 @@ is upgraded in place rather than recreated.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
-import os
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from importlib.resources import files
@@ -24,7 +21,7 @@ import pydantic_core
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -32,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from referee.errors import AuthError, StoreError
 from referee.model import ContentItem, Decision, utcnow
 from referee.store.bulk import BulkInsert, RawJSON
+from referee.store.sqlite import SQLiteFile
 from referee.store.tables import api_keys, decisions, items, signals
 
 #: Scopes an API key can carry. ``admin`` implies the others.
@@ -53,9 +51,7 @@ class DecisionStore:
             )
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
-        self._writer = _SQLiteWriter(self._db.url.database) if self._db.dialect.name == "sqlite" else None
-        if self._db.dialect.name == "sqlite":
-            event.listen(self._db, "connect", _sqlite_pragmas)
+        self._sqlite = SQLiteFile(self._db) if self._db.dialect.name == "sqlite" else None
         dialect = self._db.dialect
         self._insert_items = BulkInsert(self._insert_ignoring_duplicates(items), items, dialect, _ITEM_COLUMNS)
         self._insert_decisions = BulkInsert(insert(decisions), decisions, dialect, _DECISION_COLUMNS)
@@ -75,12 +71,14 @@ class DecisionStore:
             raise StoreError(f"cannot migrate decision store {self.url!r}: {exc}") from exc
 
     def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
         self._db.dispose()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Any]:
-        """A write transaction. On SQLite, writers first queue on a lock (see ``_SQLiteWriter``)."""
-        with self._writer.hold() if self._writer else contextlib.nullcontext():
+        """A write transaction. On SQLite, writers first queue on a lock (see ``store.sqlite``)."""
+        with self._sqlite.writing() if self._sqlite else contextlib.nullcontext():
             with self._db.begin() as conn:
                 yield conn
 
@@ -312,43 +310,3 @@ def _to_json(value: Any) -> str:
 def _hash_secret(secret: str) -> str:
     # Keys are long random tokens, so a fast hash is enough (no password stretching needed).
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class _SQLiteWriter:
-    """Queue SQLite writers on a lock instead of on SQLite's busy handler.
-
-    SQLite allows one writer at a time. A second writer that finds the database
-    locked is put to sleep by the busy handler in growing steps (1, 2, 5, 10 ...
-    up to 100 ms) and retries, so two engine batches committing at once (two
-    threads, or two server worker processes on one file) turned a 2 ms commit
-    into a 100 ms tail. Waiting on a lock wakes the next writer the moment the
-    first one commits: a thread lock inside the process, and ``flock`` on a
-    sidecar file across processes.
-    """
-
-    def __init__(self, database: str | None) -> None:
-        self._thread_lock = threading.Lock()
-        memory = not database or database == ":memory:" or database.startswith("file::memory:")
-        self._path = None if memory else f"{database}.write-lock"
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._thread_lock:
-            if self._path is None:
-                yield
-                return
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
