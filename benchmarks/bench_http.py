@@ -289,6 +289,10 @@ def main() -> None:
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
     parser.add_argument("--floor", action="store_true", help="serve a constant-answer FastAPI app instead (baseline)")
+    parser.add_argument("--floor-seconds", type=float, default=10.0,
+                        help="after the referee run, this long against the constant-answer app under the same "
+                             "load, printed as floor_*: this host's framework floor, measured in the same run "
+                             "(0 = skip)")
     args = parser.parse_args()
 
     client_kind = args.client
@@ -297,6 +301,32 @@ def main() -> None:
     if client_kind == "wrk" and (args.rate or not shutil.which("wrk")):
         raise SystemExit("--client wrk needs the wrk binary (apt-get install wrk) and closed loop (no --rate)")
 
+    print(f"app={'fastapi-constant (floor)' if args.floor else 'referee'}")
+    print(f"client={client_kind}")
+    print(f"workers={args.workers}")
+    print(f"mode={'open' if args.rate else 'closed'}")
+    print(f"concurrency={args.concurrency}")
+    if args.rate:
+        print(f"target_rps={args.rate:g}")
+    print(f"seconds={args.seconds:g}")
+    figures, samples = measure(args, client_kind)
+    for name, value in figures.items():
+        print(f"{name}={value:.2f}" if name.endswith("_ms") or name == "rps" else f"{name}={value:.0f}")
+    for sample in samples:
+        print(f"error_sample={sample}")
+    if args.floor or not args.floor_seconds:
+        return
+    # The same load against FastAPI answering a constant, right after: the host's speed
+    # drifts by tens of percent between minutes, so a floor from another run misleads.
+    floor_args = argparse.Namespace(**{**vars(args), "floor": True, "seconds": args.floor_seconds})
+    floor, _ = measure(floor_args, client_kind)
+    for name in ("p50_ms", "p99_ms", "rps"):
+        print(f"floor_{name}={floor[name]:.2f}")
+    print(f"p99_over_floor={figures['p99_ms'] / floor['p99_ms']:.2f}")
+
+
+def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float], list[str]]:
+    """Start the server, load it, stop it: the figures and a few error samples."""
     with tempfile.TemporaryDirectory(prefix="referee-bench-") as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         store = DecisionStore(db_url)
@@ -312,33 +342,22 @@ def main() -> None:
         finally:
             stop_server(proc)
 
-    print(f"app={'fastapi-constant (floor)' if args.floor else 'referee'}")
-    print(f"client={client_kind}")
-    print(f"workers={args.workers}")
-    print(f"mode={'open' if args.rate else 'closed'}")
-    print(f"concurrency={args.concurrency}")
-    if args.rate:
-        print(f"target_rps={args.rate:g}")
-    print(f"seconds={args.seconds:g}")
     if client_kind == "wrk":
-        print(f"requests={wrk['wrk_requests']:.0f}")
-        for q in (50, 90, 99):
-            print(f"p{q}_ms={wrk[f'wrk_p{q}_us'] / 1000:.2f}")
-        print(f"max_ms={wrk['wrk_max_us'] / 1000:.2f}")
-        print(f"rps={wrk['wrk_requests'] / args.seconds:.1f}")
-        print(f"errors={wrk['wrk_non2xx'] + wrk['wrk_socket_errors']:.0f}")
-        return
-
+        return {
+            "requests": wrk["wrk_requests"],
+            **{f"p{q}_ms": wrk[f"wrk_p{q}_us"] / 1000 for q in (50, 90, 99)},
+            "max_ms": wrk["wrk_max_us"] / 1000,
+            "rps": wrk["wrk_requests"] / args.seconds,
+            "errors": wrk["wrk_non2xx"] + wrk["wrk_socket_errors"],
+        }, []
     latencies.sort()
-    print(f"requests={len(latencies)}")
-    print(f"p50_ms={percentile(latencies, 0.50) * 1000:.2f}")
-    print(f"p90_ms={percentile(latencies, 0.90) * 1000:.2f}")
-    print(f"p99_ms={percentile(latencies, 0.99) * 1000:.2f}")
-    print(f"max_ms={(latencies[-1] if latencies else float('nan')) * 1000:.2f}")
-    print(f"rps={len(latencies) / seconds:.1f}")
-    print(f"errors={len(errors)}")
-    for sample in sorted(set(errors))[:5]:
-        print(f"error_sample={sample}")
+    return {
+        "requests": len(latencies),
+        **{f"p{q}_ms": percentile(latencies, q / 100) * 1000 for q in (50, 90, 99)},
+        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "rps": len(latencies) / seconds,
+        "errors": len(errors),
+    }, sorted(set(errors))[:5]
 
 
 if __name__ == "__main__":
