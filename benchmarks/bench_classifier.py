@@ -72,6 +72,30 @@ def latencies(fn, texts: list[str]) -> np.ndarray:  # type: ignore[no-untyped-de
     return np.asarray(out)
 
 
+def host_gemm_gflops(threads: int, seconds: float = 2.0) -> float:
+    """fp32 matrix-multiply speed of this host at the encoder's feed-forward shape
+    (a batch of 32 tweets, 384 -> 1536): what any fp32 backend could at best reach."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((32 * 26, 384), dtype=np.float32)
+    b = np.random.default_rng(1).random((384, 1536), dtype=np.float32)
+    with threadpool_limits(threads):
+        a @ b
+        rounds, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            rounds += 1
+        elapsed = time.perf_counter() - start
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] * rounds / elapsed / 1e9
+
+
+def encoder_mflop(tokens: np.ndarray, hidden: int = 384, layers: int = 6) -> float:
+    """Multiply-adds x 2 of MiniLM-L6 per window of ``tokens`` tokens: projections
+    (4 H^2) and feed-forward (8 H^2) per token, attention (2 T H) per token pair."""
+    per_layer = 2 * (12 * tokens * hidden**2 + 2 * tokens**2 * hidden)
+    return float(np.mean(per_layer * layers)) / 1e6
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(REPO / "models" / "default"))
@@ -133,6 +157,18 @@ def main() -> int:
     for name in ("onnx_int8", "torch"):
         if name in backends:
             results[f"{name}_b32_items_per_s_12tok"] = throughput(backends[name], short, 32)
+    # This host's ceiling, so the figures above can be read on another machine: the
+    # host's fp32 GEMM speed over the encoder's work per tweet (int8 on AVX2 without
+    # VNNI multiplies at most ~1.3x faster than fp32; with VNNI, ~4x).
+    from referee.classifier.text import token_windows
+
+    windows, _ = token_windows(TextClassifier(model, cache_size=0).tokenizer, texts, 128,
+                               recipe=read_card(model).text_recipe)
+    lengths = np.asarray([len(w) for w in windows])
+    results["tokens_per_item"] = float(lengths.mean())
+    results["encoder_mflop_per_item"] = encoder_mflop(lengths)
+    results["host_fp32_gemm_gflops"] = host_gemm_gflops(args.threads)
+    results["fp32_roofline_items_per_s"] = results["host_fp32_gemm_gflops"] * 1e3 / results["encoder_mflop_per_item"]
     for k, v in results.items():
         print(f"{k}={v:.2f}")
     if "torch_b32_items_per_s" in results:
