@@ -99,3 +99,24 @@ def test_missing_graph_says_how_to_build(tmp_path: Path, tiny_model: Path) -> No
     (copy / "model.int8.onnx").unlink()
     with pytest.raises(ModelError, match="referee model build"):
         TextClassifier(copy)
+
+
+def test_served_with_the_text_recipe_its_card_records(tiny_model: Path, tmp_path: Path) -> None:
+    """Trained with placeholders-v1 (the default), the model is served with it: which
+    account is addressed and where a link points do not move the score."""
+    import json
+    import shutil
+
+    texts = ["@alice you are a worthless idiot http://x.co/1",
+             "@bob_the_builder99 you are a worthless idiot https://example.com/a/very/long/path?q=1"]
+    clf = TextClassifier(tiny_model, variant="fp32", cache_size=0)
+    assert clf.card.text_recipe == "placeholders-v1"
+    a, b = clf.predict(texts)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    # The same graph told the card says "plain" reads every word piece of the handles and links.
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_model, plain)
+    card = json.loads((plain / "card.json").read_text(encoding="utf-8"))
+    (plain / "card.json").write_text(json.dumps({**card, "text_recipe": "plain"}), encoding="utf-8")
+    a_plain, b_plain = TextClassifier(plain, variant="fp32", cache_size=0).predict(texts)
+    assert np.abs(a_plain - b_plain).max() > 1e-4

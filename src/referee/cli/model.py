@@ -47,6 +47,9 @@ def train_cmd(
     epochs: Annotated[Optional[int], typer.Option(help="Max epochs (default 80 head, 3 finetune).")] = None,
     hidden: Annotated[int, typer.Option(help="MLP head width; 0 = linear head.")] = 0,
     max_tokens: Annotated[int, typer.Option(help="Tokens per window.")] = 128,
+    text_recipe: Annotated[str, typer.Option(
+        help="How text becomes tokens: placeholders-v1 (@handles and links as placeholders) or plain.")
+    ] = "placeholders-v1",
     target_precision: Annotated[float, typer.Option(help="Dev precision the operating thresholds aim for.")] = 0.9,
     batch_size: Annotated[Optional[int], typer.Option(help="Default 128 head, 32 finetune.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Head learning rate (default 1e-2 head, 1e-3 finetune).")] = None,
@@ -70,9 +73,13 @@ def train_cmd(
             raise _bad("--categories", "missing", "pass --categories hate,spam,... or --policy FILE")
         if mode not in ("head", "finetune"):
             raise _bad("--mode", mode, "use 'head' or 'finetune'")
+        from referee.classifier.text import TEXT_RECIPES
+
+        if text_recipe not in TEXT_RECIPES:
+            raise _bad("--text-recipe", text_recipe, f"use one of {', '.join(TEXT_RECIPES)}")
         cfg = TrainConfig(
             categories=cats, mode=mode, name=name or out.name, seed=seed, hidden=hidden, max_tokens=max_tokens,
-            target_precision=target_precision, cache_dir=str(cache_dir),
+            text_recipe=text_recipe, target_precision=target_precision, cache_dir=str(cache_dir),
             epochs=epochs or (80 if mode == "head" else 3),
             batch_size=batch_size or (128 if mode == "head" else 32),
             lr=lr or (1e-2 if mode == "head" else 1e-3),
@@ -156,7 +163,8 @@ def card_cmd(
         print(json.dumps(card.model_dump(mode="json"), indent=2))
         return
     _out.print(f"[bold]{card.name}[/bold]  version {card.version}  created {card.created_at}")
-    _out.print(f"encoder {card.encoder} (finetuned: {card.finetuned_encoder}), max_tokens {card.max_tokens}")
+    _out.print(f"encoder {card.encoder} (finetuned: {card.finetuned_encoder}), max_tokens {card.max_tokens}, "
+               f"text recipe {card.text_recipe}")
     for split, info in card.training.get("data", {}).items():
         _out.print(f"{split}: {info['file']} rows={info['rows']} sha256={info['sha256'][:16]}")
     _print_metrics(card)
