@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from referee.engine import Engine
 from referee.errors import ConfigError
@@ -76,14 +76,20 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
 
 
 class _RefereeApp(FastAPI):
-    """FastAPI with ``POST /v1/moderate`` answered in front of the middleware stack
-    (``routes.ModerateFastPath``): the error, telemetry and body-limit layers that
-    Starlette and FastAPI wrap around every request were a fifth of the hot path's
-    event-loop time (yappi), and the fast path does its own error handling and
-    body limit."""
+    """FastAPI with ``POST /v1/moderate`` answered before FastAPI itself
+    (``routes.ModerateFastPath``): the per-request telemetry check and the error,
+    exception and body-limit layers that FastAPI and Starlette wrap around every
+    request were a fifth of the hot path's event-loop time (yappi, py-spy), and
+    the fast path does its own error handling and body limit. Every other request,
+    and the lifespan, go through FastAPI as usual."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return routes.ModerateFastPath(super().build_middleware_stack())
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._front = routes.ModerateFastPath(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # what Starlette would set: handlers find the state through it
+        await self._front(scope, receive, send)
 
 
 def app_from_env() -> FastAPI:
