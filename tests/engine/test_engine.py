@@ -140,3 +140,12 @@ def test_batch_with_a_repeated_item_stores_one_decision(small_policy: Policy, tm
     assert a.decision_id == b.decision_id
     assert len(store.list_decisions()) == 2
     assert engine.moderate_many([item("buy", id="x")])[0] == a
+
+
+def test_item_times_are_kept_in_utc_and_the_hash_ignores_them() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    berlin = ContentItem(id="t", text="x", created_at=datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))))
+    naive = ContentItem(id="t", text="x", created_at=datetime(2026, 3, 1, 12, 0))
+    assert berlin.created_at == naive.created_at and berlin.created_at.utcoffset() == timedelta(0)
+    assert berlin.content_hash() == ContentItem(id="t", text="x").content_hash()
