@@ -67,3 +67,26 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path):
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
     assert mode == "wal" and pages == sqlite_file.AUTOCHECKPOINT_PAGES > sqlite_file.RESTART_FRAMES
     store.close()
+
+
+def test_a_long_reader_holds_writers_back_only_briefly(tmp_path, small_policy, monkeypatch):
+    """An open read of the old log (an export streaming decisions) makes RESTART wait:
+    it gives up after RESTART_WAIT_MS instead of holding every writer for the busy timeout."""
+    monkeypatch.setattr(sqlite_file, "RESTART_FRAMES", 1)
+    monkeypatch.setattr(sqlite_file, "CHECKPOINT_INTERVAL_S", 3600.0)  # passes run only when called here
+    store = DecisionStore(f"sqlite:///{tmp_path}/l.db")
+    engine = Engine(small_policy, [KeywordDetector()], sink=store)
+    _write(engine, 3, "a")
+    reader = store._db.connect()
+    reader.exec_driver_sql("BEGIN")
+    reader.exec_driver_sql("SELECT count(*) FROM decisions").all()  # a snapshot of the current log
+    _write(engine, 1, "b")  # the log moves past the reader's snapshot
+    start = time.monotonic()
+    busy, _, _ = store._sqlite.checkpoint()
+    waited = time.monotonic() - start
+    assert busy == 1 and waited < 2.0, (busy, waited)  # well under the 5 s busy timeout
+    _write(engine, 1, "c")  # writers go on
+    reader.exec_driver_sql("ROLLBACK")
+    reader.close()
+    assert store._sqlite.checkpoint()[0] == 0
+    store.close()

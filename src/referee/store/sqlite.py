@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S = 0.05
 #: Log frames (pages) after which the checkpointer rewinds the log to its start.
 RESTART_FRAMES = 20_000
+#: Longest the RESTART pass holds writers back waiting for readers of the old log.
+RESTART_WAIT_MS = 100
+#: How long any connection waits for a lock before SQLite says "database is locked".
+BUSY_TIMEOUT_MS = 5000
 #: Pages (4 KiB) after which a commit checkpoints by itself: the fallback only.
 AUTOCHECKPOINT_PAGES = 40_000
 
@@ -103,8 +107,14 @@ class SQLiteFile:
             if result[1] >= RESTART_FRAMES:
                 # Writers always appending means a passive pass never catches up, and the
                 # log only rewinds once fully copied: without this it grows without bound.
-                with self._write_lock():
-                    result = conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()
+                # RESTART also waits for readers of the old log (a long export, say); with
+                # writers held back, give up after RESTART_WAIT_MS and try again next pass.
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                try:
+                    with self._write_lock():
+                        result = conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         busy, frames, copied = (int(v) for v in result)
         return busy, frames, copied
 
@@ -140,6 +150,6 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.close()
