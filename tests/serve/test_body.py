@@ -56,3 +56,17 @@ def test_bad_content_length_is_400(client: TestClient, keys: dict[str, str]) -> 
     headers = {**bearer(keys["moderate"]), "Content-Length": "lots"}
     r = client.post("/v1/moderate", content=b'{"id": "a"}', headers=headers)
     assert r.status_code in (400,), r.text
+
+
+def test_body_in_many_chunks_is_read_whole(client: TestClient, keys: dict[str, str]) -> None:
+    """The fast path reads ASGI messages itself: every chunk counts, in order."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"id": "many", "surface": "comment", '
+        yield b'"text": "win a free '
+        yield b'iphone click here"}'
+
+    headers = {**bearer(keys["moderate"]), "Content-Type": "application/json"}
+    r = client.post("/v1/moderate", content=chunks(), headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["item_id"] == "many"

@@ -62,21 +62,25 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
 
     async def dependency(request: Request) -> Principal:
-        state: ServeState = request.app.state.referee
-        if not state.settings.auth:
-            return ANONYMOUS_ADMIN
-        principal = await _check(state, bearer_token(request.headers.get("authorization")))
-        if not principal.allows(scope):
-            held = ", ".join(sorted(principal.scopes)) or "none"
-            raise ScopeError(
-                f"API key {principal.key_id} lacks the {scope!r} scope (it has: {held}); "
-                f"create a key with `referee keys create --scope {scope}`",
-                missing=scope,
-            )
-        return principal
+        return await authorise(request.app.state.referee, request.headers.get("authorization"), scope)
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+async def authorise(state: ServeState, authorization: str | None, scope: str) -> Principal:
+    """The caller behind an ``Authorization`` header, if it holds ``scope`` (or ``admin``)."""
+    if not state.settings.auth:
+        return ANONYMOUS_ADMIN
+    principal = await _check(state, bearer_token(authorization))
+    if not principal.allows(scope):
+        held = ", ".join(sorted(principal.scopes)) or "none"
+        raise ScopeError(
+            f"API key {principal.key_id} lacks the {scope!r} scope (it has: {held}); "
+            f"create a key with `referee keys create --scope {scope}`",
+            missing=scope,
+        )
+    return principal
 
 
 async def _check(state: ServeState, key: str) -> Principal:

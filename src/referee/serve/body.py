@@ -9,6 +9,7 @@ streamed size (a chunked body or a lying header cannot get past the cap).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
@@ -17,7 +18,11 @@ from referee.serve.problems import BadRequest, PayloadTooLarge
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
+    return await parse_json_body(request.stream(), request.headers.get("content-length"), limit)
+
+
+async def parse_json_body(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> Any:
+    """The JSON in a body arriving as ``chunks``, with ``declared`` its Content-Length header."""
     if declared is not None:
         try:
             size = int(declared)
@@ -25,14 +30,14 @@ async def read_json(request: Request, limit: int) -> Any:
             raise BadRequest(f"Content-Length must be an integer, got {declared!r}") from None
         if size > limit:
             raise PayloadTooLarge(_too_large(f"{size} bytes", limit))
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         received += len(chunk)
         if received > limit:
             raise PayloadTooLarge(_too_large(f"more than {limit} bytes", limit))
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        parts.append(chunk)
+    raw = b"".join(parts)
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
