@@ -86,3 +86,37 @@ def test_revocation_reaches_a_running_server_after_the_cache_ttl(client: TestCli
     monkeypatch.setattr(auth, "KEY_CACHE_TTL_S", 0.0)
     client.app.state.referee.key_cache.clear()
     assert client.post("/v1/moderate", json=ITEM, headers=h).status_code == 401
+
+
+def test_concurrent_requests_with_a_cold_key_share_one_lookup(app, store, keys, monkeypatch) -> None:
+    """When a busy client's cached key expires, its open requests wait on one store lookup."""
+    import asyncio
+
+    import httpx
+
+    calls: list[str] = []
+    real = store.check_key
+
+    def counting(key: str):  # type: ignore[no-untyped-def]
+        calls.append(key)
+        import time
+
+        time.sleep(0.05)  # a lookup slow enough for the others to arrive while it runs
+        return real(key)
+
+    monkeypatch.setattr(store, "check_key", counting)
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            good = [client.post("/v1/moderate", json={"id": f"c{i}", "text": "hi"}, headers=bearer(keys["moderate"]))
+                    for i in range(20)]
+            bad = [client.post("/v1/moderate", json={"id": "x", "text": "hi"},
+                               headers=bearer(keys["moderate"][:-2] + "zz")) for _ in range(3)]
+            return [r.status_code for r in await asyncio.gather(*good, *bad)]
+
+    codes = asyncio.run(burst())
+    assert codes == [200] * 20 + [401] * 3
+    assert calls.count(keys["moderate"]) == 1  # twenty requests, one lookup
+    assert len(calls) == 2  # the bad key: one shared lookup too, and never cached
+    assert not app.state.referee.key_lookups

@@ -14,6 +14,7 @@ takes up to that long to reach a running server.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,9 +89,26 @@ async def _check(state: ServeState, key: str) -> Principal:
     cached = state.key_cache.get(key)
     if cached is not None and cached[0] > now:
         return Principal(key_id=cached[1], scopes=cached[2])
-    # Only successes are cached: a bad key always reaches the store (and its constant-time compare).
-    key_id, scopes = await run_in_threadpool(state.store.check_key, key)
+    # Concurrent misses for one key share one lookup: when a busy client's cached key
+    # expired, every one of its 50 open requests went to the store at once (py-spy),
+    # each on a threadpool thread and most on a fresh connection: a stall every 5 s.
+    loop = asyncio.get_running_loop()
+    pending = state.key_lookups.get(key)
+    if pending is None or pending.get_loop() is not loop:
+        pending = loop.create_task(_lookup(state, key, now))
+        state.key_lookups[key] = pending
+    # shield: one caller hanging up must not cancel the lookup the others wait on
+    key_id, scopes = await asyncio.shield(pending)
+    return Principal(key_id=key_id, scopes=scopes)
+
+
+async def _lookup(state: ServeState, key: str, now: float) -> tuple[str, frozenset[str]]:
+    try:
+        # Only successes are cached: a bad key always reaches the store (and its constant-time compare).
+        key_id, scopes = await run_in_threadpool(state.store.check_key, key)
+    finally:
+        state.key_lookups.pop(key, None)
     if len(state.key_cache) >= KEY_CACHE_MAX:
         state.key_cache.clear()
     state.key_cache[key] = (now + KEY_CACHE_TTL_S, key_id, scopes)
-    return Principal(key_id=key_id, scopes=scopes)
+    return key_id, scopes

@@ -6,6 +6,7 @@ tests, two policies) can live in one process without seeing each other.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from referee.engine import Engine
@@ -25,6 +26,8 @@ class ServeState:
     coalescer: Coalescer = field(init=False)
     #: Full key -> (expires at, key id, scopes); see ``auth.KEY_CACHE_TTL_S``.
     key_cache: dict[str, tuple[float, str, frozenset[str]]] = field(default_factory=dict)
+    #: Full key -> the store lookup in flight for it, shared by concurrent requests.
+    key_lookups: dict[str, "asyncio.Task[tuple[str, frozenset[str]]]"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coalescer = Coalescer(
