@@ -149,3 +149,15 @@ def test_item_times_are_kept_in_utc_and_the_hash_ignores_them() -> None:
     naive = ContentItem(id="t", text="x", created_at=datetime(2026, 3, 1, 12, 0))
     assert berlin.created_at == naive.created_at and berlin.created_at.utcoffset() == timedelta(0)
     assert berlin.content_hash() == ContentItem(id="t", text="x").content_hash()
+
+
+def test_a_decisions_json_is_cached_and_a_changed_copy_gets_its_own(small_policy: Policy) -> None:
+    from referee.engine import decide
+
+    first = decide(small_policy, ContentItem(id="j", text="vile"), [], (), {"k": "1"})
+    untouched = first.model_copy()
+    cached = first.json_bytes
+    assert cached == first.model_dump_json().encode() and first.json_bytes is cached
+    assert first == untouched  # the cache is not part of what a decision is
+    review = first.model_copy(update={"action": Action.allow, "source": "review"})
+    assert review.json_bytes == review.model_dump_json().encode() != cached

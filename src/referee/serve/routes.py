@@ -49,8 +49,10 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 
 
 
 def _json(model: Decision | BatchResponse) -> Response:
-    # Serialise once, straight from the model: skips FastAPI re-validating the response.
-    return Response(content=model.__pydantic_serializer__.to_json(model), media_type="application/json")
+    # Straight from the model, skipping FastAPI's re-validation; a decision's bytes are
+    # the ones the store already wrote (Decision.json_bytes).
+    body = model.json_bytes if isinstance(model, Decision) else model.__pydantic_serializer__.to_json(model)
+    return Response(content=body, media_type="application/json")
 
 
 def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]], list[ItemError]]:

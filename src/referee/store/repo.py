@@ -292,7 +292,7 @@ def _decision_row(decision: Decision) -> dict[str, Any]:
         "source": decision.source,
         "supersedes": decision.supersedes,
         "created_at": decision.created_at,
-        "payload": RawJSON(decision.model_dump_json()),
+        "payload": RawJSON(decision.json_bytes.decode()),
     }
 
 
