@@ -63,13 +63,13 @@ class SQLiteFile:
     """One SQLite database file as the store uses it: pragmas on every
     connection, ``writing()`` around each write transaction, a checkpointer."""
 
-    def __init__(self, db: Engine, checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+    def __init__(self, db: Engine, checkpoint_interval_s: float | None = None) -> None:
         self._db = db
         database = db.url.database
         self.in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
         self._lock_path = None if self.in_memory else f"{database}.write-lock"
         self._thread_lock = threading.Lock()
-        self._interval = checkpoint_interval_s
+        self._interval = CHECKPOINT_INTERVAL_S if checkpoint_interval_s is None else checkpoint_interval_s
         self._stop = threading.Event()
         self._wrote = threading.Event()
         self._checkpointer: threading.Thread | None = None
