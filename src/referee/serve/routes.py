@@ -8,7 +8,7 @@ through the coalescer, which merges concurrent requests into one engine batch.
 
 ``POST /v1/moderate`` is the hot path, so ``ModerateFastPath`` answers it
 before FastAPI's middleware stack and router (``app._RefereeApp``): the same
-two functions (key check, then ``moderate_response``) run either way; what is
+two functions (``auth.authorise``, then ``moderate_json``) run either way; what is
 skipped is the per-request route matching and dependency solving, which took a
 quarter of the event loop's time under load (py-spy), and the error, telemetry
 and body-limit layers. The FastAPI route stays: it documents the endpoint in
