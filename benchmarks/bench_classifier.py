@@ -108,11 +108,14 @@ def main() -> int:
 
     from referee.classifier import TextClassifier
     from referee.classifier.artifact import ONNX_INT8, read_card
+    from referee.classifier.text import load_tokenizer, token_windows
 
     model = Path(args.model)
     if not (model / ONNX_INT8).exists():
         print(f"skip: {model} is not built; run `referee model build` (or `make model`) first", file=sys.stderr)
         return 0
+    card = read_card(model)
+    tokenizer = load_tokenizer(model / "tokenizer.json")
     texts, source = tweets(args.n)
     print(f"texts={source} n={len(texts)} threads={args.threads}")
 
@@ -128,11 +131,9 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
         module = full_module(model)
-        module_recipe = read_card(model).text_recipe
-        tok = TextClassifier(model, cache_size=0).tokenizer
 
         def torch_predict(batch: list[str]) -> np.ndarray:
-            windows = first_windows(tok, batch, 128, module_recipe)
+            windows = first_windows(tokenizer, batch, 128, card.text_recipe)
             out = np.zeros((len(batch), len(module.head[-1].bias)), dtype=np.float32)
             with torch.inference_mode():
                 for idx in length_batches(windows, 8):  # length-sorted batches of 8: eager torch is fastest so
@@ -159,11 +160,8 @@ def main() -> int:
             results[f"{name}_b32_items_per_s_12tok"] = throughput(backends[name], short, 32)
     # This host's ceiling, so the figures above can be read on another machine: the
     # host's fp32 GEMM speed over the encoder's work per tweet (int8 on AVX2 without
-    # VNNI multiplies at most ~1.3x faster than fp32; with VNNI, ~4x).
-    from referee.classifier.text import token_windows
-
-    windows, _ = token_windows(TextClassifier(model, cache_size=0).tokenizer, texts, 128,
-                               recipe=read_card(model).text_recipe)
+    # VNNI multiplies at most ~1.3x faster than fp32).
+    windows, _ = token_windows(tokenizer, texts, 128, recipe=card.text_recipe)
     lengths = np.asarray([len(w) for w in windows])
     results["tokens_per_item"] = float(lengths.mean())
     results["encoder_mflop_per_item"] = encoder_mflop(lengths)
@@ -176,11 +174,10 @@ def main() -> int:
 
     test = Path(args.test)
     if test.exists():
-        from referee.classifier.artifact import read_card
         from referee.classifier.metrics import auprc
         from referee.classifier.train import read_dataset
 
-        cats = read_card(model).categories
+        cats = card.categories
         ds = read_dataset(test, cats)
         fp32 = TextClassifier(model, variant="fp32", intra_op_threads=args.threads, cache_size=0).predict(ds.texts)
         int8 = TextClassifier(model, variant="int8", intra_op_threads=args.threads, cache_size=0).predict(ds.texts)

@@ -13,10 +13,10 @@ own, so SQLite and PostgreSQL (casts included) get what Core would send.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Integer, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
 
@@ -29,15 +29,16 @@ class RawJSON(str):
 
 
 class BulkInsert:
-    def __init__(self, statement: Insert, table: Table, dialect: Dialect, columns: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    """Every row passed to ``run`` names each of the table's columns but a
+    surrogate integer key, which the database numbers itself."""
+
+    def __init__(self, statement: Insert, table: Table, dialect: Dialect) -> None:
+        columns = [c.key for c in table.c if not (c.primary_key and isinstance(c.type, Integer))]
+        compiled = statement.compile(dialect=dialect, column_keys=columns)
         self.sql = str(compiled)
         # Positional paramstyles (SQLite's qmark) take tuples in this order; named ones (psycopg) take dicts.
         self._order: list[str] | None = list(compiled.positiontup) if compiled.positiontup else None
-        names = self._order or list(columns)
-        unknown = [n for n in names if n not in table.c]
-        if unknown:
-            raise ValueError(f"{table.name}: no column {unknown[0]!r}")
+        names = self._order or columns
         self._processors: list[tuple[str, Callable[[Any], Any]]] = [
             (name, proc) for name in names
             if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from importlib.resources import files
 from typing import Any
@@ -53,9 +53,9 @@ class DecisionStore:
             raise StoreError(f"cannot open decision store {url!r}: {exc}") from exc
         self._sqlite = SQLiteFile(self._db) if self._db.dialect.name == "sqlite" else None
         dialect = self._db.dialect
-        self._insert_items = BulkInsert(self._insert_ignoring_duplicates(items), items, dialect, _ITEM_COLUMNS)
-        self._insert_decisions = BulkInsert(insert(decisions), decisions, dialect, _DECISION_COLUMNS)
-        self._insert_signals = BulkInsert(insert(signals), signals, dialect, _SIGNAL_COLUMNS)
+        self._insert_items = BulkInsert(self._insert_ignoring_duplicates(items), items, dialect)
+        self._insert_decisions = BulkInsert(insert(decisions), decisions, dialect)
+        self._insert_signals = BulkInsert(insert(signals), signals, dialect)
         if migrate:
             self.migrate()
 
@@ -251,14 +251,7 @@ class DecisionStore:
         ]
 
 
-_ITEM_COLUMNS = ("item_id", "content_hash", "surface", "text", "author_id", "country", "language",
-                 "item_created_at", "first_seen_at", "meta")
-_DECISION_COLUMNS = ("decision_id", "item_id", "content_hash", "action", "strike", "review_required", "policy_id",
-                     "policy_version", "source", "supersedes", "created_at", "payload")
-_SIGNAL_COLUMNS = ("decision_id", "detector", "detector_version", "category", "score")
-
-
-def _item_rows(pairs: Any) -> list[dict[str, Any]]:
+def _item_rows(pairs: Iterable[tuple[ContentItem, Decision]]) -> list[dict[str, Any]]:
     """One row per item not yet in this batch (an item is its id plus its content hash);
     the insert skips those already stored."""
     now = utcnow()
