@@ -250,7 +250,34 @@ end
 """
 
 
-def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str) -> dict[str, float]:
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process and its workers.
+
+    Latency under a closed loop is mostly queueing, and it moves with the host's
+    speed from minute to minute; CPU per request is the server's own cost, the
+    figure to compare when changing the code (Linux /proc; NaN elsewhere).
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return float("nan")
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended between listdir and open
+        # after the command name: state, ppid, ... utime is field 14 of stat, stime 15
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str, server_pid: int) -> dict[str, float]:
     """Closed loop with wrk: ``--warmup`` seconds not counted, then ``--seconds`` measured."""
     script = Path(tmp) / "moderate.lua"
     phrases = "{" + ", ".join(json.dumps(p) for p in PHRASES) + "}"
@@ -264,8 +291,10 @@ def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str) -> dict[str
         threads = min(2, args.concurrency)
         cmd = ["wrk", f"-t{threads}", f"-c{args.concurrency}", f"-d{seconds:g}s", "--timeout", "10s",
                "-s", str(script), url]
+        cpu_before = server_cpu_s(server_pid)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True)
         out = {m[0]: float(m[1]) for m in re.findall(r"^(wrk_\w+)=(\d+)$", done.stdout, re.M)}
+        out["server_cpu_s"] = server_cpu_s(server_pid) - cpu_before
     return out
 
 
@@ -320,7 +349,7 @@ def main() -> None:
     # drifts by tens of percent between minutes, so a floor from another run misleads.
     floor_args = argparse.Namespace(**{**vars(args), "floor": True, "seconds": args.floor_seconds})
     floor, _ = measure(floor_args, client_kind)
-    for name in ("p50_ms", "p99_ms", "rps"):
+    for name in ("p50_ms", "p99_ms", "rps", "server_cpu_us_per_request"):
         print(f"floor_{name}={floor[name]:.2f}")
     print(f"p99_over_floor={figures['p99_ms'] / floor['p99_ms']:.2f}")
 
@@ -336,9 +365,11 @@ def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float
         proc = start_server(args, db_url, port)
         try:
             if client_kind == "wrk":
-                wrk = run_wrk(args, port, key, tmp)
+                wrk = run_wrk(args, port, key, tmp, proc.pid)
             else:
+                cpu_before = server_cpu_s(proc.pid)
                 latencies, errors, seconds = asyncio.run(load(args, port, key))
+                cpu_s = server_cpu_s(proc.pid) - cpu_before
         finally:
             stop_server(proc)
 
@@ -349,6 +380,7 @@ def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float
             "max_ms": wrk["wrk_max_us"] / 1000,
             "rps": wrk["wrk_requests"] / args.seconds,
             "errors": wrk["wrk_non2xx"] + wrk["wrk_socket_errors"],
+            "server_cpu_us_per_request": wrk["server_cpu_s"] / max(wrk["wrk_requests"], 1) * 1e6,
         }, []
     latencies.sort()
     return {
@@ -357,6 +389,8 @@ def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
         "rps": len(latencies) / seconds,
         "errors": len(errors),
+        # over warm-up and measured seconds alike: the python client has no separate phases
+        "server_cpu_us_per_request": cpu_s / max(len(latencies), 1) * 1e6 * (args.seconds + args.warmup) / args.seconds,
     }, sorted(set(errors))[:5]
 
 

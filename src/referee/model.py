@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,6 +67,14 @@ _SEVERITY = {a: i for i, a in enumerate(Action)}
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # Values cached from the fields (functools.cached_property) are safe because
+        # the model is frozen; a copy with other fields must compute its own.
+        copied = super().model_copy(update=update, deep=deep)
+        for name, _ in inspect.getmembers(type(self), lambda a: isinstance(a, functools.cached_property)):
+            copied.__dict__.pop(name, None)
+        return copied
+
 
 class MediaRef(_Frozen):
     """A pointer to media that belongs to the item (cover art, an episode's audio)."""
@@ -114,9 +123,11 @@ class ContentItem(_Frozen):
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
+    @functools.cached_property
     def content_hash(self) -> str:
         """sha256 of what a detector sees; metadata like ids and timestamps is left out
-        so a re-post of the same text on the same surface hashes the same."""
+        so a re-post of the same text on the same surface hashes the same. Cached: the
+        decision id and the store's item row both need it."""
         h = hashlib.sha256(self.surface.encode())
         for part in (self.text, *(m.uri for m in self.media)):
             # Length-prefixed, so ("ab", "c") and ("a", "bc") cannot collide.
@@ -218,23 +229,17 @@ class Decision(_Frozen):
         Safe to cache because a Decision is frozen; ``model_copy`` drops it."""
         return self.__pydantic_serializer__.to_json(self)
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "Decision":
-        copied = super().model_copy(update=update, deep=deep)
-        copied.__dict__.pop("json_bytes", None)  # a copy with other fields needs its own JSON
-        return copied
-
 
 def decision_key(
     item: ContentItem,
     policy_id: str,
     policy_version: str,
     detector_versions: dict[str, str],
-    content_hash: str | None = None,
 ) -> str:
     """The id of the automated decision for this item under this policy and these
     detectors. Deriving it (instead of a random uuid) makes moderation idempotent:
     the same input can only ever produce the same decision id."""
-    parts = [item.id, content_hash or item.content_hash(), item.country or "", policy_id, policy_version]
+    parts = [item.id, item.content_hash, item.country or "", policy_id, policy_version]
     parts += [f"{name}={version}" for name, version in sorted(detector_versions.items())]
     payload = "\x1f".join(parts)  # unit separator: cannot appear in ids, hashes or versions by accident
     return "dec_" + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]

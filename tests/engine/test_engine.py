@@ -148,7 +148,7 @@ def test_item_times_are_kept_in_utc_and_the_hash_ignores_them() -> None:
     berlin = ContentItem(id="t", text="x", created_at=datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))))
     naive = ContentItem(id="t", text="x", created_at=datetime(2026, 3, 1, 12, 0))
     assert berlin.created_at == naive.created_at and berlin.created_at.utcoffset() == timedelta(0)
-    assert berlin.content_hash() == ContentItem(id="t", text="x").content_hash()
+    assert berlin.content_hash == ContentItem(id="t", text="x").content_hash
 
 
 def test_a_decisions_json_is_cached_and_a_changed_copy_gets_its_own(small_policy: Policy) -> None:
@@ -161,3 +161,50 @@ def test_a_decisions_json_is_cached_and_a_changed_copy_gets_its_own(small_policy
     assert first == untouched  # the cache is not part of what a decision is
     review = first.model_copy(update={"action": Action.allow, "source": "review"})
     assert review.json_bytes == review.model_dump_json().encode() != cached
+
+
+class InlineKeyword(KeywordDetector):
+    """The same detector, declared bounded CPU work: the engine runs it in the caller's thread."""
+
+    runs_inline = True
+
+    def detect_many(self, items):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.thread = threading.current_thread()
+        return super().detect_many(items)
+
+
+def test_an_inline_detector_runs_in_the_callers_thread_beside_the_pool(small_policy: Policy) -> None:
+    import threading
+
+    class Pooled(KeywordDetector):
+        name = "pooled"
+
+        def detect_many(self, items):  # type: ignore[no-untyped-def]
+            self.thread = threading.current_thread()
+            return super().detect_many(items)
+
+    inline, pooled = InlineKeyword(), Pooled()
+    engine = Engine(small_policy, [inline, pooled])
+    d = engine.moderate(item("vile vile"))
+    assert inline.thread is threading.current_thread()
+    assert pooled.thread is not threading.current_thread()
+    assert {s.detector for s in d.signals} == {"keyword", "pooled"} and not d.failures
+
+
+def test_an_inline_detector_that_overruns_is_a_timeout_like_any_other(small_policy: Policy) -> None:
+    slow = InlineKeyword(delay_s=0.2)
+    slow.timeout_s = 0.05
+    d = Engine(small_policy, [slow]).moderate(item("vile vile"))
+    assert d.failures and d.failures[0].kind == "timeout" and not d.signals
+    assert any(r.kind == "on_error" for r in d.reasons)
+
+
+def test_an_items_hash_is_computed_once_and_a_changed_copy_gets_its_own() -> None:
+    original = ContentItem(id="h", text="first")
+    digest = original.content_hash
+    assert original.content_hash is digest
+    changed = original.model_copy(update={"text": "second"})
+    assert changed.content_hash == ContentItem(id="h", text="second").content_hash != digest
+    assert "content_hash" not in original.model_dump()

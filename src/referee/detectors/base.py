@@ -31,6 +31,10 @@ class Detector(ABC):
     version: str = "0"
     #: Seconds the engine waits for one batch before recording a timeout.
     timeout_s: float = 5.0
+    #: True for bounded CPU work in this process (no I/O, no model server): the engine
+    #: then runs it in its own thread instead of the detector pool and checks the
+    #: timeout afterwards. Anything that can block must leave this False.
+    runs_inline: ClassVar[bool] = False
 
     @property
     @abstractmethod

@@ -123,6 +123,8 @@ class LexiconDetector(Detector):
     """Scores each category by the heaviest list term found in the text."""
 
     name = "lexicon"
+    # Linear in the text (one automaton pass), and texts are size-limited on the way in.
+    runs_inline = True
 
     def __init__(
         self,

@@ -40,7 +40,12 @@ def decide(
     failures: Sequence[DetectorFailure] = (),
     detector_versions: dict[str, str] | None = None,
     now: datetime | None = None,
+    decision_id: str | None = None,
 ) -> Decision:
+    """The decision for one item, from its signals and the detectors that failed on it.
+
+    ``decision_id`` is the item's ``decision_key``; the engine has derived it
+    already (to look for a stored decision) and passes it on."""
     versions = dict(detector_versions or {})
     by_category: dict[str, list[Signal]] = {}
     for s in signals:
@@ -57,13 +62,12 @@ def decide(
     # Every category whose signal crossed an acting rule's threshold, not only each
     # rule's top one: "#hate #violence" must report both.
     categories = sorted({ref.category for r in reasons if r.action is not Action.allow for ref in r.signals})
-    content_hash = item.content_hash()
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.
     return Decision.model_construct(
-        decision_id=decision_key(item, policy.id, policy.version, versions, content_hash),
+        decision_id=decision_id or decision_key(item, policy.id, policy.version, versions),
         item_id=item.id,
-        content_hash=content_hash,
+        content_hash=item.content_hash,
         surface=item.surface,
         country=item.country,
         action=action,
