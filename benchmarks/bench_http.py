@@ -42,6 +42,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -322,7 +323,13 @@ def main() -> None:
                         help="after the referee run, this long against the constant-answer app under the same "
                              "load, printed as floor_*: this host's framework floor, measured in the same run "
                              "(0 = skip)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat referee + floor this many times, alternating, and print the median of each "
+                             "figure (errors and requests summed) plus every round's p99 as p99_ms_each: one "
+                             "20 s run on a host that drifts by tens of percent is one sample")
     args = parser.parse_args()
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
 
     client_kind = args.client
     if client_kind == "auto":
@@ -338,20 +345,39 @@ def main() -> None:
     if args.rate:
         print(f"target_rps={args.rate:g}")
     print(f"seconds={args.seconds:g}")
-    figures, samples = measure(args, client_kind)
+    if args.rounds > 1:
+        print(f"rounds={args.rounds}")
+    with_floor = not args.floor and args.floor_seconds > 0
+    # The same load against FastAPI answering a constant, right after each run: the host's
+    # speed drifts by tens of percent between minutes, so a floor from another run misleads.
+    floor_args = argparse.Namespace(**{**vars(args), "floor": True, "seconds": args.floor_seconds})
+    runs, floors, samples = [], [], []
+    for _ in range(args.rounds):
+        figures, errors = measure(args, client_kind)
+        runs.append(figures)
+        samples += errors
+        if with_floor:
+            floors.append(measure(floor_args, client_kind)[0])
+    figures = combine(runs)
     for name, value in figures.items():
         print(f"{name}={value:.2f}" if name.endswith("_ms") or name == "rps" else f"{name}={value:.0f}")
-    for sample in samples:
+    if args.rounds > 1:
+        print("p99_ms_each=" + ",".join(f"{r['p99_ms']:.2f}" for r in runs))
+    for sample in sorted(set(samples))[:5]:
         print(f"error_sample={sample}")
-    if args.floor or not args.floor_seconds:
+    if not with_floor:
         return
-    # The same load against FastAPI answering a constant, right after: the host's speed
-    # drifts by tens of percent between minutes, so a floor from another run misleads.
-    floor_args = argparse.Namespace(**{**vars(args), "floor": True, "seconds": args.floor_seconds})
-    floor, _ = measure(floor_args, client_kind)
+    floor = combine(floors)
     for name in ("p50_ms", "p99_ms", "rps", "server_cpu_us_per_request"):
         print(f"floor_{name}={floor[name]:.2f}")
-    print(f"p99_over_floor={figures['p99_ms'] / floor['p99_ms']:.2f}")
+    ratios = sorted(r["p99_ms"] / f["p99_ms"] for r, f in zip(runs, floors))
+    print(f"p99_over_floor={statistics.median(ratios):.2f}")
+
+
+def combine(runs: list[dict[str, float]]) -> dict[str, float]:
+    """One figure per name: the median over rounds, but counts (requests, errors) summed."""
+    return {name: (sum(r[name] for r in runs) if name in ("requests", "errors")
+                   else statistics.median(r[name] for r in runs)) for name in runs[0]}
 
 
 def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float], list[str]]:
