@@ -117,3 +117,13 @@ def test_real_encoder_finetunes_on_a_handful_of_texts(tmp_path: Path, tiny_data)
     assert res.card.encoder.startswith("all-MiniLM-L6-v2@") and res.card.embed_dim == 384
     assert res.card.metrics["dev"]["macro_auprc"] > 0.5
     assert (tmp_path / "ft" / artifact.ENCODER_WEIGHTS).stat().st_size > 50_000_000
+
+
+def test_config_names_the_known_text_recipes_when_given_another() -> None:
+    from pydantic import ValidationError
+
+    from referee.classifier.text import TEXT_RECIPES
+
+    assert TrainConfig(categories=["hate"]).text_recipe in TEXT_RECIPES
+    with pytest.raises(ValidationError, match="text_recipe must be one of plain, placeholders-v1"):
+        TrainConfig(categories=["hate"], text_recipe="emoji-v9")

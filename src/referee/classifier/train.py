@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from referee.classifier import artifact
 from referee.classifier.calibrate import apply_platt, choose_threshold, fit_all, sigmoid
 from referee.classifier.metrics import ece, macro_auprc, per_category
+from referee.classifier.text import PLACEHOLDERS, TEXT_RECIPES
 from referee.errors import InputError
 
 #: Categories with fewer train positives than this are flagged as low-data on the card.
@@ -114,8 +115,7 @@ class TrainConfig(BaseModel):
     name: str = "model"
     seed: int = 13
     max_tokens: int = Field(default=128, ge=8, le=512)
-    text_recipe: Literal["plain", "placeholders-v1"] = Field(
-        default="placeholders-v1", description="How text becomes tokens; see referee.classifier.text.")
+    text_recipe: str = Field(default=PLACEHOLDERS, description="How text becomes tokens; see referee.classifier.text.")
     hidden: int = Field(default=0, ge=0, description="Hidden width of an MLP head; 0 = linear head.")
     dropout: float = Field(default=0.1, ge=0, lt=1)
     epochs: int = Field(default=80, ge=1)
@@ -128,6 +128,13 @@ class TrainConfig(BaseModel):
     cache_dir: str = ".cache/embeddings"
     encoder_lr: float = Field(default=3e-5, gt=0, description="finetune mode: learning rate of the encoder.")
     progress: bool = True
+
+    @field_validator("text_recipe")
+    @classmethod
+    def _known_recipe(cls, value: str) -> str:
+        if value not in TEXT_RECIPES:
+            raise ValueError(f"text_recipe must be one of {', '.join(TEXT_RECIPES)}, got {value!r}")
+        return value
 
 
 def _torch() -> Any:

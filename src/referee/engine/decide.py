@@ -40,12 +40,7 @@ def decide(
     failures: Sequence[DetectorFailure] = (),
     detector_versions: dict[str, str] | None = None,
     now: datetime | None = None,
-    decision_id: str | None = None,
 ) -> Decision:
-    """The decision for one item, from its signals and the detectors that failed on it.
-
-    ``decision_id`` is the item's ``decision_key``; the engine has derived it
-    already (to look for a stored decision) and passes it on."""
     versions = dict(detector_versions or {})
     by_category: dict[str, list[Signal]] = {}
     for s in signals:
@@ -65,7 +60,7 @@ def decide(
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.
     return Decision.model_construct(
-        decision_id=decision_id or decision_key(item, policy.id, policy.version, versions),
+        decision_id=decision_key(item, policy.id, policy.version, versions),
         item_id=item.id,
         content_hash=item.content_hash,
         surface=item.surface,

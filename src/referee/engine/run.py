@@ -135,7 +135,6 @@ class Engine:
     def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
         decided: dict[int, Decision] = {}
         todo = list(range(len(items)))
-        keys: list[str] = []
         if self.sink is not None:
             keys = [
                 decision_key(item, self.policy.id, self.policy.version, self.detector_versions) for item in items
@@ -146,9 +145,8 @@ class Engine:
         if todo:
             batch = [items[i] for i in todo]
             fresh = [
-                decide(self.policy, item, signals, failures, self.detector_versions,
-                       decision_id=keys[i] if keys else None)
-                for i, item, (signals, failures) in zip(todo, batch, self.signals_for(batch))
+                decide(self.policy, item, signals, failures, self.detector_versions)
+                for item, (signals, failures) in zip(batch, self.signals_for(batch))
             ]
             if self.sink is not None:
                 fresh = self.sink.save_decisions(list(zip(batch, fresh)))

@@ -129,7 +129,7 @@ class DecisionStore:
             fresh.setdefault(decision.decision_id, (item, decision))
         try:
             with self._write() as conn:
-                self._insert_items.run(conn, _item_rows(fresh.values()))
+                self._insert_items.run(conn, _item_rows(item for item, _ in fresh.values()))
                 self._insert_decisions.run(conn, [_decision_row(d) for _, d in fresh.values()])
                 self._insert_signals.run(conn, [_signal_row(d.decision_id, s) for _, d in fresh.values()
                                                 for s in d.signals])
@@ -256,15 +256,15 @@ class DecisionStore:
         ]
 
 
-def _item_rows(pairs: Iterable[tuple[ContentItem, Decision]]) -> list[dict[str, Any]]:
+def _item_rows(batch: Iterable[ContentItem]) -> list[dict[str, Any]]:
     """One row per item not yet in this batch (an item is its id plus its content hash);
     the insert skips those already stored."""
     now = utcnow()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for item, decision in pairs:
-        rows.setdefault((item.id, decision.content_hash), {
+    for item in batch:
+        rows.setdefault((item.id, item.content_hash), {
             "item_id": item.id,
-            "content_hash": decision.content_hash,
+            "content_hash": item.content_hash,
             "surface": item.surface,
             "text": item.text,
             "author_id": item.author_id,
