@@ -72,12 +72,12 @@ def latencies(fn, texts: list[str]) -> np.ndarray:  # type: ignore[no-untyped-de
     return np.asarray(out)
 
 
-def host_gemm_gflops(threads: int, seconds: float = 2.0) -> float:
+def host_gemm_gflops(threads: int, rows: int, seconds: float = 2.0) -> float:
     """fp32 matrix-multiply speed of this host at the encoder's feed-forward shape
-    (a batch of 32 tweets, 384 -> 1536): what any fp32 backend could at best reach."""
+    (384 -> 1536, ``rows`` tokens): what any fp32 backend could at best reach."""
     from threadpoolctl import threadpool_limits
 
-    a = np.random.default_rng(0).random((32 * 26, 384), dtype=np.float32)
+    a = np.random.default_rng(0).random((rows, 384), dtype=np.float32)
     b = np.random.default_rng(1).random((384, 1536), dtype=np.float32)
     with threadpool_limits(threads):
         a @ b
@@ -207,11 +207,12 @@ def main() -> int:
     mflop = encoder_mflop(lengths)
     results["tokens_per_item"] = float(lengths.mean())
     results["encoder_mflop_per_item"] = mflop
-    results["host_fp32_gemm_gflops"] = host_gemm_gflops(args.threads)
+    tokens = round(lengths.mean())
+    results["host_fp32_gemm_gflops"] = host_gemm_gflops(args.threads, 32 * tokens)
     results["fp32_roofline_items_per_s"] = results["host_fp32_gemm_gflops"] * 1e3 / mflop
     # int8 at the shape it runs (one tweet per call, so rows = its tokens) and batched (32 tweets).
-    results["host_int8_gemm_gops_one_item"] = host_int8_gemm_gops(args.threads, round(lengths.mean()))
-    results["host_int8_gemm_gops_b32"] = host_int8_gemm_gops(args.threads, 32 * round(lengths.mean()))
+    results["host_int8_gemm_gops_one_item"] = host_int8_gemm_gops(args.threads, tokens)
+    results["host_int8_gemm_gops_b32"] = host_int8_gemm_gops(args.threads, 32 * tokens)
     results["int8_roofline_items_per_s"] = results["host_int8_gemm_gops_one_item"] * 1e3 / mflop
     results["int8_roofline_b32_items_per_s"] = results["host_int8_gemm_gops_b32"] * 1e3 / mflop
     for k, v in results.items():
