@@ -120,3 +120,26 @@ def test_served_with_the_text_recipe_its_card_records(tiny_model: Path, tmp_path
     (plain / "card.json").write_text(json.dumps({**card, "text_recipe": "plain"}), encoding="utf-8")
     a_plain, b_plain = TextClassifier(plain, variant="fp32", cache_size=0).predict(texts)
     assert np.abs(a_plain - b_plain).max() > 1e-4
+
+
+def test_layer_norms_stay_unfused_in_the_graph_and_the_session(tiny_model: Path, tmp_path: Path) -> None:
+    # SkipLayerNormalization's scalar mean/variance loop was ~28 % of an int8 tweet (export.fuse);
+    # onnxruntime re-fuses Add + LayerNormalization at load time unless told not to.
+    import onnx
+    import onnxruntime as ort
+
+    from referee.classifier import artifact
+    from referee.classifier.runtime import SESSION_DISABLED_OPTIMIZERS
+
+    for variant in ("fp32", "int8"):
+        graph = artifact.onnx_path(tiny_model, variant)
+        ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+        assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops, variant
+        assert not ops & {"EmbedLayerNormalization", "QEmbedLayerNormalization"}, variant
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # where the fusion lives
+        opts.optimized_model_filepath = str(tmp_path / f"{variant}.optimized.onnx")
+        ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=SESSION_DISABLED_OPTIMIZERS)
+        loaded = {node.op_type for node in onnx.load(opts.optimized_model_filepath).graph.node}
+        assert "SkipLayerNormalization" not in loaded and "LayerNormalization" in loaded, variant

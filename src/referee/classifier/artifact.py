@@ -38,7 +38,7 @@ TRAIN_LOG = "train_log.jsonl"
 BUILD_STAMP = "build.json"
 # Bumped whenever the export recipe changes, so `referee model build` knows a graph
 # exported by an older referee is stale and re-exports it.
-EXPORT_RECIPE = "eager-attention, bert-fusion, dynamic-int8 per-channel reduce-range; v2"
+EXPORT_RECIPE = "eager-attention, bert-fusion without skip/embed layer norm, dynamic-int8 per-channel reduce-range; v3"
 
 
 

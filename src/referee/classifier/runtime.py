@@ -28,6 +28,11 @@ from referee.classifier.calibrate import apply_platt
 from referee.classifier.text import length_batches, load_tokenizer, normalise, pad, token_windows
 from referee.errors import ModelError
 
+# onnxruntime would fuse each residual Add + LayerNormalization back into
+# SkipLayerNormalization at load time; its scalar mean/variance loop was the
+# largest single cost of an int8 tweet (see export.fuse).
+SESSION_DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
+
 
 
 class TextClassifier:
@@ -102,7 +107,8 @@ class TextClassifier:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            return ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=SESSION_DISABLED_OPTIMIZERS)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"{graph}: onnxruntime cannot load it: {exc} (fix: {artifact.BUILD_HINT})") from exc
 
