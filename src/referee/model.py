@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -71,9 +70,16 @@ class _Frozen(BaseModel):
         # Values cached from the fields (functools.cached_property) are safe because
         # the model is frozen; a copy with other fields must compute its own.
         copied = super().model_copy(update=update, deep=deep)
-        for name, _ in inspect.getmembers(type(self), lambda a: isinstance(a, functools.cached_property)):
+        for name in _cached_properties(type(self)):
             copied.__dict__.pop(name, None)
         return copied
+
+
+@functools.cache
+def _cached_properties(cls: type) -> tuple[str, ...]:
+    """Names of a model class's cached properties, found once per class."""
+    return tuple(name for klass in cls.__mro__ for name, attr in vars(klass).items()
+                 if isinstance(attr, functools.cached_property))
 
 
 class MediaRef(_Frozen):
