@@ -1,18 +1,35 @@
-"""Reading content items from JSONL or CSV, one line at a time.
+"""Reading content items from JSONL or CSV.
 
 A bad line never stops the file: it becomes an ``InputError`` naming the line
 and the field, yielded in order with the good items, so the caller can
 process the good ones and report every bad one. Nothing is silently dropped.
+
+CSV is read as strictly as JSONL (RFC 4180, UTF-8, an optional byte order mark):
+
+- the header names ContentItem fields that hold one value (``csv_columns()``:
+  id, surface, text, author_id, language, country, created_at) or
+  ``context.<name>`` for one key of the item's ``context``; any other column is
+  an error for the whole file, as an unknown field is for a JSONL line;
+- every row has exactly as many fields as the header; an empty cell means the
+  field is absent (its default applies);
+- a quoted field may hold commas, doubled quotes and line breaks, but a quote
+  that never closes, or text after a closing quote, is an error for the row
+  where the quote opened, and reading resumes on the next line, so a stray quote
+  costs one row instead of swallowing the ones after it.
+
+Errors name the line and the column (``line 4, column 2 (text): ...``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from enum import Enum
+from typing import IO, Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -79,36 +96,203 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
             yield exc
 
 
-def _read_csv(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
-    try:
-        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
-        reader = csv.DictReader(text)
-        header = reader.fieldnames or []
-    except UnicodeDecodeError as exc:
-        yield InputError(f"invalid UTF-8 in the header at byte {exc.start}", "line 1")
-        return
-    missing = {"id", "text"} - set(header)
-    if missing:
-        yield InputError(f"CSV header lacks {sorted(missing)}; expected columns id,text[,surface,country,...]", "line 1")
-        return
-    number = 1
+#: ``context.<name>`` columns go under the item's ``context`` mapping.
+CONTEXT_PREFIX = "context."
+_SCALARS = (str, int, float, bool, datetime, type(None))
+
+
+def csv_columns() -> tuple[str, ...]:
+    """ContentItem fields a CSV column can set: those holding one scalar value (text, a
+    name, a time). Structured fields (``media``, ``context``) need JSONL, except that a
+    ``context.<name>`` column sets one key of ``context``."""
+    out = []
+    for name, field in ContentItem.model_fields.items():
+        args = get_args(field.annotation) or (field.annotation,)
+        if get_origin(field.annotation) is Literal or all(
+            a in _SCALARS or (isinstance(a, type) and issubclass(a, Enum)) for a in args
+        ):
+            out.append(name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Record:
+    line: int  # the physical line the record starts on (1-based)
+    fields: list[str]
+    lines: int  # physical lines the record spans
+
+
+class _CsvFault(Exception):
+    def __init__(self, message: str, line: int, field: int) -> None:
+        super().__init__(message)
+        self.message, self.line, self.field = message, line, field
+
+
+def _parse_record(lines: list[tuple[int, str | InputError]], start: int) -> _Record:
+    """One RFC 4180 record starting at ``lines[start]``. A quoted field may span lines (it
+    takes as many as it needs, up to a line that is not UTF-8); a quote that never closes,
+    or text after a closing quote, is a ``_CsvFault`` naming where the quote opened."""
+    fields: list[str] = []
+    row, pos = 0, 0
+    first, head = lines[start]
+    assert isinstance(head, str)
+    text = head
     while True:
+        if pos < len(text) and text[pos] == '"':
+            open_line, open_col = first + row, pos + 1
+            value: list[str] = []
+            pos += 1
+            while True:
+                close = text.find('"', pos)
+                if close < 0:
+                    value.append(text[pos:])
+                    row += 1
+                    nxt = lines[start + row][1] if start + row < len(lines) else None
+                    if not isinstance(nxt, str):
+                        raise _CsvFault(
+                            f"the quote at character {open_col} is never closed, so the field would swallow every "
+                            "line after it; close the quote, or double it (\"\") to put a quote inside a quoted field",
+                            open_line, len(fields) + 1)
+                    value.append("\n")
+                    text, pos = nxt, 0
+                    continue
+                value.append(text[pos:close])
+                if text.startswith('"', close + 1):  # "" inside a quoted field is one quote
+                    value.append('"')
+                    pos = close + 2
+                    continue
+                pos = close + 1
+                break
+            fields.append("".join(value))
+            if pos < len(text) and text[pos] != ",":
+                spans = f" (it closes on line {first + row})" if first + row != open_line else ""
+                raise _CsvFault(
+                    f"the quoted field opened at character {open_col}{spans} is followed by {text[pos:pos + 10]!r} "
+                    "instead of a comma; double a quote (\"\") inside a quoted field, or quote the whole field",
+                    open_line, len(fields))
+        else:
+            comma = text.find(",", pos)
+            end = len(text) if comma < 0 else comma
+            fields.append(text[pos:end])
+            pos = end
+        if pos >= len(text):
+            return _Record(first, fields, row + 1)
+        pos += 1  # past the comma
+
+
+def _physical_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | InputError]]:
+    """``(line number, text)`` without the line end, or an InputError for a line that is not UTF-8.
+    Lines end at \\n, \\r\\n or \\r, as CSV writers write them."""
+    data = stream.read()
+    if data.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte order mark spreadsheets write
+        data = data[3:]
+    raw_lines = re.split(rb"\r\n|\n|\r", data)
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    for number, raw in enumerate(raw_lines, start=1):
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            yield number, raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield InputError(f"invalid UTF-8 at byte {exc.start}; the rest of the file cannot be read", f"line {number + 1}")
-            return
-        number = reader.line_num
-        data: dict[str, Any] = {k: v for k, v in row.items() if k in _ITEM_FIELDS and v not in (None, "")}
-        extra = {k: v for k, v in row.items() if k not in _ITEM_FIELDS and k is not None}
-        if extra:
-            data["context"] = extra
+            yield number, InputError(f"invalid UTF-8 at byte {exc.start} of the line; re-encode the file as UTF-8",
+                                     f"line {number}")
+
+
+def _header(record: _Record) -> list[str] | InputError:
+    known = csv_columns()
+    seen: set[str] = set()
+    for i, name in enumerate(record.fields, start=1):
+        where = f"line {record.line}, column {i}"
+        if name in seen:
+            return InputError(f"column {name!r} appears twice in the header; keep one", where)
+        seen.add(name)
+        if name.startswith(CONTEXT_PREFIX) and len(name) > len(CONTEXT_PREFIX):
+            continue
+        if name not in known:
+            hint = (f"{name!r} needs JSONL, a CSV cell holds one value" if name in ContentItem.model_fields
+                    else f"unknown column {name!r}")
+            return InputError(
+                f"{hint}; known columns: {', '.join(known)}, plus {CONTEXT_PREFIX}<name> for a context key "
+                f"(rename it to {CONTEXT_PREFIX}{name} to keep it as context); no row was read", where)
+    missing = [c for c in ("id", "text") if c not in seen]
+    if missing:
+        return InputError(f"the header lacks {', '.join(missing)}; expected columns id,text[,surface,country,...]; "
+                          "no row was read", f"line {record.line}")
+    return record.fields
+
+
+def _row_item(record: _Record, header: list[str]) -> ContentItem:
+    where = f"line {record.line}"
+    if len(record.fields) != len(header):
+        n, want = len(record.fields), len(header)
+        if n < want:
+            lacking = ", ".join(header[n:])
+            raise InputError(f"the row has {n} field(s), the header {want}: {lacking} missing; add the empty "
+                             "field(s) (a trailing comma each) or quote a field that holds a line break",
+                             f"{where}, column {n + 1} ({header[n]})")
+        raise InputError(f"the row has {n} fields, the header {want}; quote a field that holds a comma, "
+                         "or add a header for the extra column", f"{where}, column {want + 1}")
+    data: dict[str, Any] = {}
+    context: dict[str, str] = {}
+    for name, value in zip(header, record.fields):
+        if value == "":  # an empty cell: the field is absent (its default applies)
+            continue
+        if name.startswith(CONTEXT_PREFIX):
+            context[name[len(CONTEXT_PREFIX):]] = value
+        else:
+            data[name] = value
+    if context:
+        data["context"] = context
+    try:
+        return parse_item(data, where)
+    except InputError as exc:
+        field = (exc.where or "").removeprefix(f"{where}: ").split(".")[0]
+        column = header.index(field) + 1 if field in header else None
+        if column is None:
+            raise
+        raise InputError(exc.reason, f"{where}, column {column} ({field})") from exc.__cause__
+
+
+def _read_csv(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
+    """Strict CSV: a malformed row is an error naming its line and column, and parsing
+    resumes on the line after the row's first, so a stray quote costs one row, not the
+    rest of the file."""
+    pending: list[tuple[int, str | InputError]] = list(_physical_lines(stream))
+    header: list[str] | None = None
+    i = 0
+    while i < len(pending):
+        first = pending[i][1]
+        if isinstance(first, InputError):
+            yield first
+            if header is None:
+                return
+            i += 1
+            continue
+        if first == "":  # a blank line between records holds no row
+            i += 1
+            continue
         try:
-            yield parse_item(data, f"line {number}")
+            record = _parse_record(pending, i)
+        except _CsvFault as exc:
+            yield InputError(exc.message, f"line {exc.line}, column {exc.field}"
+                             + (f" ({header[exc.field - 1]})" if header and exc.field <= len(header) else ""))
+            if header is None:
+                return
+            i += 1
+            continue
+        i += record.lines
+        if header is None:
+            checked = _header(record)
+            if isinstance(checked, InputError):
+                yield checked
+                return
+            header = checked
+            continue
+        try:
+            yield _row_item(record, header)
         except InputError as exc:
             yield exc
+    if header is None:
+        yield InputError("the file is empty; expected a header line id,text[,surface,country,...]", "line 1")
 
 
 def split_errors(results: Iterable[ContentItem | InputError]) -> tuple[list[ContentItem], list[InputError]]:

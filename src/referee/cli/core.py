@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,6 +37,10 @@ PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", help="Polic
 DbOpt = Annotated[Optional[str], typer.Option("--db-url", help="Decision store URL (default: $REFEREE_DB_URL or sqlite:///referee.db).")]
 DetectorsOpt = Annotated[Optional[str], typer.Option("--detectors", help="Comma-separated subset of the policy's detectors.")]
 
+#: Bounds of the numeric options: wide enough for real use, narrow enough to refuse typos.
+MAX_BATCH_SIZE = 10_000
+MAX_LIST_LIMIT = 10_000
+
 policy_app = typer.Typer(help="Lint, test and diff policy files.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read stored decisions.", no_args_is_help=True)
 
@@ -47,7 +52,8 @@ def register(app: typer.Typer) -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    """Print ``message`` (user text escaped, never read as Rich markup) and the exit to raise."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -74,7 +80,7 @@ def moderate(
     store: Annotated[bool, typer.Option("--store/--no-store", help="Record decisions in the decision store.")] = True,
     detectors: DetectorsOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl or csv (default: from the suffix).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Items per detector batch.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH_SIZE, help="Items per detector batch.")] = 64,
 ) -> None:
     """Moderate items and write one JSON decision per line."""
     settings = _settings(policy, db_url)
@@ -107,7 +113,7 @@ def moderate(
             sink_out.close()
 
     for e in errors:
-        err.print(f"[yellow]skipped[/yellow] {e}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(str(e))}", highlight=False)
     _summary(len(items), len(errors), actions, categories, engine)
     if errors:
         raise typer.Exit(1)
@@ -124,9 +130,10 @@ def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str]
             table.add_row(action.value, str(count), f"{count / max(n, 1):.1%}")
     err.print(table)
     versions = ", ".join(f"{k} {v}" for k, v in engine.detector_versions.items()) or "none"
-    err.print(f"policy {engine.policy.id}@{engine.policy.version}; detectors: {versions}", highlight=False)
+    err.print(escape(f"policy {engine.policy.id}@{engine.policy.version}; detectors: {versions}"), highlight=False)
     if categories:
-        err.print("categories: " + ", ".join(f"{c}={k}" for c, k in categories.most_common()), highlight=False)
+        err.print(escape("categories: " + ", ".join(f"{c}={k}" for c, k in categories.most_common())),
+                  highlight=False)
 
 
 # -- policy -------------------------------------------------------------------
@@ -138,9 +145,9 @@ def lint_cmd(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) ->
         typer.echo(str(p))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        err.print(f"[red]{len(errors)} error(s)[/red] in {file}")
+        err.print(f"[red]{len(errors)} error(s)[/red] in {escape(str(file))}", highlight=False)
         raise typer.Exit(1)
-    err.print(f"[green]ok[/green] {file}")
+    err.print(f"[green]ok[/green] {escape(str(file))}", highlight=False)
 
 
 @policy_app.command("test")
@@ -163,7 +170,7 @@ def test_cmd(
     for r in results:
         mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
         where = f"{r.case.surface}/{r.case.country or '--'}"
-        err.print(f"{mark} {where:<24} {r.label!r}: {r.why}", highlight=False)
+        err.print(f"{mark} {escape(f'{where:<24} {r.label!r}: {r.why}')}", highlight=False)
     err.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
@@ -186,7 +193,10 @@ def diff_cmd(old: Path, new: Path) -> None:
 @decisions_app.command("show")
 def show_cmd(decision_id: str, db_url: DbOpt = None) -> None:
     """Print one stored decision as JSON."""
-    decision = DecisionStore(_settings(None, db_url).db_url).get_decision(decision_id)
+    try:
+        decision = DecisionStore(_settings(None, db_url).db_url).get_decision(decision_id)
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
     if decision is None:
         raise fail(f"no decision {decision_id!r} in the store", 1)
     typer.echo(json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False))
@@ -196,7 +206,7 @@ def show_cmd(decision_id: str, db_url: DbOpt = None) -> None:
 def list_cmd(
     since: Annotated[Optional[str], typer.Option(help="ISO time (2026-11-01T00:00) or a duration like 24h, 7d.")] = None,
     action: Annotated[Optional[str], typer.Option(help="Only decisions with this action.")] = None,
-    limit: int = 100,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Most decisions to print.")] = 100,
     db_url: DbOpt = None,
 ) -> None:
     """List recent decisions, newest first, as JSON lines."""
@@ -204,16 +214,27 @@ def list_cmd(
         when = _parse_since(since) if since else None
     except ValueError as exc:
         raise fail(f"--since: {exc}") from exc
-    store = DecisionStore(_settings(None, db_url).db_url)
-    for d in store.list_decisions(since=when, action=action, limit=limit):
+    actions = [a.value for a in Action]
+    if action is not None and action not in actions:
+        raise fail(f"--action: unknown action {action!r}; choose one of {', '.join(actions)}")
+    try:
+        found = DecisionStore(_settings(None, db_url).db_url).list_decisions(since=when, action=action, limit=limit)
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
+    for d in found:
         typer.echo(json.dumps({"decision_id": d.decision_id, "item_id": d.item_id, "action": d.action.value,
                                "categories": list(d.categories), "created_at": d.created_at.isoformat()}))
 
 
 def _parse_since(text: str) -> datetime:
+    """``24h``/``30m``/``7d`` back from now, or an ISO time (naive means UTC); ValueError says which was wrong."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isdigit() and text[-1] in units:
-        return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    if text[:-1].isascii() and text[:-1].isdigit() and text[-1] in units:
+        try:
+            return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1; use a shorter duration "
+                             "(e.g. 365d) or an ISO time") from None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
