@@ -3,20 +3,41 @@
 ``serve`` hands settings to the worker processes through ``REFEREE_*``
 variables and uvicorn's ``--factory`` hook, so one worker or eight run the
 same code path and each builds its own engine and store connection.
+
+With ``--workers N`` (N > 1) uvicorn's parent process binds the port and the
+workers inherit the listening socket. A worker must not outlive its parent: a
+parent killed with ``kill -9`` cannot stop them, and orphaned workers would go
+on serving and hold the port, so the next ``referee serve`` fails with
+"address already in use". Each worker therefore watches its parent
+(:func:`watch_parent`) and shuts down when it is gone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
+import threading
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from referee.errors import RefereeError
 from referee.settings import Settings
 from referee.store.repo import SCOPES, DecisionStore
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+#: Set by ``serve`` for its worker processes: the pid they must not outlive.
+SUPERVISOR_PID_ENV = "REFEREE_SUPERVISOR_PID"
+#: Most worker processes ``serve`` starts; more than a few per core only adds memory.
+MAX_WORKERS = 256
 
 keys_app = typer.Typer(name="keys", help="Create, list and revoke API keys for the HTTP service.", no_args_is_help=True)
 
@@ -30,17 +51,21 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind [env REFEREE_HOST, default 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [env REFEREE_PORT, default 8080].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port [env REFEREE_PORT, default 8080].")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy YAML [env REFEREE_POLICY].")] = None,
     db_url: DbUrl = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes; each builds its own engine.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS,
+                                         help="Worker processes; each builds its own engine.")] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs latency under load).")] = True,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    overrides = {"REFEREE_POLICY": str(policy) if policy else None, "REFEREE_DB_URL": db_url}
+    overrides = {"REFEREE_POLICY": str(policy) if policy else None, "REFEREE_DB_URL": db_url,
+                 SUPERVISOR_PID_ENV: str(os.getpid()) if workers > 1 else None}
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    if workers == 1:
+        os.environ.pop(SUPERVISOR_PID_ENV, None)
     try:
         settings = Settings()
     except ValueError as exc:
@@ -49,7 +74,7 @@ def serve(
         typer.secho("WARNING: REFEREE_AUTH=false: anyone who can reach this port can moderate and read "
                     "decisions. Never run like this in production.", fg=typer.colors.RED, err=True)
     uvicorn.run(
-        "referee.serve.app:app_from_env",
+        "referee.serve.cli:worker_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -57,6 +82,40 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def worker_app() -> FastAPI:
+    """uvicorn's factory for ``serve``: the app from ``REFEREE_*``; in a worker process
+    of ``--workers N``, also a watch that ends the worker when its parent is gone."""
+    from referee.serve.app import app_from_env
+
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    if supervisor and supervisor.isdigit() and int(supervisor) != os.getpid():
+        watch_parent(int(supervisor))
+    return app_from_env()
+
+
+def watch_parent(parent: int, interval_s: float = 0.25, grace_s: float = 5.0) -> threading.Thread:
+    """Shut this process down once ``parent`` is no longer its parent (it died, even by
+    SIGKILL, and the process was re-parented): SIGTERM first, so uvicorn stops
+    accepting, closes the inherited listening socket and finishes the requests in
+    flight; ``os._exit`` after ``grace_s`` if that has not ended the process.
+
+    A polling thread rather than Linux's ``PR_SET_PDEATHSIG``: that one fires when the
+    parent *thread* that spawned the worker exits, and exists on Linux only."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.warning("worker %d: parent process %d is gone; shutting down", os.getpid(), parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        log.error("worker %d: still running %.0f s after SIGTERM; exiting now", os.getpid(), grace_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="referee-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _store(db_url: str | None) -> DecisionStore:
