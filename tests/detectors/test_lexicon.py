@@ -6,12 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from referee.detectors.base import Detector, detectors
 from referee.detectors.lexicon import LexiconDetector, read_list
-from referee.errors import ConfigError
+from referee.errors import ConfigError, PolicyError
 from referee.model import ContentItem, Signal
-from referee.policy import Policy
+from referee.policy import Policy, PolicyDocument
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"
@@ -386,7 +387,11 @@ def test_missing_list_file(tmp_path: Path) -> None:
 
 
 def test_category_not_in_policy(tmp_path: Path) -> None:
-    policy = policy_with(tmp_path, "lists: {hat: [a slur]}")
+    # Loading the file refuses it (the lint check); the detector still refuses a policy built in code.
+    with pytest.raises(PolicyError, match=r"lexicon list for unknown category 'hat'"):
+        policy_with(tmp_path, "lists: {hat: [a slur]}")
+    text = POLICY.replace("LEXICON", "lists: {hat: [a slur]}")
+    policy = Policy(PolicyDocument.model_validate(yaml.safe_load(text)), source=str(tmp_path / "policy.yaml"))
     with pytest.raises(ConfigError, match=r"detectors\.lexicon\.lists\.hat: 'hat' is not a category") as err:
         build(policy)
     assert "Categories: hate, spam" in str(err.value)

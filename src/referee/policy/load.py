@@ -1,14 +1,15 @@
-"""YAML → Policy, with every error pointing at a file line.
+"""YAML -> Policy, refused unless every check passes.
 
-PyYAML's composed node tree keeps line marks; pydantic's error locations are
-field paths. ``_line_of`` walks the one with the other, so "rules[2].threshold:
-must be between 0 and 1" becomes "policy.yaml:41".
+``Policy.from_yaml`` runs the same checks as ``referee policy lint``
+(``policy.lint.check_text``: syntax, duplicate keys, schema, unknown categories
+and detectors, a missing ``default`` surface, ...) and raises ``PolicyError``
+with every error-severity problem, each with its file line, field path and a
+fix hint. Lint's warnings do not stop a load.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,24 +19,11 @@ from pydantic import ValidationError
 
 from referee.errors import PolicyError
 from referee.policy.compile import CompiledRule, compile_rules
+from referee.policy.plan import Plan, compile_plan
+from referee.policy.lint import Findings, Problem, check_text, line_of, read_yaml, schema_problems
 from referee.policy.schema import ALL, DEFAULT_SURFACE, PolicyDocument, PolicyTest, Rule
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a policy file."""
-
-    file: str
-    line: int | None
-    path: str
-    message: str
-    hint: str = ""
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        text = f"{where}: {self.severity}: {self.path + ': ' if self.path else ''}{self.message}"
-        return f"{text} (fix: {self.hint})" if self.hint else text
+__all__ = ["Policy", "Problem", "load_policy", "load_tests", "refusal"]
 
 
 class Policy:
@@ -67,28 +55,11 @@ class Policy:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<memory>") -> "Policy":
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            problem = Problem(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                              "check indentation and quoting around that line")
-            raise PolicyError(str(problem), [problem]) from exc
-        if not isinstance(data, dict):
-            problem = Problem(source, 1, "", "a policy file must be a YAML mapping (id, version, categories, surfaces)",
-                              "start from policies/default.yaml")
-            raise PolicyError(str(problem), [problem])
-        try:
-            document = PolicyDocument.model_validate(data)
-        except ValidationError as exc:
-            problems = [
-                Problem(source, _line_of(node, err["loc"]), _dotted(err["loc"]), _message(err), _hint(err))
-                for err in exc.errors()
-            ]
-            raise PolicyError("\n".join(map(str, problems)), problems) from exc
-        return cls(document, source=source, raw=text, node=node)
+        """Check ``text`` as lint does and build the policy; ``PolicyError`` lists every error."""
+        checked = check_text(text, source, base_dir=_base_dir(source), warnings=False)
+        if checked.errors or checked.document is None:
+            raise PolicyError(refusal(source, checked.errors), checked.errors) from checked.cause
+        return cls(checked.document, source=source, raw=text, node=checked.node)
 
     # -- identity ---------------------------------------------------------
     @property
@@ -101,7 +72,16 @@ class Policy:
 
     @cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.raw.encode("utf-8")).hexdigest()
+        """sha256 of the policy's content: the file as written, or, for a policy built
+        in memory, its document. Decision identity uses it, so an edited threshold
+        under an unchanged ``version`` still makes new decisions."""
+        content = self.raw or self.document.model_dump_json()
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def plan(self) -> "Plan":
+        """The detection plan compiled from ``plan:`` (or one stage of every detector)."""
+        return compile_plan(self.document)
 
     @property
     def categories(self) -> list[str]:
@@ -110,10 +90,10 @@ class Policy:
     @property
     def base_dir(self) -> Path:
         """Folder that relative paths in the policy (lexicon files, tests_file) are read from."""
-        return Path(self.source).parent if self.source != "<memory>" else Path.cwd()
+        return _base_dir(self.source)
 
     def line_of(self, path: tuple[Any, ...]) -> int | None:
-        return _line_of(self._node, path)
+        return line_of(self._node, path)
 
     def detector_config(self, name: str) -> dict[str, Any]:
         return dict(self.document.detectors.get(name) or {})
@@ -171,24 +151,25 @@ class Policy:
 
 
 def load_tests(path: Path) -> list[PolicyTest]:
-    """Read a YAML list of test cases (or a mapping with a ``tests`` list)."""
+    """Read a YAML list of test cases (or a mapping with a ``tests`` list); every bad case is reported."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        node, data = read_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PolicyError(f"{path}: cannot read policy tests: {exc}") from exc
+    base: tuple[Any, ...] = ("tests",) if isinstance(data, dict) else ()
     if isinstance(data, dict):
         data = data.get("tests", [])
     if not isinstance(data, list):
         raise PolicyError(f"{path}: expected a list of test cases (text, surface, country, expect)")
-    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    cases = []
+    cases: list[PolicyTest] = []
+    found = Findings(str(path), node)
     for i, case in enumerate(data):
         try:
             cases.append(PolicyTest.model_validate(case))
         except ValidationError as exc:
-            loc = ("tests", i) if isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict) else (i,)
-            line = _line_of(node, loc)
-            raise PolicyError(f"{path}:{line}: test case {i}: {_message(exc.errors()[0])}") from exc
+            schema_problems(found, exc, (*base, i))
+    if found.problems:
+        raise PolicyError(refusal(str(path), found.problems, "policy tests"), found.problems)
     return cases
 
 
@@ -196,57 +177,11 @@ def load_policy(path: str | Path) -> Policy:
     return Policy.from_file(path)
 
 
-# -- helpers: map pydantic error locations to YAML lines ---------------------
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if node is None:
-            break
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    nxt = value
-                    line = key.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-            line = nxt.start_mark.line + 1
-        if nxt is None:
-            # Pydantic adds pseudo-locations for unions ("float", "literal['model_default']"): skip them.
-            continue
-        node = nxt
-    return line
+def refusal(source: str, problems: list[Problem], what: str = "policy") -> str:
+    """The message of a refused load: a count, then one problem a line."""
+    count = f"{len(problems)} error{'s' if len(problems) != 1 else ''}"
+    return f"{source}: {what} not loaded, {count}:\n" + "\n".join(f"  {p}" for p in problems)
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("float", "int", "str", "tuple[str, ...]") or str(part).startswith(("literal[", "function-")):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _message(err: Any) -> str:
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return "unknown field"
-    if err["type"] == "enum":
-        return f"{msg}, got {err.get('input')!r}"
-    return msg
-
-
-def _hint(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "remove it or check its spelling against docs/policy.md"
-    if err["type"] == "missing":
-        return "add this required field"
-    if err["type"] == "enum":
-        return "use one of: allow, label, age_restrict, limit_reach, hold_for_review, remove"
-    if "threshold" in str(err["loc"]):
-        return "use a number between 0 and 1, or 'model_default'"
-    return ""
+def _base_dir(source: str) -> Path:
+    return Path(source).parent if source != "<memory>" else Path.cwd()
