@@ -223,3 +223,37 @@ def test_numeric_options_are_range_checked(cli_env: Path, args: list[str], messa
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
     assert message in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["eval", "report", "[red]missing.json", "--html", "out.html"], "[red]missing.json: cannot read"),
+        (["eval", "summary", "[red]r.json"], "[red]r.json: cannot read"),
+        (["model", "card", "[bold]nope", "--models", "no-such-registry"], "model '[bold]nope' not found"),
+        (["data", "card", "[i]x.jsonl"], "[i]x.jsonl: cannot read dataset"),
+    ],
+)
+def test_eval_model_data_errors_show_user_text_verbatim(tmp_path: Path, monkeypatch, args: list[str], shown: str):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert shown in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "run", "--data", "d", "--out", "o", "--bootstrap", "-1"],
+        ["eval", "run", "--data", "d", "--out", "o", "--threshold", "1.5"],
+        ["eval", "gate", "--baseline", "a", "--candidate", "b", "--max-drop", "2"],
+        ["eval", "compare", "a", "b", "--seed", "99999999999"],
+        ["train", "--data", "a", "--dev", "b", "--out", "c", "--max-tokens", "4"],
+        ["train", "--data", "a", "--dev", "b", "--out", "c", "--lr", "0"],
+        ["data", "split", "x", "--seed", "-1"],
+    ],
+)
+def test_eval_model_data_numbers_are_range_checked(args: list[str]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for" in result.output

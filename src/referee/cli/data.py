@@ -9,16 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from referee.errors import ConfigError, RefereeError
 
 data_app = typer.Typer(help="Labelled datasets: import, split, describe.", no_args_is_help=True)
-_out = Console()
-_err = Console(stderr=True)
+#: markup=False: paths, names and dataset fields are printed as they are, never read as Rich markup.
+_out = Console(markup=False)
+_err = Console(stderr=True, markup=False)
 
 
 def _fail(exc: RefereeError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc}")
+    _err.print(Text.assemble(("error:", "red"), f" {exc}"))
     return typer.Exit(code=2)
 
 
@@ -70,7 +72,7 @@ def _parse_ratios(text: str) -> tuple[float, float, float]:
 @data_app.command("split")
 def split(
     path: Annotated[Path, typer.Argument(help="A referee dataset (JSONL).")],
-    seed: Annotated[int, typer.Option(help="Seed of the split; record it with the results.")] = 13,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the split; record it with the results.")] = 13,
     ratios: Annotated[str, typer.Option(help="train,dev,test fractions.")] = "0.8,0.1,0.1",
     out: Annotated[Path | None, typer.Option(help="Write here instead of rewriting PATH.")] = None,
     resplit: Annotated[bool, typer.Option(help="Also re-split rows that already have a split (official splits).")]

@@ -8,21 +8,25 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from referee.errors import ConfigError, RefereeError
 
 eval_app = typer.Typer(help="Evaluate detectors: metrics, fairness, functional tests, comparisons, gates.",
                        no_args_is_help=True)
-_out = Console()
-_err = Console(stderr=True)
+#: markup=False: paths, names and dataset fields are printed as they are, never read as Rich markup.
+_out = Console(markup=False)
+_err = Console(stderr=True, markup=False)
 
 DEFAULT_POLICY = Path("policies/default.yaml")
+#: numpy takes seeds in [0, 2**32); more resamples than this only burn time.
+MAX_SEED = 2**32 - 1
+MAX_BOOTSTRAP = 100_000
 
 
 def _fail(exc: RefereeError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc}")
+    _err.print(Text.assemble(("error:", "red"), f" {exc}"))
     return typer.Exit(code=2)
 
 
@@ -30,12 +34,12 @@ def _f(x: Any, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _ci(m: dict[str, Any] | None) -> str:
+def _ci(m: dict[str, Any] | None) -> Text:
     if not m or m.get("value") is None:
-        return "–"
+        return Text("–")
     if m.get("lo") is None:
-        return _f(m["value"])
-    return f"{_f(m['value'])} [dim]({_f(m['lo'], 2)}–{_f(m['hi'], 2)})[/dim]"
+        return Text(_f(m["value"]))
+    return Text.assemble(_f(m["value"]), (f" ({_f(m['lo'], 2)}–{_f(m['hi'], 2)})", "dim"))
 
 
 @eval_app.command("run")
@@ -52,13 +56,15 @@ def run(
                                                           "of running a detector.")] = None,
     html_path: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")]
     = None,
-    threshold: Annotated[float | None, typer.Option(help="Operating threshold for every category "
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Operating threshold for every category "
                                                          "(default: the detector's own, else 0.5).")] = None,
     surface: Annotated[str, typer.Option(help="Surface of the items (engine rules depend on it).")] = "comment",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 13,
-    target_precision: Annotated[float, typer.Option(help="Report the threshold reaching this precision.")] = 0.9,
-    limit: Annotated[int | None, typer.Option(help="Only the first N rows (smoke tests).")] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, max=MAX_BOOTSTRAP,
+                                           help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the bootstrap.")] = 13,
+    target_precision: Annotated[float, typer.Option(min=0.01, max=1.0,
+                                                    help="Report the threshold reaching this precision.")] = 0.9,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N rows (smoke tests).")] = None,
     exclude: Annotated[list[Path] | None, typer.Option(
         "--exclude", help="Drop rows that also occur (same near-duplicate key, or same user/group) in this "
                           "JSONL, e.g. a model's training data. Repeatable.")] = None,
@@ -129,15 +135,16 @@ def print_result(result: dict[str, Any]) -> None:
     for name in ("macro", "micro"):
         r = met.get(name) or {}
         if r:
-            table.add_row(f"[i]{name}[/i]", str(r.get("n", "")), str(r.get("positives", "")), "", _ci(r.get("auprc")),
+            table.add_row(Text(name, style="italic"), str(r.get("n", "")), str(r.get("positives", "")), "",
+                          _ci(r.get("auprc")),
                           *(_f((r.get(m) or {}).get("value")) for m in ("roc_auc", "precision", "recall", "f1",
                                                                          "fpr", "ece")))
     _out.print(table)
     notes = [f"{name}: {r['note']}" for name, r in views if r.get("note") and r["n"]]
     for note in notes:
-        _out.print(f"[dim]{escape(note)}[/dim]")
+        _out.print(note, style="dim")
     for view, rep in (result.get("fairness") or {}).items():
-        _out.print(f"fairness {escape(view)}: final bias score {_f(rep['final_bias_score'])} (overall AUC "
+        _out.print(f"fairness {view}: final bias score {_f(rep['final_bias_score'])} (overall AUC "
                    f"{_f(rep['overall_auc'])}, {len(rep['groups'])} groups)")
     fun = result.get("functional") or {}
     if fun.get("grouped_by") == "functionality" and fun.get("n"):
@@ -172,8 +179,8 @@ def _comparison(baseline: Path, candidate: Path, metrics: list[str], bootstrap: 
     a, b = read_result(baseline), read_result(candidate)
     result = compare(a, b, tuple(metrics), n_boot=bootstrap, seed=seed)
     if not result["same_dataset"]:
-        _err.print("[yellow]warning:[/yellow] the two results were computed on different dataset files "
-                   f"(sha256 differs); comparing the {result['rows']} rows they share")
+        _err.print(Text.assemble(("warning:", "yellow"), " the two results were computed on different dataset "
+                                 f"files (sha256 differs); comparing the {result['rows']} rows they share"))
     return result
 
 
@@ -196,7 +203,7 @@ def _print_comparison(result: dict[str, Any], metrics: list[str]) -> None:
             colour = ("green" if better else "red") if significant else "white"
             p_worse = e["p_worse"] if e["higher_is_better"] else (1 - e["p_worse"] if e["p_worse"] is not None
                                                                     else None)
-            table.add_row(view, m, _f(e["baseline"]), _f(e["candidate"]), f"[{colour}]{e['delta']:+.3f}[/{colour}]",
+            table.add_row(view, m, _f(e["baseline"]), _f(e["candidate"]), Text(f"{e['delta']:+.3f}", style=colour),
                           lo_hi, _f(p_worse, 2))
     _out.print(table)
 
@@ -206,8 +213,8 @@ def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="Result JSON of the baseline run.")],
     candidate: Annotated[Path, typer.Argument(help="Result JSON of the candidate run.")],
     metric: Annotated[list[str] | None, typer.Option(help="Metrics to compare (repeatable).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 1000,
-    seed: Annotated[int, typer.Option()] = 13,
+    bootstrap: Annotated[int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Paired bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
     out: Annotated[Path | None, typer.Option(help="Write the comparison JSON here.")] = None,
 ) -> None:
     """Per-metric deltas (candidate - baseline) with paired-bootstrap 95% intervals."""
@@ -225,10 +232,10 @@ def compare_cmd(
 def gate_cmd(
     baseline: Annotated[Path, typer.Option(help="Result JSON of the current release.")],
     candidate: Annotated[Path, typer.Option(help="Result JSON of the candidate.")],
-    max_drop: Annotated[float, typer.Option(help="Largest tolerated drop of the metric.")] = 0.01,
+    max_drop: Annotated[float, typer.Option(min=0.0, max=1.0, help="Largest tolerated drop of the metric.")] = 0.01,
     metric: Annotated[str, typer.Option(help="Metric to gate on.")] = "auprc",
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 1000,
-    seed: Annotated[int, typer.Option()] = 13,
+    bootstrap: Annotated[int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Paired bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
 ) -> None:
     """Exit 1 when the candidate is significantly worse than the baseline by more than --max-drop."""
     from referee.eval.compare import gate
@@ -241,11 +248,12 @@ def gate_cmd(
     _print_comparison(result, [metric])
     if failures:
         for f in failures:
-            _err.print(f"[red]REGRESSION[/red] {f['view']} {metric}: {f['baseline']:.3f} -> {f['candidate']:.3f} "
-                       f"(delta {f['delta']:+.3f}, 95% CI {f['lo']:+.3f} to {f['hi']:+.3f}; tolerated drop "
-                       f"{max_drop})")
+            _err.print(Text.assemble(("REGRESSION", "red"), f" {f['view']} {metric}: {f['baseline']:.3f} -> "
+                                     f"{f['candidate']:.3f} (delta {f['delta']:+.3f}, 95% CI {f['lo']:+.3f} to "
+                                     f"{f['hi']:+.3f}; tolerated drop {max_drop})"))
         raise typer.Exit(code=1)
-    _out.print(f"[green]gate passed[/green]: no view's {metric} dropped by more than {max_drop} with confidence")
+    _out.print(Text.assemble(("gate passed", "green"),
+                             f": no view's {metric} dropped by more than {max_drop} with confidence"))
 
 
 @eval_app.command("summary")
@@ -315,7 +323,7 @@ def suite(
         if c["expect_categories"] is not None:
             expected += f" {c['expect_categories']}"
         got = f"{c['action']} {c['categories']}"
-        table.add_row("[green]✓[/green]" if c["passed"] else "[red]✗[/red]", c["name"][:60],
+        table.add_row(Text("✓", style="green") if c["passed"] else Text("✗", style="red"), c["name"][:60],
                       c["surface"] + (f"/{c['country']}" if c["country"] else ""), expected, got)
     _out.print(table)
     if out:

@@ -9,12 +9,17 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from referee.errors import RefereeError
 
 model_app = typer.Typer(help="Text classifier models: list, card, promote, build.", no_args_is_help=True)
-_out = Console()
-_err = Console(stderr=True)
+#: markup=False: paths, names and dataset fields are printed as they are, never read as Rich markup.
+_out = Console(markup=False)
+_err = Console(stderr=True, markup=False)
+
+#: numpy and torch take seeds in [0, 2**32).
+MAX_SEED = 2**32 - 1
 
 ModelsOpt = Annotated[
     Optional[Path], typer.Option("--models", help="Registry folder (default: $REFEREE_MODELS or ./models).")
@@ -22,7 +27,7 @@ ModelsOpt = Annotated[
 
 
 def _fail(exc: RefereeError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc}")
+    _err.print(Text.assemble(("error:", "red"), f" {exc}"))
     return typer.Exit(code=2)
 
 
@@ -43,16 +48,18 @@ def train_cmd(
     mode: Annotated[str, typer.Option("--mode", help="head (frozen encoder) or finetune (all layers).")] = "head",
     test: Annotated[Optional[Path], typer.Option("--test", help="Held-out JSONL scored once for the card.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: the out folder's name).")] = None,
-    seed: int = 13,
-    epochs: Annotated[Optional[int], typer.Option(help="Max epochs (default 80 head, 3 finetune).")] = None,
-    hidden: Annotated[int, typer.Option(help="MLP head width; 0 = linear head.")] = 0,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per window.")] = 128,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Max epochs (default 80 head, 3 finetune).")] = None,
+    hidden: Annotated[int, typer.Option(min=0, help="MLP head width; 0 = linear head.")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=8, max=512, help="Tokens per window.")] = 128,
     text_recipe: Annotated[str, typer.Option(
         help="How text becomes tokens: placeholders-v1 (@handles and links as placeholders) or plain.")
     ] = "placeholders-v1",
-    target_precision: Annotated[float, typer.Option(help="Dev precision the operating thresholds aim for.")] = 0.9,
-    batch_size: Annotated[Optional[int], typer.Option(help="Default 128 head, 32 finetune.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Head learning rate (default 1e-2 head, 1e-3 finetune).")] = None,
+    target_precision: Annotated[float, typer.Option(min=0.01, max=1.0,
+                                                    help="Dev precision the operating thresholds aim for.")] = 0.9,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default 128 head, 32 finetune.")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=1e-9, max=10.0,
+                                                help="Head learning rate (default 1e-2 head, 1e-3 finetune).")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Embedding cache (head mode).")] = Path(".cache/embeddings"),
     provenance: Annotated[
         Optional[Path], typer.Option(help="JSON file merged into the card's training section.")
@@ -162,14 +169,14 @@ def card_cmd(
     if as_json:
         print(json.dumps(card.model_dump(mode="json"), indent=2))
         return
-    _out.print(f"[bold]{card.name}[/bold]  version {card.version}  created {card.created_at}")
+    _out.print(Text.assemble((card.name, "bold"), f"  version {card.version}  created {card.created_at}"))
     _out.print(f"encoder {card.encoder} (finetuned: {card.finetuned_encoder}), max_tokens {card.max_tokens}, "
                f"text recipe {card.text_recipe}")
     for split, info in card.training.get("data", {}).items():
         _out.print(f"{split}: {info['file']} rows={info['rows']} sha256={info['sha256'][:16]}")
     _print_metrics(card)
     for cat, why in card.low_data_categories.items():
-        _out.print(f"[yellow]low data[/yellow] {cat}: {why}")
+        _out.print(Text.assemble(("low data", "yellow"), f" {cat}: {why}"))
 
 
 @model_app.command("build")
@@ -210,7 +217,7 @@ def corpus_cmd(
     policy: Annotated[Path, typer.Option(help="Policy whose examples join the training data.")] = Path(
         "policies/default.yaml"
     ),
-    seed: int = 13,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
 ) -> None:
     """Build the default model's training corpus (licence-filtered, seeded splits)."""
     from referee.classifier.corpus import build
