@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from referee import ids
 from referee.model import (
     Action,
     ContentItem,
@@ -19,7 +20,7 @@ from referee.model import (
     Reason,
     Signal,
     SignalRef,
-    decision_key,
+    StageRun,
     utcnow,
 )
 from referee.policy import Policy
@@ -40,7 +41,14 @@ def decide(
     failures: Sequence[DetectorFailure] = (),
     detector_versions: dict[str, str] | None = None,
     now: datetime | None = None,
+    *,
+    stages: Sequence[StageRun] = (),
+    uninspected: Sequence[str] = (),
+    supersedes: str | None = None,
+    engine_config_id: str = "",
 ) -> Decision:
+    """The decision for one item. ``uninspected`` names parts no detector read
+    (the policy's ``on_uninspected`` applies); ``stages`` is what the plan did."""
     versions = dict(detector_versions or {})
     by_category: dict[str, list[Signal]] = {}
     for s in signals:
@@ -51,6 +59,24 @@ def decide(
         if reason is not None:
             reasons.append(reason)
 
+    if uninspected:
+        action_if = policy.document.on_uninspected
+        reasons.append(Reason.model_construct(
+            rule_id="policy.on_uninspected",
+            kind="uninspected",
+            category=None,
+            action=action_if,
+            strike=False,
+            threshold=None,
+            signals=(),
+            failed_detectors=(),
+            parts=tuple(uninspected),
+            message=(
+                f"no configured detector reads part(s) {', '.join(uninspected)}; "
+                f"policy says on_uninspected → {action_if.value}"
+            ),
+        ))
+
     action = Action.most_severe([r.action for r in reasons])
     # Severity-sorted, stable: the reason that set the action comes first.
     reasons.sort(key=lambda r: -r.action.severity)
@@ -59,8 +85,10 @@ def decide(
     categories = sorted({ref.category for r in reasons if r.action is not Action.allow for ref in r.signals})
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.
+    key = input_key_of(policy, item, versions, engine_config_id)
     return Decision.model_construct(
-        decision_id=decision_key(item, policy.id, policy.version, versions),
+        decision_id=ids.decision_id(key, supersedes),
+        input_key=key,
         item_id=item.id,
         content_hash=item.content_hash,
         surface=item.surface,
@@ -71,16 +99,26 @@ def decide(
         reasons=tuple(reasons),
         signals=tuple(signals),
         failures=tuple(failures),
+        stages=tuple(stages),
+        provisional=bool(failures) or any(s.status == "pending" for s in stages),
         policy_id=policy.id,
         policy_version=policy.version,
+        policy_sha256=policy.sha256,
+        engine_config_id=engine_config_id,
         detector_versions=versions,
         automated_detection=True,
         automated_decision=True,
         review_required=action in _REVIEW_ACTIONS,
         source="automated",
-        supersedes=None,
+        supersedes=supersedes,
         created_at=now or utcnow(),
     )
+
+
+def input_key_of(policy: Policy, item: ContentItem, detector_versions: dict[str, str], engine_config_id: str) -> str:
+    """The input key of an automated decision about ``item`` (see ``referee.ids``)."""
+    return ids.input_key(item.id, item.content_hash, item.country, policy.id, policy.version, policy.sha256,
+                         detector_versions, engine_config_id)
 
 
 def _evaluate(
@@ -111,6 +149,7 @@ def _evaluate(
                 for s, _ in hits
             ),
             failed_detectors=(),
+            parts=(),
             message=(
                 f"{top.category}: {top.detector} scored {top.score:.2f} ≥ {threshold:.2f} "
                 f"(rule {rule.id} → {rule.action.value})"
@@ -131,6 +170,7 @@ def _evaluate(
         threshold=None,
         signals=(),
         failed_detectors=failed,
+        parts=(),
         message=(
             f"{', '.join(failed)} failed, so rule {rule.id} could not be checked; "
             f"policy says on_error → {action.value}"

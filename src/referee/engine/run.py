@@ -1,58 +1,60 @@
-"""Runs detectors over items and hands their signals to ``decide``.
+"""The engine: items → the policy's detection plan → decisions → the decision log.
 
-Detectors are independent, so they run concurrently on a thread pool, each
-on the whole batch (a model vectorises), each under its own timeout. A
-detector that raises or overruns never breaks the call: its items get a
-``DetectorFailure`` and the policy's ``on_error`` decides. A failing batch is
-retried item by item, so one poisoned item cannot fail its neighbours.
+``moderate_many`` is the entry point; ``moderate`` is a batch of one. For each
+batch the engine:
 
-A thread that overruns its timeout cannot be killed in Python; it finishes in
-the background and its result is dropped. Detectors with network calls must
-therefore carry their own socket timeouts too (the LLM detector does).
+1. looks up each item's *head* (its current decision) in the log. A head that
+   a person decided stands (unless the policy's ``reautomation`` is
+   ``override``); a head made from the same inputs stands. Anything else is
+   decided afresh and supersedes the head: a new policy content, new detector
+   versions, an edited item, or a provisional head made while a detector
+   failed;
+2. runs the plan's stages in order. A gated stage runs only for the items its
+   gate admits, and its detectors see the earlier stages' signals; an
+   ``async`` stage is left pending;
+3. decides (``decide``, pure), stores the batch in one transaction, and
+   returns. Pending async stages then run on the engine's own pool and write
+   a decision that supersedes the one just returned.
 
-A detector marked ``runs_inline`` (bounded CPU work in this process, such as
-the lexicon) runs in the calling thread while the pool works on the others:
-handing a 25-item batch to another thread and waiting for it cost about as
-much as matching it (~20 µs an item, measured at the HTTP service's batch
-sizes). Its timeout is checked when it returns: an overrun is recorded as a
-timeout like any other, so decisions do not depend on where it ran.
+Without a sink nothing is looked up or stored; async follow-ups go only to
+the ``on_decision`` listeners.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol
 
-from referee.detectors.base import Detector, build_detector
-from referee.engine.decide import decide
-from referee.errors import ConfigError, ModelError
-from referee.model import ContentItem, Decision, DetectorFailure, Signal, decision_key
+from referee.detectors.base import Detector
+from referee.engine.decide import decide, input_key_of
+from referee.engine.detect import Found, run_detectors
+from referee.errors import ConfigError
+from referee.model import ContentItem, Decision, DetectorFailure, Signal, StageRun
 from referee.policy import Policy
+from referee.policy.plan import Plan, PlanStage, emitted_before
 
 log = logging.getLogger(__name__)
 
-_Outcome = list[Signal] | DetectorFailure
-
 
 class DecisionSink(Protocol):
-    """Where decisions go. The store implements it; the engine only needs these two."""
+    """What the engine needs of the decision log (``referee.store`` implements it)."""
 
-    def get_decisions(self, decision_ids: list[str]) -> dict[str, Decision]: ...
+    def heads(self, item_ids: Sequence[str]) -> dict[str, Decision]:
+        """The current decision of each of these items that has one."""
+        ...
 
-    def save_decisions(self, pairs: list[tuple[ContentItem, Decision]]) -> list[Decision]: ...
+    def append(self, pairs: Sequence[tuple[ContentItem, Decision]]) -> list[Decision]:
+        """Store decisions (and their items' content) in one transaction. A decision
+        already stored, or one whose ``supersedes`` was superseded meanwhile (a race,
+        a reviewer), comes back as the item's stored head instead."""
+        ...
 
 
 class Engine:
-    """Moderates items under one policy with a fixed set of detectors.
-
-    ``moderate_many`` is the real entry point; ``moderate`` is a batch of one.
-    With a ``sink``, decisions are stored, and an item already decided under
-    the same policy version and detector versions returns the stored decision.
-    """
+    """Moderates items under one policy with a fixed set of detectors, by its plan."""
 
     def __init__(
         self,
@@ -61,44 +63,58 @@ class Engine:
         sink: DecisionSink | None = None,
         batch_size: int = 64,
         max_workers: int | None = None,
+        config_id: str = "",
+        plan: Plan | None = None,
     ) -> None:
         names = [d.name for d in detectors]
         if len(set(names)) != len(names):
             raise ConfigError(f"detectors must have distinct names, got {names}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.policy = policy
         self.detectors = list(detectors)
         self.sink = sink
         self.batch_size = batch_size
+        self.config_id = config_id
         self.detector_versions = {d.name: d.version for d in self.detectors}
-        self._categories = set(policy.categories)
+        self._by_name = {d.name: d for d in self.detectors}
+        self.plan = (plan or policy.plan).only(names)
+        outside = [n for n in names if n not in self.plan.detectors]
+        if outside:
+            raise ConfigError(
+                f"detector(s) {outside} are not in policy {policy.id!r}'s plan; "
+                f"its stages run: {list(policy.plan.detectors) or '(none)'}"
+            )
+        unemitted = emitted_before(self.plan, {d.name: d.categories for d in self.detectors})
+        if unemitted:
+            stage, category = unemitted[0]
+            raise ConfigError(f"plan stage {stage!r} is gated on {category!r}, which no earlier stage's "
+                              "detector emits; move the stage or change its band")
+        self._categories = frozenset(policy.categories)
         self._pool = ThreadPoolExecutor(
             max_workers=max_workers or max(2, 2 * len(self.detectors)), thread_name_prefix="referee-detector"
         )
-
-    @classmethod
-    def from_policy(
-        cls, policy: Policy, sink: DecisionSink | None = None, only: Sequence[str] | None = None, **kwargs: object
-    ) -> "Engine":
-        """Build every detector the policy configures (or only those named).
-
-        A detector marked ``optional: true`` whose model is not installed is
-        skipped with a warning, so a fresh checkout still moderates with the
-        lexicon alone; any other build error is raised.
-        """
-        built: list[Detector] = []
-        for name, config in policy.document.detectors.items():
-            if only is not None and name not in only:
-                continue
-            try:
-                built.append(build_detector(name, policy))
-            except ModelError as exc:
-                if not (config or {}).get("optional", False):
-                    raise
-                log.warning("detector %r skipped: %s", name, exc)
-        return cls(policy, built, sink=sink, **kwargs)  # type: ignore[arg-type]
+        self._async_pool: ThreadPoolExecutor | None = None
+        self._async_jobs: set[Future[None]] = set()
+        self._async_lock = threading.Lock()
+        self._closed = False
+        #: Called with every decision an async stage writes (after it is stored).
+        self.on_decision: list[Callable[[Decision], None]] = []
 
     def close(self) -> None:
+        """Finish pending async stages, then release every detector. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.wait_async()
+        if self._async_pool is not None:
+            self._async_pool.shutdown(wait=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for detector in self.detectors:
+            try:
+                detector.close()
+            except Exception as exc:  # noqa: BLE001 - one detector's close must not stop the others'
+                log.warning("detector %s failed to close: %s", detector.name, exc)
 
     def __enter__(self) -> "Engine":
         return self
@@ -111,107 +127,178 @@ class Engine:
         return self.moderate_many([item])[0]
 
     def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]:
+        if self._closed:
+            raise ConfigError("this engine is closed; build a new one")
         decisions: list[Decision] = []
         for start in range(0, len(items), self.batch_size):
             decisions.extend(self._moderate_batch(items[start : start + self.batch_size]))
         return decisions
 
     def signals_for(self, items: Sequence[ContentItem]) -> list[tuple[list[Signal], list[DetectorFailure]]]:
-        """Every detector's signals and failures per item, without deciding."""
-        outcomes = self._run_detectors(items)
-        result = []
-        for i in range(len(items)):
-            signals: list[Signal] = []
-            failures: list[DetectorFailure] = []
-            for per_item in outcomes.values():
-                outcome = per_item[i]
-                if isinstance(outcome, DetectorFailure):
-                    failures.append(outcome)
-                else:
-                    signals.extend(s for s in outcome if s.category in self._categories)
-            result.append((signals, failures))
-        return result
+        """Every synchronous stage's signals and failures per item, without deciding."""
+        return [(found.signals, found.failures) for found, _, _ in self._run_plan(items)]
+
+    def input_key(self, item: ContentItem) -> str:
+        return input_key_of(self.policy, item, self.detector_versions, self.config_id)
 
     def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
-        decided: dict[int, Decision] = {}
-        todo = list(range(len(items)))
+        answer: dict[int, Decision] = {}
+        supersedes: dict[int, Decision] = {}
         if self.sink is not None:
-            keys = [
-                decision_key(item, self.policy.id, self.policy.version, self.detector_versions) for item in items
-            ]
-            stored = self.sink.get_decisions(keys)
-            decided = {i: stored[k] for i, k in enumerate(keys) if k in stored}
-            todo = [i for i in range(len(items)) if i not in decided]
-        if todo:
-            batch = [items[i] for i in todo]
-            fresh = [
-                decide(self.policy, item, signals, failures, self.detector_versions)
-                for item, (signals, failures) in zip(batch, self.signals_for(batch))
-            ]
-            if self.sink is not None:
-                fresh = self.sink.save_decisions(list(zip(batch, fresh)))
-            decided.update(zip(todo, fresh))
-        return [decided[i] for i in range(len(items))]
-
-    def _run_detectors(self, items: Sequence[ContentItem]) -> dict[str, list[_Outcome]]:
-        started = time.monotonic()
-        futures: dict[str, Future[list[_Outcome]]] = {
-            d.name: self._pool.submit(_detect_isolated, d, items) for d in self.detectors if not d.runs_inline
-        }
-        outcomes: dict[str, list[_Outcome]] = {}
-        for detector in self.detectors:
-            if detector.runs_inline:  # one after another, each on its own clock
-                begun = time.monotonic()
-                outcomes[detector.name] = _detect_isolated(detector, items)
-                if time.monotonic() - begun > detector.timeout_s:
-                    outcomes[detector.name] = _timed_out(detector, len(items))
-        for detector in self.detectors:
-            if detector.runs_inline:
+            heads = self.sink.heads(list({item.id: None for item in items}))
+            for i, item in enumerate(items):
+                head = heads.get(item.id)
+                if head is None:
+                    continue
+                if self._head_stands(head, item):
+                    answer[i] = head
+                else:
+                    supersedes[i] = head
+        todo = [i for i in range(len(items)) if i not in answer]
+        if not todo:
+            return [answer[i] for i in range(len(items))]
+        batch = [items[i] for i in todo]
+        fresh: list[tuple[int, Decision]] = []
+        for i, item, (found, runs, uninspected) in zip(todo, batch, self._run_plan(batch)):
+            head = supersedes.get(i)
+            decision = decide(
+                self.policy, item, found.signals, found.failures, self.detector_versions,
+                stages=runs, uninspected=uninspected, engine_config_id=self.config_id,
+                supersedes=head.decision_id if head is not None else None,
+            )
+            if head is not None and _same_outcome(head, decision):
+                answer[i] = head  # still failing the same way: no new link in the chain
                 continue
-            remaining = detector.timeout_s - (time.monotonic() - started)
-            try:
-                outcomes[detector.name] = futures[detector.name].result(timeout=max(remaining, 0.0))
-            except FutureTimeout:
-                futures[detector.name].cancel()
-                outcomes[detector.name] = _timed_out(detector, len(items))
-        return {d.name: outcomes[d.name] for d in self.detectors}
+            fresh.append((i, decision))
+            answer[i] = decision
+        if self.sink is not None and fresh:
+            stored = self.sink.append([(items[i], decision) for i, decision in fresh])
+            kept_new = []
+            for (i, decision), kept in zip(fresh, stored):
+                answer[i] = kept
+                if kept.decision_id == decision.decision_id:
+                    kept_new.append((i, kept))
+            fresh = kept_new
+        for i, decision in fresh:
+            if decision.pending_stages:
+                self._schedule_async(items[i], decision)
+        return [answer[i] for i in range(len(items))]
+
+    def _head_stands(self, head: Decision, item: ContentItem) -> bool:
+        if head.content_hash != item.content_hash:
+            return False  # the item was edited: its new content needs a decision
+        if head.human:
+            return self.policy.document.reautomation == "keep_human"
+        return head.input_key == self.input_key(item) and not head.failures
+
+    # -- the plan -----------------------------------------------------------
+    def _run_plan(
+        self, items: Sequence[ContentItem], stages: Sequence[PlanStage] | None = None,
+        found: list[Found] | None = None, runs: list[list[StageRun]] | None = None,
+    ) -> list[tuple[Found, list[StageRun], list[str]]]:
+        """Run stages (all synchronous ones, stopping at the first async one, by default)
+        and return per item what was found, what each stage did and the unread parts."""
+        work = list(items)
+        found = found or [Found() for _ in work]
+        runs = runs or [[] for _ in work]
+        pending = False
+        for stage in (stages if stages is not None else self.plan.stages):
+            admitted: list[int] = []
+            for i, item in enumerate(work):
+                if pending or stage.run_async and stages is None:
+                    runs[i].append(StageRun(stage=stage.id, status="pending", why="async: runs after the decision",
+                                            detectors=stage.detectors))
+                    continue
+                ok, why = stage.admits(item.surface, self.policy.jurisdictions_for(item.country), found[i].signals)
+                if ok:
+                    admitted.append(i)
+                runs[i].append(StageRun(stage=stage.id, status="ran" if ok else "skipped", why=why,
+                                        detectors=stage.detectors))
+            if stage.run_async and stages is None:
+                pending = True
+                continue
+            if not admitted:
+                continue
+            detectors = [self._by_name[name] for name in stage.detectors]
+            subset = [work[i] for i in admitted]
+            prior = [found[i].signals for i in admitted]
+            for i, result in zip(admitted, run_detectors(detectors, subset, self._pool, self._categories,
+                                                         prior=prior, stage=stage.id)):
+                found[i].signals.extend(result.signals)
+                found[i].failures.extend(result.failures)
+                found[i].read |= result.read
+                if result.derived:
+                    found[i].derived.extend(result.derived)
+                    work[i] = work[i].with_parts(tuple(result.derived))
+                if result.failures:
+                    failed = ", ".join(f.detector for f in result.failures)
+                    runs[i][-1] = runs[i][-1].model_copy(update={"status": "failed", "why": f"{failed} failed"})
+        out = []
+        for i, item in enumerate(work):
+            unread = [p.id for p in item.parts if p.id not in found[i].read
+                      and not (p.kind == "text" and getattr(p, "derived", None) is not None)]
+            if pending and unread:
+                unread = self._unread_after(item, unread)
+            out.append((found[i], runs[i], unread))
+        return out
+
+    def _unread_after(self, item: ContentItem, unread: list[str]) -> list[str]:
+        """Parts a pending async stage will read are not uninspected yet."""
+        later = {kind for stage in self.plan.stages if stage.run_async
+                 for name in stage.detectors for kind in self._by_name[name].reads}
+        return [pid for pid in unread if (part := item.part(pid)) is not None and part.kind not in later]
+
+    # -- async stages -------------------------------------------------------
+    def _schedule_async(self, item: ContentItem, decision: Decision) -> None:
+        with self._async_lock:
+            if self._async_pool is None:
+                self._async_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="referee-async")
+            job = self._async_pool.submit(self._finish_async, item, decision)
+            self._async_jobs.add(job)
+        job.add_done_callback(self._async_done)
+
+    def _async_done(self, job: Future[None]) -> None:
+        with self._async_lock:
+            self._async_jobs.discard(job)
+        if job.exception() is not None:
+            log.error("async stage failed: %s", job.exception())
+
+    def wait_async(self, timeout: float | None = None) -> None:
+        """Block until every async stage scheduled so far has written its decision."""
+        with self._async_lock:
+            jobs = list(self._async_jobs)
+        for job in jobs:
+            job.exception(timeout=timeout)
+
+    def _finish_async(self, item: ContentItem, sync: Decision) -> None:
+        pending = set(sync.pending_stages)
+        stages = [s for s in self.plan.stages if s.id in pending]
+        found = Found(signals=list(sync.signals), failures=list(sync.failures))
+        found.read = {p.id for p in item.parts}  # uninspected parts were already reported by the sync decision
+        runs = [r for r in sync.stages if r.status != "pending"]
+        # Run them as ordinary (synchronous) stages now.
+        sync_like = [PlanStage(s.id, s.detectors, False, s.gate, s.band_categories, s.severe_categories)
+                     for s in stages]
+        (result, stage_runs, _), = self._run_plan([item], sync_like, [found], [runs])
+        decision = decide(
+            self.policy, item, result.signals, result.failures, self.detector_versions,
+            stages=stage_runs, engine_config_id=self.config_id, supersedes=sync.decision_id,
+        )
+        if self.sink is not None:
+            stored = self.sink.append([(item, decision)])[0]
+            if stored.decision_id != decision.decision_id:
+                log.info("async stage result for %s dropped: %s already superseded it", item.id, stored.decision_id)
+                return
+            decision = stored
+        for listener in self.on_decision:
+            listener(decision)
 
 
-def _timed_out(detector: Detector, n: int) -> list[_Outcome]:
-    log.warning("detector %s timed out on %d items", detector.name, n)
-    failure = DetectorFailure(
-        detector=detector.name,
-        detector_version=detector.version,
-        kind="timeout",
-        message=f"no answer within {detector.timeout_s:g} s for a batch of {n}",
-    )
-    return [failure] * n
-
-
-def _detect_isolated(detector: Detector, items: Sequence[ContentItem]) -> list[_Outcome]:
-    """The batch if it works, else item by item, so failures stay with their item."""
-    try:
-        result = detector.detect_many(items)
-        if len(result) != len(items):
-            raise RuntimeError(f"returned {len(result)} results for {len(items)} items")
-        return list(result)
-    except Exception as exc:  # noqa: BLE001 - any detector bug becomes a recorded failure
-        if len(items) == 1:
-            return [_failure(detector, exc)]
-        log.warning("detector %s failed on a batch of %d (%s); retrying one by one", detector.name, len(items), exc)
-    outcomes: list[_Outcome] = []
-    for item in items:
-        try:
-            outcomes.append(detector.detect(item))
-        except Exception as exc:  # noqa: BLE001
-            outcomes.append(_failure(detector, exc))
-    return outcomes
-
-
-def _failure(detector: Detector, exc: Exception) -> DetectorFailure:
-    return DetectorFailure(
-        detector=detector.name,
-        detector_version=detector.version,
-        kind="error",
-        message=f"{type(exc).__name__}: {exc}"[:500],
+def _same_outcome(head: Decision, fresh: Decision) -> bool:
+    """A re-decision that changes nothing a person or a report would see."""
+    return (
+        head.input_key == fresh.input_key
+        and head.action == fresh.action
+        and head.categories == fresh.categories
+        and {f.detector for f in head.failures} == {f.detector for f in fresh.failures}
     )

@@ -113,6 +113,51 @@ class PolicyTest(_Strict):
         return self
 
 
+class Band(_Strict):
+    """Earlier signals for these categories scoring in ``[min, max)``."""
+
+    categories: tuple[str, ...] | Literal["*"] = ALL
+    min: float = Field(default=0.0, ge=0.0, le=1.0)
+    max: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) and value != ALL else value
+
+
+class Gate(_Strict):
+    """When a stage runs for an item. Every condition given must hold; ``band``
+    and ``severities`` widen each other: the stage runs when an earlier signal
+    lies in the band, or when one for a category of these severities reaches
+    the band's lower edge (severe categories always get the second look)."""
+
+    surfaces: tuple[str, ...] | None = None
+    jurisdictions: tuple[str, ...] | None = None
+    band: Band | None = None
+    severities: tuple[Severity, ...] | None = None
+
+
+class Stage(_Strict):
+    """One step of the detection plan: these detectors, run when the gate lets the item through.
+
+    ``async: true`` returns (and stores) the decision without waiting for this
+    stage; when it finishes, its signals make a new decision that supersedes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    detectors: tuple[str, ...] = Field(min_length=1)
+    when: Gate | None = None
+    run_async: bool = Field(default=False, alias="async")
+    description: str | None = None
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
 class PolicyDocument(_Strict):
     """The YAML file as written."""
 
@@ -125,6 +170,17 @@ class PolicyDocument(_Strict):
     )
     surfaces: dict[str, SurfaceRules]
     jurisdictions: dict[str, Jurisdiction] = Field(default_factory=dict)
+    plan: tuple[Stage, ...] | None = Field(
+        default=None, description="Ordered detection stages; one stage of every detector when omitted."
+    )
+    on_uninspected: Action = Field(
+        default=Action.hold_for_review,
+        description="Action for an item with a part (an image, audio) that no configured detector reads.",
+    )
+    reautomation: Literal["keep_human", "override"] = Field(
+        default="keep_human",
+        description="Whether re-moderating an item whose current decision is a human verdict may replace it.",
+    )
     tests: tuple[PolicyTest, ...] = ()
     tests_file: str | None = Field(default=None, description="A sibling YAML file with more tests.")
 

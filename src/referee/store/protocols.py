@@ -1,0 +1,70 @@
+"""The store, split by role: small protocols, each with a SQL and an in-memory implementation.
+
+- ``DecisionLog``: append-only decisions. Each record gets a store-assigned,
+  gap-free sequence number; a decision can be superseded at most once, so an
+  item's decisions form a chain whose last link is its *head*.
+- ``ContentStore``: the items' content (text, media references) by content
+  hash, apart from the decisions, so retention and erasure can empty it
+  without touching the log.
+- ``KeyStore``: API keys (stored hashed) and their scopes.
+
+The engine needs only ``heads`` and ``append`` (``engine.DecisionSink``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from referee.model import ContentItem, Decision, Record
+
+
+class DecisionLog(Protocol):
+    def append(self, pairs: Sequence[tuple[ContentItem, Decision]]) -> list[Decision]:
+        """Store decisions and their items' content in one transaction, in order. A
+        decision whose id is stored already, or whose ``supersedes`` another record
+        superseded first, comes back as the item's stored head; nothing forks."""
+        ...
+
+    def get(self, decision_id: str) -> Decision | None: ...
+
+    def get_many(self, decision_ids: Sequence[str]) -> dict[str, Decision]: ...
+
+    def head(self, item_id: str) -> Decision | None: ...
+
+    def heads(self, item_ids: Sequence[str]) -> dict[str, Decision]: ...
+
+    def history(self, item_id: str) -> list[Record]:
+        """Every record about an item, oldest first."""
+        ...
+
+    def list(self, since: datetime | None = None, action: str | None = None, limit: int = 100) -> list[Decision]:
+        """Newest first."""
+        ...
+
+    def records(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Record]:
+        """Records in sequence order, from ``after_seq + 1`` (exports, the tamper-evident chain)."""
+        ...
+
+
+class ContentStore(Protocol):
+    def put(self, items: Sequence[ContentItem]) -> None: ...
+
+    def get(self, item_id: str, content_hash: str) -> ContentItem | None:
+        """The item as it was moderated; None when unknown or erased."""
+        ...
+
+    def erase(self, content_hash: str) -> bool:
+        """Forget the content (retention, erasure requests); decisions stay. True if it was there."""
+        ...
+
+
+class KeyStore(Protocol):
+    def create_key(self, name: str, scopes: list[str]) -> str: ...
+
+    def check_key(self, key: str) -> tuple[str, frozenset[str]]: ...
+
+    def revoke_key(self, key_id: str) -> None: ...
+
+    def list_keys(self) -> list[dict[str, Any]]: ...
