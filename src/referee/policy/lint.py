@@ -18,6 +18,7 @@ Labels stay as written: ``version: 2026.10`` is ``"2026.10"`` and
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 from collections.abc import Callable, Iterable
@@ -160,8 +161,11 @@ def read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         if node is None:
             return None, None
-        data = loader.construct_document(node)
-        return node, labels_as_written(node, data, loader.construct_object)
+        # Construction flattens merge keys (``<<: *base``) into the nodes it builds from; keep
+        # the node as written for lines and duplicate keys, and pair the data with the flat copy.
+        flat = copy.deepcopy(node)
+        data = loader.construct_document(flat)
+        return node, labels_as_written(flat, data, loader.construct_object)
     finally:
         loader.dispose()
 
@@ -172,7 +176,7 @@ def labels_as_written(node: yaml.Node, data: Any, construct: Callable[[yaml.Node
     read as a number, boolean or date replaced by the scalar's text in ``node``.
 
     ``construct`` builds a key node's value as the loader did, to pair node keys
-    with data keys; keys that come from a merge (``<<``) are left as they are.
+    with data keys; ``node`` is the one the data was built from (merge keys flattened).
     """
     if isinstance(node, yaml.ScalarNode):
         if field_name in LABEL_FIELDS and isinstance(data, _YAML_SCALARS):
@@ -263,8 +267,10 @@ def check_semantics(data: dict[str, Any], node: yaml.Node | None, source: str,
     surfaces = data.get("surfaces")
 
     if isinstance(surfaces, dict) and DEFAULT_SURFACE not in surfaces:
+        close = difflib.get_close_matches(DEFAULT_SURFACE, [str(s) for s in surfaces], n=1)
         found.add(("surfaces",), "no 'default' surface: surfaces the policy does not name would have no rules",
-                  "add surfaces.default with strict rules (safe by default)")
+                  (f"rename surfaces.{close[0]} to 'default', or " if close else "")
+                  + "add surfaces.default with strict rules (safe by default)")
 
     for name, surface in _as_dict(surfaces).items():
         check_rules(found, _as_dict(surface).get("rules"), ("surfaces", name, "rules"), categories, detectors)
