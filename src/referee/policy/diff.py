@@ -7,7 +7,10 @@ threshold moving from 0.9 to 0.8 on comments in the EU is the line to read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
+
+from pydantic import BaseModel
 
 from referee.policy.load import Policy
 
@@ -51,7 +54,43 @@ def diff(old: Policy, new: Policy) -> list[Change]:
             changes += _rules(f"{where}.surfaces.{sname}", ja.surfaces.get(sname), jb.surfaces.get(sname))
     if len(a.tests) != len(b.tests):
         changes.append(Change("changed", "tests (count)", len(a.tests), len(b.tests)))
+    # Every other top-level field (the plan, on_uninspected, ...), so a new section of the
+    # schema shows up in reviews without a line here: lists of records keyed by their id.
+    for field in type(a).model_fields:
+        if field not in _COMPARED:
+            changes += _field(field, _json(getattr(a, field)), _json(getattr(b, field)))
     return changes
+
+
+#: Fields ``diff`` compares by name above; ``description`` says nothing about enforcement.
+_COMPARED = frozenset({"id", "version", "description", "categories", "detectors", "surfaces", "jurisdictions",
+                       "tests"})
+
+
+def _field(where: str, a: Any, b: Any) -> list[Change]:
+    if a == b:
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _mapping(where, a, b)
+    if _records(a) and _records(b):
+        return _mapping(where, {r["id"]: r for r in a}, {r["id"]: r for r in b})
+    return [Change("added" if a is None else "removed" if b is None else "changed", where, a, b)]
+
+
+def _records(value: Any) -> bool:
+    """A list of mappings with distinct string ids (stages, rules)."""
+    return (isinstance(value, list) and all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in value)
+            and len({r["id"] for r in value}) == len(value))
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 def _rules(where: str, a: Any, b: Any) -> list[Change]:

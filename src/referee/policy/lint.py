@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from referee.policy.schema import ALL, DEFAULT_SURFACE, PolicyDocument, Rule, SurfaceRules
+from referee.policy.schema import (
+    ALL,
+    DEFAULT_SURFACE,
+    PolicyDocument,
+    Rule,
+    SurfaceRules,
+)
 
 if TYPE_CHECKING:
     from referee.policy.load import Policy

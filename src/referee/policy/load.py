@@ -19,8 +19,15 @@ from pydantic import ValidationError
 
 from referee.errors import PolicyError
 from referee.policy.compile import CompiledRule, compile_rules
+from referee.policy.lint import (
+    Findings,
+    Problem,
+    check_text,
+    line_of,
+    read_yaml,
+    schema_problems,
+)
 from referee.policy.plan import Plan, compile_plan
-from referee.policy.lint import Findings, Problem, check_text, line_of, read_yaml, schema_problems
 from referee.policy.schema import ALL, DEFAULT_SURFACE, PolicyDocument, PolicyTest, Rule
 
 __all__ = ["Policy", "Problem", "load_policy", "load_tests", "refusal"]
@@ -43,7 +50,7 @@ class Policy:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path) -> "Policy":
+    def from_file(cls, path: str | Path) -> Policy:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -54,7 +61,7 @@ class Policy:
         return cls.from_yaml(text, source=str(path))
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "<memory>") -> "Policy":
+    def from_yaml(cls, text: str, source: str = "<memory>") -> Policy:
         """Check ``text`` as lint does and build the policy; ``PolicyError`` lists every error."""
         checked = check_text(text, source, base_dir=_base_dir(source), warnings=False)
         if checked.errors or checked.document is None:
@@ -79,7 +86,7 @@ class Policy:
         return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
     @cached_property
-    def plan(self) -> "Plan":
+    def plan(self) -> Plan:
         """The detection plan compiled from ``plan:`` (or one stage of every detector)."""
         return compile_plan(self.document)
 
