@@ -162,3 +162,9 @@ def test_tests_file_reports_every_bad_case(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_tests(path)
     assert [(p.line, p.path) for p in info.value.problems] == [(2, "tests[0]"), (4, "tests[2].expect")]
+
+
+@pytest.mark.parametrize("text", ["", "- a list\n", "id: [unclosed\n", "a: &a [*a]\n", "a: &a {b: *a}\n"])
+def test_what_is_not_a_policy_is_refused_with_a_line(text: str) -> None:
+    err = refused(text)
+    assert err.problems and all(p.severity == ERROR and p.line for p in err.problems)

@@ -177,7 +177,7 @@ def read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
 
 
 def labels_as_written(node: yaml.Node, data: Any, construct: Callable[[yaml.Node], Any],
-                      field_name: str | None = None) -> Any:
+                      field_name: str | None = None, _within: frozenset[int] = frozenset()) -> Any:
     """``data`` with every label (``LABEL_FIELDS`` values, ``NAME_MAPS`` keys) that YAML
     read as a number, boolean or date replaced by the scalar's text in ``node``.
 
@@ -188,8 +188,11 @@ def labels_as_written(node: yaml.Node, data: Any, construct: Callable[[yaml.Node
         if field_name in LABEL_FIELDS and isinstance(data, _YAML_SCALARS):
             return node.value
         return data
+    if id(node) in _within:  # an alias inside its own anchor: leave the cycle as YAML built it
+        return data
+    _within = _within | {id(node)}
     if isinstance(node, yaml.SequenceNode) and isinstance(data, list) and len(node.value) == len(data):
-        return [labels_as_written(n, v, construct, field_name) for n, v in zip(node.value, data, strict=True)]
+        return [labels_as_written(n, v, construct, field_name, _within) for n, v in zip(node.value, data, strict=True)]
     if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
         names = field_name in NAME_MAPS
         opaque = field_name in OPAQUE_MAPS
@@ -205,9 +208,9 @@ def labels_as_written(node: yaml.Node, data: Any, construct: Callable[[yaml.Node
             knode, vnode = pairs[key]
             if names:  # the key is a name, its value a section (whose own keys are fields)
                 name = knode.value if isinstance(key, _YAML_SCALARS) else key
-                out[name] = value if opaque else labels_as_written(vnode, value, construct)
+                out[name] = value if opaque else labels_as_written(vnode, value, construct, None, _within)
             else:
-                out[key] = labels_as_written(vnode, value, construct, key if isinstance(key, str) else None)
+                out[key] = labels_as_written(vnode, value, construct, key if isinstance(key, str) else None, _within)
         return out
     return data
 
