@@ -1,7 +1,8 @@
 """Runtime settings, read from the environment (``REFEREE_*``) or a ``.env`` file.
 
-Only ``cli`` and ``serve`` read settings; they build objects and pass them in,
-so library code never looks at the environment behind the caller's back.
+Only ``cli`` and ``serve`` read settings, and only through this module: it
+turns them into an ``EngineConfig`` for ``build_engine``, so library code never
+looks at the environment behind the caller's back.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from referee.build import EngineConfig
 
 
 class Settings(BaseSettings):
@@ -29,3 +32,16 @@ class Settings(BaseSettings):
         default=None, description="Only these detectors of the policy (comma-separated in the env)."
     )
     auth: bool = Field(default=True, description="Require API keys on every endpoint but health checks.")
+
+    def engine_config(self, *, store: bool = True, detectors: str | None = None, batch_size: int = 64) -> EngineConfig:
+        """The engine these settings describe; CLI flags override through the keywords."""
+        only: object = detectors if detectors is not None else (tuple(self.detectors) if self.detectors is not None
+                                                                else None)
+        return EngineConfig.model_validate({
+            "policy": self.policy,
+            "detectors": only,
+            "store_url": self.db_url if store else None,
+            "batch_size": batch_size,
+            "max_batch": self.max_batch,
+            "batch_wait_ms": self.batch_wait_ms,
+        })

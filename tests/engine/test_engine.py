@@ -117,19 +117,20 @@ def test_idempotent_storage(small_policy: Policy, tmp_path) -> None:
     assert len(store.history("i1")) == 2
 
 
-def test_from_policy_builds_registered_detectors(small_policy: Policy, monkeypatch) -> None:
-    from referee.detectors.base import detectors
+def test_from_policy_builds_detectors_from_the_registry_it_is_given(small_policy: Policy) -> None:
+    from referee.detectors import Detector
+    from referee.registry import Registry
 
-    monkeypatch.setitem(detectors._items, "keyword", KeywordDetector)
-    engine = Engine.from_policy(small_policy)
+    registry = Registry.of("detector", [("keyword", KeywordDetector)], base_cls=Detector)
+    engine = Engine.from_policy(small_policy, registry=registry)
     assert [d.name for d in engine.detectors] == ["keyword"]
 
 
 def test_unknown_detector_name_lists_choices(small_policy: Policy) -> None:
-    from referee.errors import ConfigError
+    from referee.errors import PolicyError
 
     policy = Policy.from_yaml(small_policy.raw.replace("keyword: {}", "nosuchdetector: {}"))
-    with pytest.raises(ConfigError, match="Unknown detector 'nosuchdetector'. Available:"):
+    with pytest.raises(PolicyError, match=r"small.yaml|<memory>.*Unknown detector 'nosuchdetector'. .*Available:"):
         Engine.from_policy(policy)
 
 
@@ -205,6 +206,6 @@ def test_an_items_hash_is_computed_once_and_a_changed_copy_gets_its_own() -> Non
     original = ContentItem(id="h", text="first")
     digest = original.content_hash
     assert original.content_hash is digest
-    changed = original.model_copy(update={"text": "second"})
+    changed = original.model_copy(update={"parts": ContentItem(id="h", text="second").parts})
     assert changed.content_hash == ContentItem(id="h", text="second").content_hash != digest
     assert "content_hash" not in original.model_dump()

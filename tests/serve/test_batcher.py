@@ -9,7 +9,7 @@ import pytest
 
 from referee.engine import Engine
 from referee.model import ContentItem
-from referee.serve.coalesce import Coalescer
+from referee.engine.batcher import Batcher
 
 
 class GatedEngine:
@@ -29,7 +29,7 @@ class GatedEngine:
 
 def test_queued_requests_are_merged_and_answered_in_order(engine: Engine) -> None:
     gated = GatedEngine(engine)
-    coalescer = Coalescer(gated, max_batch=10, max_inflight=1)  # type: ignore[arg-type]
+    coalescer = Batcher(gated, max_batch=10, max_inflight=1)  # type: ignore[arg-type]
 
     async def scenario():
         first = asyncio.create_task(coalescer.moderate([ContentItem(id="first", text="#hate")]))
@@ -51,7 +51,7 @@ def test_queued_requests_are_merged_and_answered_in_order(engine: Engine) -> Non
 
 def test_batches_respect_max_batch(engine: Engine) -> None:
     gated = GatedEngine(engine)
-    coalescer = Coalescer(gated, max_batch=3, max_inflight=1)  # type: ignore[arg-type]
+    coalescer = Batcher(gated, max_batch=3, max_inflight=1)  # type: ignore[arg-type]
 
     async def scenario():
         first = asyncio.create_task(coalescer.moderate([ContentItem(id="x", text="t")]))
@@ -71,7 +71,7 @@ def test_an_engine_error_reaches_every_request_of_the_batch() -> None:
         def moderate_many(self, items):
             raise RuntimeError("store down")
 
-    coalescer = Coalescer(Broken(), max_batch=10)  # type: ignore[arg-type]
+    coalescer = Batcher(Broken(), max_batch=10)  # type: ignore[arg-type]
 
     async def scenario():
         return await asyncio.gather(*(coalescer.moderate([ContentItem(id=str(i))]) for i in range(3)),
@@ -96,7 +96,7 @@ def test_gathering_window_batches_requests_that_arrive_close_together(engine: En
 
     for wait_ms, expect_one_batch in ((200, True), (0, False)):
         counting = Counting()
-        coalescer = Coalescer(counting, max_batch=32, max_wait_ms=wait_ms)  # type: ignore[arg-type]
+        coalescer = Batcher(counting, max_batch=32, max_wait_ms=wait_ms)  # type: ignore[arg-type]
 
         async def scenario():
             tasks = []

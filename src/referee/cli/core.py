@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from referee.build import build_engine
 from referee.engine import Engine
 from referee.engine.suite import run_cases
 from referee.errors import InputError, RefereeError
@@ -57,12 +58,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def build_engine(settings: Settings, store: DecisionStore | None, detectors: str | None = None) -> Engine:
-    policy = Policy.from_file(settings.policy)
-    only = [d.strip() for d in detectors.split(",")] if detectors else settings.detectors
-    return Engine.from_policy(policy, sink=store, only=only)
-
-
 def _settings(policy: Path | None, db_url: str | None) -> Settings:
     settings = Settings()
     if policy is not None:
@@ -85,8 +80,7 @@ def moderate(
     """Moderate items and write one JSON decision per line."""
     settings = _settings(policy, db_url)
     try:
-        sink = DecisionStore(settings.db_url) if store else None
-        engine = build_engine(settings, sink, detectors)
+        engine = build_engine(settings.engine_config(store=store, detectors=detectors, batch_size=batch_size))
         source = sys.stdin.buffer if input == "-" else input
         results = list(read_items(source, fmt))
     except RefereeError as exc:
@@ -159,7 +153,7 @@ def test_cmd(
     try:
         pol = Policy.from_file(file)
         cases = pol.tests()
-        only = [d.strip() for d in detectors.split(",")] if detectors else None
+        only = [d.strip() for d in detectors.split(",") if d.strip()] if detectors is not None else None
         with Engine.from_policy(pol, only=only) as engine:
             results = run_cases(engine, cases)
     except RefereeError as exc:

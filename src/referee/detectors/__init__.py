@@ -1,5 +1,14 @@
-"""Detectors turn a content item into signals."""
+"""The detector contract. Detectors themselves are plugins (``referee.plugins``), found by name."""
 
-from referee.detectors.base import Detector, DetectorInfo, build_detector, detectors
+from referee.detectors.base import (
+    BuildContext,
+    Detector,
+    DetectorConfig,
+    DetectorInfo,
+    Example,
+    build_detector,
+    detector_registry,
+)
 
-__all__ = ["Detector", "DetectorInfo", "build_detector", "detectors"]
+__all__ = ["BuildContext", "Detector", "DetectorConfig", "DetectorInfo", "Example", "build_detector",
+           "detector_registry"]

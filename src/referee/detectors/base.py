@@ -30,7 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from referee.errors import ConfigError
 
 from referee.model import ContentItem, Signal, TextPart
 from referee.registry import Registry
@@ -156,12 +158,19 @@ def validate_config(cls: type[Detector], raw: dict[str, Any] | None) -> Detector
     return cls.config_model.model_validate(raw or {})
 
 
-def build_detector(
-    name: str, raw: dict[str, Any] | None, context: BuildContext, registry: Registry[type[Detector]]
-) -> Detector:
-    """The detector ``name`` built from its ``detectors.<name>`` block; ``timeout_s`` applied here."""
-    cls = registry.get(name)
-    config = validate_config(cls, raw)
+def build_detector(name: str, policy: Any, registry: Registry[type[Detector]] | None = None) -> Detector:
+    """The detector ``name`` built from the policy's ``detectors.<name>`` block
+    (validated against its ``config_model``); ``timeout_s`` is applied here,
+    ``optional`` is the caller's business."""
+    cls = (registry or detector_registry()).get(name)
+    try:
+        config = validate_config(cls, policy.detector_config(name))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"detectors.{name}.{field}: {err['msg']} (got {err.get('input')!r}); "
+                          f"settings of {name!r}: {', '.join(cls.config_model.model_fields)}") from exc
+    context = BuildContext(policy.id, policy.categories, policy.base_dir, policy)
     detector = cls.build(config, context)
     if config.timeout_s is not None:
         detector.timeout_s = float(config.timeout_s)

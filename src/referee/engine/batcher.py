@@ -1,4 +1,4 @@
-"""Merging concurrent requests into one engine call.
+"""Merging concurrent requests into one engine call (the HTTP service's and the workers').
 
 The engine is built for batches: detectors vectorise, and the store writes a
 batch in one transaction. Fifty clients posting one item each would otherwise
@@ -27,17 +27,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from fastapi.concurrency import run_in_threadpool
-
-from referee.engine import Engine
 from referee.model import ContentItem, Decision
+
+if TYPE_CHECKING:
+    from referee.engine.run import Engine
 
 _Entry = tuple[list[ContentItem], "asyncio.Future[list[Decision]]"]
 
 
-class Coalescer:
-    def __init__(self, engine: Engine, max_batch: int, max_inflight: int = 1, max_wait_ms: float = 0.0) -> None:
+class Batcher:
+    def __init__(self, engine: "Engine", max_batch: int, max_inflight: int = 1, max_wait_ms: float = 0.0) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError(f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}")
         self.engine = engine
@@ -83,7 +84,7 @@ class Coalescer:
         try:
             flat = [item for items, _ in batch for item in items]
             try:
-                decisions = await run_in_threadpool(self.engine.moderate_many, flat)
+                decisions = await asyncio.to_thread(self.engine.moderate_many, flat)
             except BaseException as exc:  # handed to every waiting request, re-raised there
                 for _, future in batch:
                     if not future.done():

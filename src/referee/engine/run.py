@@ -22,19 +22,22 @@ the ``on_decision`` listeners.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
-from referee.detectors.base import Detector
+from referee.detectors.base import Detector, build_detector, detector_registry
+from referee.engine.batcher import Batcher
 from referee.engine.decide import decide, input_key_of
 from referee.engine.detect import Found, run_detectors
-from referee.errors import ConfigError
+from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Decision, DetectorFailure, Signal, StageRun
 from referee.policy import Policy
-from referee.policy.plan import Plan, PlanStage, emitted_before
+from referee.policy.plan import DEFAULT_STAGE, Plan, PlanStage, emitted_before
+from referee.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,9 @@ class Engine:
         self.config_id = config_id
         self.detector_versions = {d.name: d.version for d in self.detectors}
         self._by_name = {d.name: d for d in self.detectors}
+        if plan is None and policy.document.plan is None:
+            # No plan written: one stage of whatever detectors the caller built.
+            plan = Plan((PlanStage(DEFAULT_STAGE, tuple(names), False, None, frozenset(), frozenset()),))
         self.plan = (plan or policy.plan).only(names)
         outside = [n for n in names if n not in self.plan.detectors]
         if outside:
@@ -98,8 +104,71 @@ class Engine:
         self._async_jobs: set[Future[None]] = set()
         self._async_lock = threading.Lock()
         self._closed = False
+        self._batcher: Batcher | None = None
         #: Called with every decision an async stage writes (after it is stored).
         self.on_decision: list[Callable[[Decision], None]] = []
+        #: The ``EngineConfig`` it was built from, when ``build_engine`` built it.
+        self.config: Any = None
+        #: What the engine closes with itself (the store ``build_engine`` opened).
+        self.owned: list[Any] = []
+
+    def batcher(self, max_batch: int | None = None, max_wait_ms: float | None = None) -> Batcher:
+        """The one batcher that merges concurrent callers' items into engine batches
+        (HTTP requests, stream messages); made on first use, with the config's limits."""
+        if self._batcher is None:
+            config = self.config
+            self._batcher = Batcher(
+                self,
+                max_batch=max_batch or (config.max_batch if config is not None else 256),
+                max_wait_ms=max_wait_ms if max_wait_ms is not None else (
+                    config.batch_wait_ms if config is not None else 0.0),
+            )
+        return self._batcher
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Policy,
+        sink: DecisionSink | None = None,
+        only: Sequence[str] | None = None,
+        registry: Registry[type[Detector]] | None = None,
+        **kwargs: Any,
+    ) -> "Engine":
+        """Build every detector of the policy's plan (or only those named).
+
+        A name that is not one of the policy's detectors is an error, never a
+        silently smaller engine. A detector marked ``optional: true`` whose
+        model is not installed is skipped with a warning, so a fresh checkout
+        still moderates with the lexicon alone; any other build error is raised.
+        """
+        registry = registry or detector_registry()
+        policy.check_detectors(registry)
+        configured = list(policy.document.detectors)
+        if only is not None:
+            unknown = [name for name in only if name not in configured]
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], configured, n=1) or difflib.get_close_matches(
+                    unknown[0].lower(), configured, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown detector {unknown[0]!r} for policy {policy.id!r}.{hint} "
+                                  f"The policy configures: {', '.join(configured) or '(none)'}")
+            if not only:
+                raise ConfigError("an empty detector selection would inspect nothing; name at least one detector")
+        wanted = [name for name in policy.plan.detectors if only is None or name in only]
+        built: list[Detector] = []
+        try:
+            for name in wanted:
+                try:
+                    built.append(build_detector(name, policy, registry))
+                except ModelError as exc:
+                    if not (policy.detector_config(name) or {}).get("optional", False):
+                        raise
+                    log.warning("detector %r skipped: %s", name, exc)
+            return cls(policy, built, sink=sink, **kwargs)
+        except BaseException:
+            for detector in built:
+                detector.close()
+            raise
 
     def close(self) -> None:
         """Finish pending async stages, then release every detector. Idempotent."""
@@ -110,11 +179,11 @@ class Engine:
         if self._async_pool is not None:
             self._async_pool.shutdown(wait=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for detector in self.detectors:
+        for resource in [*self.detectors, *self.owned]:
             try:
-                detector.close()
-            except Exception as exc:  # noqa: BLE001 - one detector's close must not stop the others'
-                log.warning("detector %s failed to close: %s", detector.name, exc)
+                resource.close()
+            except Exception as exc:  # noqa: BLE001 - one close must not stop the others'
+                log.warning("%s failed to close: %s", getattr(resource, "name", resource), exc)
 
     def __enter__(self) -> "Engine":
         return self

@@ -164,7 +164,11 @@ class ContentItem(Frozen):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         """``text`` and ``media`` are shorthand for parts (the JSON of earlier releases)."""
-        if not isinstance(data, dict) or ("text" not in data and "media" not in data):
+        if not isinstance(data, dict):
+            return data
+        if "text" not in data and "media" not in data:
+            if "parts" not in data:
+                raise ValueError("the item has nothing to inspect: give a non-empty 'text' or at least one part")
             return data
         data = dict(data)
         text = data.pop("text", None)
@@ -233,8 +237,12 @@ class ContentItem(Frozen):
     @functools.cached_property
     def text(self) -> str:
         """All text parts written by the user (not derived ones), one per line: for
-        tools that want one string. Evidence offsets index a part, never this."""
+        tools that want one string; a view holding only derived text (what a text
+        detector gets for an OCR part) gives that text. Evidence offsets index a
+        part, and for the one-part views detectors get, ``text`` is that part."""
         texts = [p.text for p in self.parts if isinstance(p, TextPart) and p.derived is None]
+        if not texts:
+            texts = [p.text for p in self.parts if isinstance(p, TextPart)]
         return texts[0] if len(texts) == 1 else "\n".join(texts)
 
     def text_parts(self) -> tuple[TextPart, ...]:

@@ -29,6 +29,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from referee.detectors.base import Detector, detector_registry, validate_config
+from referee.errors import ConfigError
+from referee.policy.plan import plan_problems
+from referee.registry import Registry
+
 from referee.policy.schema import (
     ALL,
     DEFAULT_SURFACE,
@@ -126,18 +131,20 @@ def lint_file(path: str | Path) -> list[Problem]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(str(path), None, "", f"cannot read the file: {exc}", "check the path and that it is UTF-8")]
-    return list(check_text(text, str(path), base_dir=path.parent).problems)
+    return list(check_text(text, str(path), base_dir=path.parent, registry=detector_registry()).problems)
 
 
 def lint(policy: Policy) -> list[Problem]:
     """Problems in a loaded policy: only warnings, since loading refuses errors."""
-    return list(check_text(policy.raw, policy.source, base_dir=policy.base_dir).problems)
+    return list(check_text(policy.raw, policy.source, base_dir=policy.base_dir, registry=detector_registry()).problems)
 
 
 def check_text(text: str, source: str = "<memory>", *, base_dir: Path | None = None,
-               warnings: bool = True) -> Checked:
+               warnings: bool = True, registry: Registry[type[Detector]] | None = None) -> Checked:
     """Run every check on a policy's YAML text; ``base_dir`` resolves ``tests_file``
-    (not checked when None). ``warnings=False`` skips the lint-only checks."""
+    (not checked when None). ``warnings=False`` skips the lint-only checks. With a
+    ``registry``, each detector block is checked against its detector's settings model
+    (lint passes the installed one; the engine checks again with the one it builds from)."""
     try:
         node, data = read_yaml(text)
     except yaml.YAMLError as exc:
@@ -152,10 +159,56 @@ def check_text(text: str, source: str = "<memory>", *, base_dir: Path | None = N
     problems = check_duplicate_keys(node, source)
     document, schema = check_schema(data, node, source)
     problems += schema + check_semantics(data, node, source, base_dir)
+    if registry is not None:
+        problems += check_detectors(data, node, source, registry)
+    if document is not None:
+        found = Findings(source, node)
+        for loc, message, hint in plan_problems(document):
+            found.add(loc, message, hint)
+        problems += found.problems
     if warnings:
         problems += check_warnings(data, node, source)
     problems.sort(key=lambda p: p.line or 0)
     return Checked(source, node, data, document, tuple(problems))
+
+
+def check_detectors(data: dict[str, Any], node: yaml.Node | None, source: str,
+                    registry: Registry[type[Detector]]) -> list[Problem]:
+    """Each ``detectors.<name>`` block against the detector's own settings model:
+    an unknown detector, a misspelt key (with did-you-mean) or a bad value, with its line."""
+    blocks = data.get("detectors")
+    if not isinstance(blocks, dict):
+        return []
+    found = Findings(source, node)
+    names = registry.names()
+    for name, raw in blocks.items():
+        loc: tuple[Any, ...] = ("detectors", str(name))
+        if str(name) not in names:
+            found.add(loc, registry.unknown_message(str(name)),
+                      "install the plugin that provides it, or fix the name")
+            continue
+        try:
+            cls = registry.get(str(name))
+        except ConfigError as exc:
+            found.add(loc, str(exc), "reinstall the plugin")
+            continue
+        try:
+            validate_config(cls, raw if isinstance(raw, dict) else {})
+        except ValidationError as exc:
+            fields = list(cls.config_model.model_fields)
+            for err in exc.errors():
+                where = (*loc, *err["loc"])
+                if err["type"] == "extra_forbidden":
+                    key = str(err["loc"][-1])
+                    found.add(where, f"unknown setting {key!r} for detector {name!r}",
+                              did_you_mean(key, fields) or f"settings of {name!r}: {', '.join(fields)}")
+                else:
+                    found.add(where, f"{err['msg']} (got {err.get('input')!r})",
+                              f"see the settings of {name!r}: {', '.join(fields)}")
+        if raw is not None and not isinstance(raw, dict):
+            found.add(loc, f"detectors.{name} must be a mapping of settings, got {type(raw).__name__}",
+                      "write {} for no settings")
+    return found.problems
 
 
 # -- reading ------------------------------------------------------------------

@@ -17,11 +17,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from referee.detectors.base import Detector
 from referee.errors import PolicyError
 from referee.policy.compile import CompiledRule, compile_rules
 from referee.policy.lint import (
     Findings,
     Problem,
+    check_detectors,
     check_text,
     line_of,
     read_yaml,
@@ -29,6 +31,7 @@ from referee.policy.lint import (
 )
 from referee.policy.plan import Plan, compile_plan
 from referee.policy.schema import ALL, DEFAULT_SURFACE, PolicyDocument, PolicyTest, Rule
+from referee.registry import Registry
 
 __all__ = ["Policy", "Problem", "load_policy", "load_tests", "refusal"]
 
@@ -101,6 +104,17 @@ class Policy:
 
     def line_of(self, path: tuple[Any, ...]) -> int | None:
         return line_of(self._node, path)
+
+    def check_detectors(self, registry: Registry[type[Detector]]) -> None:
+        """Refuse (``PolicyError``, every problem with its line) detector blocks that the
+        registry's detectors do not accept: an unknown name, a misspelt setting."""
+        if self.raw:
+            node, data = read_yaml(self.raw)
+        else:
+            node, data = None, self.document.model_dump(mode="json")
+        problems = check_detectors(data, node, self.source, registry)
+        if problems:
+            raise PolicyError(refusal(self.source, problems), problems)
 
     def detector_config(self, name: str) -> dict[str, Any]:
         return dict(self.document.detectors.get(name) or {})

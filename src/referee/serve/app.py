@@ -15,8 +15,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
+from referee.build import build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError
 from referee.policy import Policy
@@ -32,19 +34,27 @@ _BODY_MODELS = (BatchRequest, ModerationRequest)
 
 
 def create_app(settings: Settings, engine: Engine | None = None, store: DecisionStore | None = None) -> FastAPI:
+    """The app. Without an engine, one is built from ``settings.engine_config()``
+    (``build_engine``: the same path the CLI and the workers take)."""
     if store is None and engine is not None and isinstance(engine.sink, DecisionStore):
         store = engine.sink
-    owns_store = store is None
-    if store is None:
-        store = DecisionStore(settings.db_url)
+    owns_store = False
     owns_engine = engine is None
     if engine is None:
-        engine = Engine.from_policy(Policy.from_file(settings.policy), sink=store, only=settings.detectors)
-    elif engine.sink is not store:
+        if store is None:
+            engine = build_engine(settings.engine_config())
+            store = engine.sink  # type: ignore[assignment]  # closed with the engine
+        else:
+            engine = Engine.from_policy(Policy.from_file(settings.policy), sink=store, only=settings.detectors)
+    elif store is None:
+        store = DecisionStore(settings.db_url)
+        owns_store = True
+    if engine.sink is not store:
         raise ConfigError(
             "the engine's sink must be the store the app reads decisions from; "
             "build it with Engine(..., sink=store) and pass the same store"
         )
+    assert store is not None
     state = ServeState(settings, engine, store, owns_engine=owns_engine, owns_store=owns_store)
 
     @asynccontextmanager
@@ -61,7 +71,7 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             gc.unfreeze()
             state.close()
 
-    app = _RefereeApp(
+    app = FastAPI(
         title="referee",
         summary="Content moderation with explainable decisions.",
         version="0.1.0",
@@ -75,35 +85,47 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     return app
 
 
-class _RefereeApp(FastAPI):
-    """FastAPI with ``POST /v1/moderate`` answered before FastAPI itself
-    (``routes.ModerateFastPath``): the per-request telemetry check and the error,
-    exception and body-limit layers that FastAPI and Starlette wrap around every
-    request were a fifth of the hot path's event-loop time (yappi, py-spy), and
-    the fast path does its own error handling and body limit. Every other request,
-    and the lifespan, go through FastAPI as usual."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._front = routes.ModerateFastPath(super().__call__)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = self  # what Starlette would set: handlers find the state through it
-        await self._front(scope, receive, send)
-
-
 def app_from_env() -> FastAPI:
     """uvicorn ``--factory`` entry: settings from ``REFEREE_*``, so every worker process builds its own app."""
     return create_app(Settings())
 
 
+#: ``Authorization: Bearer <key>``: the one security scheme (``/docs`` shows an Authorize button for it).
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from `referee keys create`. Scopes: moderate, read, admin (admin holds every "
+                   "scope); each operation's security requirement names the scope it needs.",
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components = schema.setdefault("components", {})
+        models = components.setdefault("schemas", {})
         for model in _BODY_MODELS:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
+            models.update(body.pop("$defs", {}))
+            models[model.__name__] = body
+        components["securitySchemes"] = {"bearer": BEARER_SCHEME}
+        state: ServeState | None = getattr(app.state, "referee", None)
+        if state is None or state.settings.auth:
+            for path, method, scope in _scopes(app):
+                # OpenAPI 3.1 lets a non-OAuth requirement list role names: the scope.
+                schema["paths"][path][method]["security"] = [{"bearer": [scope]}]
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _scopes(app: FastAPI) -> list[tuple[str, str, str]]:
+    """``(path, method, scope)`` of every route that depends on ``auth.require(scope)``."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        for dep in route.dependant.dependencies:
+            name = getattr(dep.call, "__name__", "")
+            if name.startswith("require_"):
+                found.extend((route.path_format, m.lower(), name.removeprefix("require_")) for m in route.methods)
+    return found

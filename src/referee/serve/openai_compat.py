@@ -38,6 +38,7 @@ from referee.serve.schemas import (
     ModerationResponse,
     ModerationResult,
     RefereeExtras,
+    Rejected,
 )
 from referee.serve.state import ServeState
 
@@ -130,8 +131,14 @@ def items_for(request: ModerationRequest) -> list[ContentItem]:
     "/v1/moderations",
     response_model=ModerationResponse,
     summary="Classify texts, answering in OpenAI's Moderation API shape",
-    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-               422: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
+        403: {"model": ErrorResponse, "description": "The key lacks the `moderate` scope."},
+        400: {"model": ErrorResponse, "description": "Body empty, not UTF-8 or not JSON."},
+        413: {"model": ErrorResponse, "description": "Body or the number of inputs over the configured limit."},
+        422: {"model": Rejected, "description": "The body is not a valid moderation request; `errors` lists why."},
+        503: {"model": ErrorResponse, "description": "The decision store cannot be reached; retry later."},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -155,7 +162,7 @@ async def moderations(
             f"{len(items)} inputs in one call, over the limit of {state.settings.max_batch}; split the call",
             where="input",
         )
-    decisions = await state.coalescer.moderate(items)
+    decisions = await state.batcher.moderate(items)
     policy = state.engine.policy
     response = ModerationResponse(
         id=f"modr-{uuid.uuid4().hex}",

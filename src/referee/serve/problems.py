@@ -1,7 +1,8 @@
 """Every error the HTTP API answers, in one shape and one status table.
 
 Clients get ``{"error": {"type": ..., "message": ..., "field": ...}}`` for
-every failure, whichever layer raised it: referee's own ``RefereeError`` tree,
+every failure, and a 422 also ``"errors": [...]``, every problem found (the
+``Rejected`` schema), whichever layer raised it: referee's own ``RefereeError`` tree,
 FastAPI's request validation, Starlette's routing 404/405, or a bug. The shape
 is deliberately the one OpenAI's API uses (``error.message``, ``error.type``),
 so the ``openai`` client shows our messages unchanged.
@@ -9,7 +10,8 @@ so the ``openai`` client shows our messages unchanged.
 The HTTP-only cases are subclasses of the central tree rather than a second
 tree, so the CLI and library callers can still catch ``RefereeError``::
 
-    InputError
+    InputError              422  JSON of the wrong shape
+    ├── InvalidItems        422  the item (or every item of a batch) is invalid; carries every problem
     ├── BadRequest          400  body is not UTF-8 / not JSON
     └── PayloadTooLarge     413  body or batch over the configured limit
     AuthError               401  missing, malformed, unknown or revoked key
@@ -28,6 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from referee.serve.schemas import ItemError
 from referee.errors import (
     AuthError,
     ConfigError,
@@ -48,6 +51,14 @@ class BadRequest(InputError):
 
 class PayloadTooLarge(InputError):
     pass
+
+
+class InvalidItems(InputError):
+    """Nothing could be moderated; ``errors`` names every bad field, the message the first."""
+
+    def __init__(self, message: str, where: str | None, errors: list[ItemError]) -> None:
+        super().__init__(message, where)
+        self.errors = errors
 
 
 class NotFound(InputError):
@@ -99,6 +110,9 @@ def problem(exc: RefereeError) -> JSONResponse:
     body = error_body(type_, message, field)
     if isinstance(exc, ScopeError):
         body["error"]["missing_scope"] = exc.missing
+    if status == 422:
+        errors = exc.errors if isinstance(exc, InvalidItems) else [ItemError(field=field, type=type_, message=message)]
+        body["errors"] = [e.model_dump() for e in errors]
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -132,9 +146,12 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = [p for p in first.get("loc", ()) if p not in ("body", "path", "query", "header")]
-        return JSONResponse(error_body("invalid_input", str(first["msg"]), field_path(loc) or None), status_code=422)
+        errors = [
+            ItemError(field=field_path([p for p in e.get("loc", ()) if p not in ("body", "path", "query", "header")])
+                      or None, type="invalid_input", message=str(e["msg"]))
+            for e in exc.errors()
+        ] or [ItemError(field=None, type="invalid_input", message="invalid request")]
+        return problem(InvalidItems(errors[0].message, errors[0].field, errors))
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

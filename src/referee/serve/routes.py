@@ -4,15 +4,11 @@ A batch is validated item by item: a bad item is reported with its index and
 field and the good ones are still moderated, so a client never loses a whole
 batch (or silently loses an item) to one typo. The engine is synchronous and
 does blocking I/O (detectors, the store), so it always runs in the threadpool,
-through the coalescer, which merges concurrent requests into one engine batch.
+through the engine's batcher, which merges concurrent requests into one engine batch.
 
-``POST /v1/moderate`` is the hot path, so ``ModerateFastPath`` answers it
-before FastAPI's middleware stack and router (``app._RefereeApp``): the same
-two functions (``auth.authorise``, then ``moderate_json``) run either way; what is
-skipped is the per-request route matching and dependency solving, which took a
-quarter of the event loop's time under load (py-spy), and the error, telemetry
-and body-limit layers. The FastAPI route stays: it documents the endpoint in
-OpenAPI and serves apps that mount the router without the middleware.
+``POST /v1/moderate`` is the hot path: ``ModerateRoute`` is an ordinary
+route (routed, documented, inside every middleware the app adds) whose
+answering function skips FastAPI's dependency solving and Request objects.
 """
 
 from __future__ import annotations
@@ -21,31 +17,46 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from referee.errors import InputError, StoreError
 from referee.model import ContentItem, Decision
 from referee.serve.auth import Principal, authorise, require
-from referee.serve.body import parse_json_body, read_json
-from referee.serve.problems import NotFound, PayloadTooLarge, error_body, field_path, respond
+from referee.serve.body import parse_json_body
+from referee.serve.problems import InvalidItems, NotFound, PayloadTooLarge, field_path, respond
 from referee.serve.schemas import (
-    BatchRejected,
     BatchResponse,
     ErrorResponse,
     Health,
     ItemError,
+    Rejected,
 )
 from referee.serve.state import ServeState
 
 router = APIRouter()
 require_moderate = require("moderate")
 
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}}
+#: The answers every authenticated route can give besides its own (``app._openapi`` marks
+#: a route answering 401 as needing the bearer key).
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
+    403: {"model": ErrorResponse, "description": "The key lacks the scope this route needs (`error.missing_scope`)."},
+}
+#: What a route that reads a JSON body can answer when the body is unusable.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Body empty, not UTF-8, not JSON, or a Content-Length that is not a "
+                                                 "number."},
+    413: {"model": ErrorResponse, "description": "Body or batch over the configured limit."},
+}
+_STORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "The decision store cannot be reached; retry later."},
+}
 
 
 def _json(model: Decision | BatchResponse) -> Response:
@@ -88,91 +99,24 @@ def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]]
     return good, errors
 
 
-@router.post(
-    "/v1/moderate",
-    tags=["moderation"],
-    summary="Moderate one item, or a batch of items",
-    response_model=Decision | BatchResponse,
-    responses={
-        **_AUTH_ERRORS,
-        400: {"model": ErrorResponse, "description": "Body is not UTF-8 or not JSON."},
-        413: {"model": ErrorResponse, "description": "Body or batch over the configured limit."},
-        422: {"model": BatchRejected, "description": "The single item, or every item of the batch, is invalid."},
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/ContentItem"},
-                            {"$ref": "#/components/schemas/BatchRequest"},
-                        ]
-                    }
-                }
-            },
-        }
-    },
-)
-async def moderate(request: Request, _: Annotated[Principal, Depends(require_moderate)]) -> Response:
-    """A single ContentItem answers with its Decision. ``{"items": [...]}``
-    answers 200 with ``decisions`` aligned to ``items`` (null for a bad item)
-    and ``errors`` naming each bad item's index and field; 422 if no item is valid."""
-    return await moderate_response(request)
+class ModerateRoute(APIRoute):
+    """``POST /v1/moderate``: routed, documented and wrapped in the app's middleware
+    like every route, but answered straight from the ASGI scope and messages.
 
-
-async def moderate_response(request: Request) -> Response:
-    """The body of ``POST /v1/moderate`` for an authorised caller."""
-    state: ServeState = request.app.state.referee
-    return await moderate_json(state, await read_json(request, state.settings.max_body_bytes))
-
-
-async def moderate_json(state: ServeState, raw: Any) -> Response:
-    """The answer to a parsed ``POST /v1/moderate`` body."""
-    if not isinstance(raw, dict):
-        raise InputError(
-            f"body must be a JSON object (one item, or {{\"items\": [...]}}), got a JSON {type(raw).__name__}"
-        )
-    if "items" not in raw:
-        try:
-            item = ContentItem.model_validate(raw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(err["msg"], where=field_path(tuple(err["loc"])) or None) from exc
-        decisions = await state.coalescer.moderate([item])
-        return _json(decisions[0])
-
-    good, errors = parse_batch(raw, state.settings.max_batch)
-    if not good:
-        first = errors[0]
-        body = error_body("invalid_input", f"all {len(raw['items'])} items are invalid; nothing was moderated",
-                          "items", errors=[e.model_dump() for e in errors])
-        body["error"]["message"] += f" (first: {first.field}: {first.message})"
-        return JSONResponse(body, status_code=422)
-    decided = await state.coalescer.moderate([item for _, item in good])
-    aligned: list[Decision | None] = [None] * len(raw["items"])
-    for (i, _item), decision in zip(good, decided):
-        aligned[i] = decision
-    return _json(BatchResponse(decisions=aligned, errors=errors))
-
-
-class ModerateFastPath:
-    """ASGI middleware: serve ``POST /v1/moderate`` without the router (see the module docstring).
-
-    Errors take the same shape as everywhere else (``problems.problem``); a client
+    FastAPI's request handler (a Request object, dependency solving, the body
+    stream) was a quarter of the event loop's time under load (py-spy), so the
+    route keeps its OpenAPI description (signature, responses, body schema) and
+    swaps only the function that answers: ``auth.authorise``, then
+    ``moderate_json``, the same two the documented signature implies. Errors
+    take the same shape as everywhere else (``problems.respond``); a client
     that hangs up mid-body gets nothing, as there is nobody left to answer.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = self._answer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/moderate":
-            await self.app(scope, receive, send)
-            return
-        # Straight from the ASGI scope and messages: Starlette's Request and Headers
-        # objects and the body stream were a third of this handler's own time (cProfile).
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: ServeState = scope["app"].state.referee
         authorization = declared = None
         for name, value in scope["headers"]:
@@ -191,6 +135,77 @@ class ModerateFastPath:
         await response(scope, receive, send)
 
 
+async def moderate(request: Request, _: Annotated[Principal, Depends(require_moderate)]) -> Response:
+    """A single ContentItem answers with its Decision. ``{"items": [...]}``
+    answers 200 with ``decisions`` aligned to ``items`` (null for a bad item)
+    and ``errors`` naming each bad item's index and field; 422 if no item is valid.
+
+    (Documentation only: ``ModerateRoute`` answers this route.)"""
+    raise NotImplementedError
+
+
+router.add_api_route(
+    "/v1/moderate",
+    moderate,
+    methods=["POST"],
+    route_class_override=ModerateRoute,
+    tags=["moderation"],
+    summary="Moderate one item, or a batch of items",
+    response_model=Decision | BatchResponse,
+    responses={
+        **_AUTH_ERRORS,
+        **BODY_ERRORS,
+        422: {"model": Rejected, "description": "Nothing was moderated: the single item is invalid, every item of "
+                                                "the batch is, or the body is neither an item nor a batch. "
+                                                "`errors` lists every problem."},
+        **_STORE_ERRORS,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ContentItem"},
+                            {"$ref": "#/components/schemas/BatchRequest"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+
+
+async def moderate_json(state: ServeState, raw: Any) -> Response:
+    """The answer to a parsed ``POST /v1/moderate`` body."""
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"body must be a JSON object (one item, or {{\"items\": [...]}}), got a JSON {type(raw).__name__}"
+        )
+    if "items" not in raw:
+        try:
+            item = ContentItem.model_validate(raw)
+        except ValidationError as exc:
+            problems = [ItemError(field=field_path(tuple(e["loc"])) or None, type="invalid_input", message=e["msg"])
+                        for e in exc.errors()]
+            raise InvalidItems(problems[0].message, problems[0].field, problems) from exc
+        decisions = await state.batcher.moderate([item])
+        return _json(decisions[0])
+
+    good, errors = parse_batch(raw, state.settings.max_batch)
+    if not good:
+        first = errors[0]
+        raise InvalidItems(f"all {len(raw['items'])} items are invalid; nothing was moderated "
+                           f"(first: {first.field}: {first.message})", "items", errors)
+    decided = await state.batcher.moderate([item for _, item in good])
+    aligned: list[Decision | None] = [None] * len(raw["items"])
+    for (i, _item), decision in zip(good, decided):
+        aligned[i] = decision
+    return _json(BatchResponse(decisions=aligned, errors=errors))
+
+
 async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
@@ -206,7 +221,8 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     tags=["moderation"],
     summary="Fetch a stored decision",
     response_model=Decision,
-    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse}},
+    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "No decision with this id."},
+               **_STORE_ERRORS},
 )
 async def get_decision(
     decision_id: str, request: Request, _: Annotated[Principal, Depends(require("read"))]

@@ -26,8 +26,12 @@ class ErrorResponse(BaseModel):
 
 
 class ItemError(BaseModel):
-    index: int = Field(description="Position of the bad item in the request's `items`.")
-    field: str = Field(description="Path of the bad field, e.g. 'items[2].surface'.")
+    index: int | None = Field(
+        default=None, description="Position of the bad item in the request's `items`; null when the request is not a batch."
+    )
+    field: str | None = Field(
+        description="Path of the bad field, e.g. 'items[2].surface'; null when the whole body is wrong."
+    )
     type: str
     message: str
 
@@ -45,10 +49,12 @@ class BatchResponse(BaseModel):
     errors: list[ItemError] = Field(default_factory=list)
 
 
-class BatchRejected(ErrorResponse):
-    """422 when not one item of a batch is valid: there is nothing to moderate."""
+class Rejected(ErrorResponse):
+    """Every 422: the body is JSON but nothing in it could be processed (a single item
+    that is invalid, a batch whose every item is, a body of the wrong shape). ``error``
+    is the first problem; ``errors`` lists every one."""
 
-    errors: list[ItemError]
+    errors: list[ItemError] = Field(min_length=1)
 
 
 class Health(BaseModel):

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from referee.engine import Engine
-from referee.serve.coalesce import Coalescer
+from referee.engine.batcher import Batcher
 from referee.settings import Settings
 from referee.store.repo import DecisionStore
 
@@ -23,16 +23,14 @@ class ServeState:
     #: What create_app built itself is closed on shutdown; what the caller passed in stays the caller's.
     owns_engine: bool = False
     owns_store: bool = False
-    coalescer: Coalescer = field(init=False)
+    batcher: Batcher = field(init=False)
     #: Full key -> (expires at, key id, scopes); see ``auth.KEY_CACHE_TTL_S``.
     key_cache: dict[str, tuple[float, str, frozenset[str]]] = field(default_factory=dict)
     #: Full key -> the store lookup in flight for it, shared by concurrent requests.
     key_lookups: dict[str, "asyncio.Task[tuple[str, frozenset[str]]]"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.coalescer = Coalescer(
-            self.engine, max_batch=self.settings.max_batch, max_wait_ms=self.settings.batch_wait_ms
-        )
+        self.batcher = self.engine.batcher(self.settings.max_batch, self.settings.batch_wait_ms)
 
     def close(self) -> None:
         if self.owns_engine:
