@@ -15,6 +15,11 @@ Prints ``name=value`` lines (``quality_<set>_<category>_<system>_auprc=``) and a
 table. Skips with a message when ../shared is absent.
 
     .venv/bin/python benchmarks/bench_quality.py [--model models/default]
+
+``--loso`` runs the leave-one-source-out table and the benign look-alike
+false-positive tests instead (``referee.eval.loso``; same as ``referee eval loso``):
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py --loso [--mix v2] [--universe v2]
 """
 
 from __future__ import annotations
@@ -90,9 +95,25 @@ def main() -> int:
     ap.add_argument("--corpus", default=str(REPO / ".cache" / "default_corpus"))
     ap.add_argument("--policy", default=str(REPO / "policies" / "default.yaml"))
     ap.add_argument("--json", help="also write the numbers to this file")
+    ap.add_argument("--loso", action="store_true", help="leave-one-source-out table + false-positive tests")
+    ap.add_argument("--mix", default="v2", help="--loso: training mix (v1, v2)")
+    ap.add_argument("--universe", default=None, help="--loso: also hold out this mix's sources")
+    ap.add_argument("--held-out", action="append", default=None, help="--loso: only this source (repeatable)")
     args = ap.parse_args()
     if not SHARED.exists():
         print(f"skip: {SHARED} not found (set REFEREE_SHARED to the folder holding datasets/)", file=sys.stderr)
+        return 0
+    if args.loso:
+        from referee.classifier.corpus import MIXES
+        from referee.eval import loso
+
+        model_dir = Path(args.model) if (Path(args.model) / "model.int8.onnx").exists() else None
+        result = loso.run(SHARED, args.policy, model_dir, MIXES[args.mix],
+                          MIXES[args.universe] if args.universe else None, args.held_out,
+                          cache_dir=REPO / ".cache" / "embeddings", progress=lambda m: print(m, file=sys.stderr))
+        print(loso.markdown(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return 0
 
     from referee.classifier import TextClassifier

@@ -49,7 +49,7 @@ def test_signals_only_for_categories_the_policy_has() -> None:
     out = det.detect_many(items)
     assert [s.category for s in out[0]] == ["harassment"]
     assert out[0][0].score == pytest.approx(0.9) and out[0][0].operating_threshold == 0.7
-    assert out[0][0].detector == "classifier" and out[0][0].detector_version == "fake@123/int8"
+    assert out[0][0].detector == "classifier" and out[0][0].detector_version == "fake@123/int8+norm"
     assert out[1] == []  # nothing to score
     assert out[2][0].score == pytest.approx(0.1)
     assert det.detect(items[0]) == out[0]

@@ -98,65 +98,120 @@ def _rows(fmt: str, source: Path, mapping: dict[str, Any] | None = None) -> tupl
     return import_with_card(fmt, source, mapping)
 
 
-def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | None = None, seed: int = 13,
-          ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, Any]:
-    """Write train/dev/test JSONL (+ ``test_long.jsonl``, ``splits.json``) and return provenance."""
-    from referee.eval.datasets import Row, split_rows
+#: The sources of the default mix, in order. ``MIX_V1`` is the mix the first default
+#: model learned from; ``MIX_V2`` adds real comments (Toxic Spans, EDOS, ConvAbuse)
+#: and the music-domain benign set written for this project.
+MIX_V1 = ("davidson", "youtube_spam", "sms_spam", "ailuminate", "do_not_answer", "strongreject", "advbench",
+          "coconot", "reddit_cssrs", "policy")
+MIX_V2 = MIX_V1 + ("toxic_spans", "edos", "convabuse", "benign_music")
+MIXES = {"v1": MIX_V1, "v2": MIX_V2}
+
+#: Benign music-platform comments that share words with harmful ones (written for referee,
+#: CC0): training negatives. The evaluation set in tests/data is a different list.
+BENIGN_MUSIC = Path(__file__).with_name("benign_music.txt")
+
+
+def collect(shared: str | Path, policy_path: str | Path | None = None,
+            sources: tuple[str, ...] = MIX_V1) -> tuple[list[Any], dict[str, Any], list[Any]]:
+    """Every training row of the chosen sources, tagged ``meta.source``, before splitting.
+
+    Returns ``(rows, provenance by source, C-SSRS users)``; the users are kept for the
+    whole-document (windowing) test file."""
+    from referee.eval.datasets import Row
 
     shared = Path(shared)
     if not shared.is_dir():
         raise InputError(f"{shared} is not a folder; pass the shared datasets folder (e.g. ../shared/datasets)")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in sources if s not in MIX_V2]
+    if unknown:
+        raise InputError(f"unknown training source {unknown[0]!r}. Available: {', '.join(MIX_V2)}")
     maps = _mappings()
     rows: list[Any] = []
-    sources: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    users: list[Any] = []
 
     def add(fmt: str, folder: str, new: list[Any], card: Any, note: str = "") -> None:
         tagged = [r.model_copy(update={"meta": {**r.meta, "source": fmt}}) for r in new]
         rows.extend(tagged)
-        sources[fmt] = {"folder": folder, "licence": card.licence, "files": card.source_files, "rows": len(tagged),
-                        **({"note": note} if note else {})}
+        provenance[fmt] = {"folder": folder, "licence": card.licence, "files": card.source_files, "rows": len(tagged),
+                           **({"note": note} if note else {})}
 
     for fmt, folder in (("davidson", "davidson_hate_offensive"), ("youtube_spam", "youtube_spam_collection"),
                         ("sms_spam", "sms_spam_collection")):
-        r, c = _rows(fmt, shared / folder, maps[fmt])
-        add(fmt, folder, r, c)
+        if fmt in sources:
+            r, c = _rows(fmt, shared / folder, maps[fmt])
+            add(fmt, folder, r, c)
 
-    r, c = _rows("ailuminate", shared / "ailuminate_demo", maps["ailuminate"])
-    add("ailuminate", "ailuminate_demo", [x for x in r if x.meta.get("language") == "en"], c,
-        "en_US only; prv/ipv/spc_*/dfm prompts used as negatives")
+    if "ailuminate" in sources:
+        r, c = _rows("ailuminate", shared / "ailuminate_demo", maps["ailuminate"])
+        add("ailuminate", "ailuminate_demo", [x for x in r if x.meta.get("language") == "en"], c,
+            "en_US only; prv/ipv/spc_*/dfm prompts used as negatives")
 
-    _, probe = _rows("do_not_answer", shared / "do_not_answer")
-    r, c = _rows("do_not_answer", shared / "do_not_answer", _mappings(probe.dropped_unmapped)["do_not_answer"])
-    add("do_not_answer", "do_not_answer", r, c, "out-of-policy harms (privacy, advice, misinformation) as negatives")
+    if "do_not_answer" in sources:
+        _, probe = _rows("do_not_answer", shared / "do_not_answer")
+        r, c = _rows("do_not_answer", shared / "do_not_answer", _mappings(probe.dropped_unmapped)["do_not_answer"])
+        add("do_not_answer", "do_not_answer", r, c, "out-of-policy harms (privacy, advice, misinformation) as negatives")
 
-    r, c = _rows("strongreject", shared / "strongreject")
-    add("strongreject", "strongreject", [x for x in r if x.meta.get("source") in ("custom", "AdvBench")], c,
-        "MIT rows only (source custom or AdvBench)")
+    if "strongreject" in sources:
+        r, c = _rows("strongreject", shared / "strongreject")
+        add("strongreject", "strongreject", [x for x in r if x.meta.get("source") in ("custom", "AdvBench")], c,
+            "MIT rows only (source custom or AdvBench)")
 
-    r, c = _rows("advbench", shared / "advbench")
-    adv = []
-    for x in r:
-        labels = _advbench_labels(x.text)
-        adv.append(x.model_copy(update={"labels": labels}))
-    add("advbench", "advbench", [x for x in adv if x.labels], c, "categories by keyword; rows matching none dropped")
+    if "advbench" in sources:
+        r, c = _rows("advbench", shared / "advbench")
+        adv = [x.model_copy(update={"labels": _advbench_labels(x.text)}) for x in r]
+        add("advbench", "advbench", [x for x in adv if x.labels], c, "categories by keyword; rows matching none dropped")
 
-    r, c = _rows("coconot", shared / "coconot")
-    coco = [x.with_split("test") if x.meta.get("file") == "contrast" else x for x in r if x.meta.get("file") != "eval"]
-    add("coconot", "coconot", coco, c, "pref prompts as benign training negatives; contrast set forced into test")
+    if "coconot" in sources:
+        r, c = _rows("coconot", shared / "coconot")
+        coco = [x.with_split("test") if x.meta.get("file") == "contrast" else x for x in r
+                if x.meta.get("file") != "eval"]
+        add("coconot", "coconot", coco, c, "pref prompts as benign training negatives; contrast set forced into test")
 
-    users, c = _rows("reddit_cssrs", shared / "reddit_cssrs_suicide")
-    posts = []
-    for u in users:
-        for j, post in enumerate(p.strip() for p in u.text.split("\n\n")):
-            if len(post) >= 20:
-                labels = {**u.labels, "spam": 0, "sexual_minors": 0} if u.labels else {}
-                posts.append(Row(id=f"{u.id}-p{j}", text=post, labels=labels,
-                                 meta={"user": u.meta["user"], "group_key": u.meta["user"], "cssrs": u.meta["cssrs"]}))
-    add("reddit_cssrs", "reddit_cssrs_suicide", posts, c, "posts with their user's label (weak); split by user")
+    if "reddit_cssrs" in sources:
+        users, c = _rows("reddit_cssrs", shared / "reddit_cssrs_suicide")
+        # v2: mental-health posts are real long Reddit text that is neither hate nor harassment
+        # (weak negatives that balance the all-toxic Toxic Spans comments).
+        weak = {"spam": 0, "sexual_minors": 0, **({"hate": 0, "harassment": 0} if "toxic_spans" in sources else {})}
+        posts = []
+        for u in users:
+            for j, post in enumerate(p.strip() for p in u.text.split("\n\n")):
+                if len(post) >= 20:
+                    labels = {**u.labels, **weak} if u.labels else {}
+                    posts.append(Row(id=f"{u.id}-p{j}", text=post, labels=labels,
+                                     meta={"user": u.meta["user"], "group_key": u.meta["user"],
+                                           "cssrs": u.meta["cssrs"]}))
+        add("reddit_cssrs", "reddit_cssrs_suicide", posts, c, "posts with their user's label (weak); split by user"
+            + ("; hate=0 and harassment=0 (weak)" if "toxic_spans" in sources else ""))
 
-    if policy_path:
+    if "toxic_spans" in sources:
+        weak = {"spam": 0, "sexual_minors": 0, "self_harm": 0}
+        r, c = _rows("toxic_spans", shared / "toxic_spans", {"toxic": weak})
+        add("toxic_spans", "toxic_spans", r, c,
+            "all toxic; majority span subtype -> harassment (insult) / violence (threat) / hate (identity attack); "
+            "other categories unknown")
+
+    if "edos" in sources:
+        zero = {"spam": 0, "sexual_minors": 0}
+        r, c = _rows("edos", shared / "edos_sexism", {"sexist:sexist": {"hate": 1, **zero},
+                                                      "sexist:not sexist": {"hate": 0, **zero}})
+        add("edos", "edos_sexism", r, c, "sexist -> hate=1 (category 1 also violence=1); not sexist -> hate=0 only; "
+            "official splits")
+
+    if "convabuse" in sources:
+        r, c = _rows("convabuse", shared / "convabuse")
+        add("convabuse", "convabuse", r, c, "majority abuse -> harassment=1 (types -> hate); majority not abusive -> "
+            "all 0; ambiguous dropped; the 118 rows SOURCE.md lists excluded; official splits")
+
+    if "benign_music" in sources:
+        lines = [ln.strip() for ln in BENIGN_MUSIC.read_text(encoding="utf-8").splitlines()]
+        texts = [ln for ln in lines if ln and not ln.startswith("#")]
+        rows.extend(Row(id=f"music-benign-{i}", text=t, labels=dict(ZERO), split="train",
+                        meta={"source": "benign_music"}) for i, t in enumerate(texts))
+        provenance["benign_music"] = {"file": "src/referee/classifier/benign_music.txt", "licence": "CC0 (written for "
+                                      "referee)", "rows": len(texts), "note": "benign look-alikes, forced into train"}
+
+    if policy_path and "policy" in sources:
         from referee.policy import load_policy
 
         pol = load_policy(policy_path)
@@ -169,8 +224,18 @@ def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | Non
             for i, text in enumerate(cat.counter_examples):
                 pol_rows.append(Row(id=f"policy-{name}-cx{i}", text=text, labels=dict(ZERO), split="train"))
         rows.extend(r.model_copy(update={"meta": {"source": "policy"}}) for r in pol_rows)
-        sources["policy"] = {"file": str(policy_path), "rows": len(pol_rows)}
+        provenance["policy"] = {"file": str(policy_path), "rows": len(pol_rows)}
+    return rows, provenance, users
 
+
+def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | None = None, seed: int = 13,
+          ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), sources: tuple[str, ...] = MIX_V1) -> dict[str, Any]:
+    """Write train/dev/test JSONL (+ ``test_long.jsonl``, ``splits.json``) and return provenance."""
+    from referee.eval.datasets import split_rows
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, sources_info, users = collect(shared, policy_path, sources)
     # Keep only rows that label at least one of our categories.
     rows = [x for x in rows if any(k in CATEGORIES for k in x.labels)]
     rows = split_rows(rows, seed=seed, ratios=ratios)
@@ -204,6 +269,6 @@ def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | Non
         "self_harm is mostly Reddit C-SSRS posts with their user's label (weak, per-user labels)",
         "benign look-alike prompts are few (CoCoNot pref): expect false positives on 'kill a process'-style text",
     ]
-    return {"corpus": {"seed": seed, "caveats": caveats, "ratios": list(ratios), "sources": sources, "files": files,
+    return {"corpus": {"seed": seed, "caveats": caveats, "ratios": list(ratios), "sources": sources_info, "files": files,
                        "excluded": "ethos, germeval (GPL); toxicchat, tweeteval (NC/unclear); hatecheck, jigsaw "
                                    "templates, toxigen (evaluation only); strongreject non-MIT rows"}}

@@ -332,6 +332,45 @@ def suite(
         raise typer.Exit(code=1)
 
 
+@eval_app.command("loso")
+def loso_cmd(
+    shared: Annotated[Path, typer.Option(help="The shared datasets folder.")] = Path("../shared/datasets"),
+    policy_path: Annotated[Path, typer.Option("--policy", help="Policy: lexicon baseline, rules for the "
+                                                                "false-positive tests, policy examples.")]
+    = DEFAULT_POLICY,
+    model: Annotated[Path | None, typer.Option(help="Model directory for the false-positive tests "
+                                                    "(default: models/default when built).")] = None,
+    mix: Annotated[str, typer.Option(help="Training mix: v1 (the first default model's) or v2.")] = "v2",
+    universe: Annotated[str | None, typer.Option(help="Also hold out the sources of this mix (to compare "
+                                                      "two mixes on the same held-out sources).")] = None,
+    held_out: Annotated[list[str] | None, typer.Option("--held-out", help="Only these sources (repeatable).")]
+    = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
+    out: Annotated[Path, typer.Option(help="Folder for loso.json and loso.md.")] = Path("reports/loso"),
+) -> None:
+    """Leave-one-source-out table and benign look-alike false-positive tests, beside
+    alt-profanity-check and the lexicon, in one run (docs/evaluation.md)."""
+    from referee.classifier.corpus import MIXES
+    from referee.eval import loso
+
+    if mix not in MIXES or (universe is not None and universe not in MIXES):
+        raise _fail(ConfigError(f"--mix/--universe: unknown mix. Available: {', '.join(MIXES)}"))
+    if not shared.is_dir():
+        raise _fail(ConfigError(f"--shared: {shared} is not a folder; pass the folder holding the datasets"))
+    if model is None and (Path("models/default") / "model.int8.onnx").exists():
+        model = Path("models/default")
+    try:
+        result = loso.run(shared, policy_path, model, MIXES[mix], MIXES[universe] if universe else None,
+                          held_out, seed, progress=lambda m: _err.print(m))
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loso.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = loso.markdown(result)
+    (out / "loso.md").write_text(text, encoding="utf-8")
+    _out.print(text)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the main app."""
     app.add_typer(eval_app, name="eval")

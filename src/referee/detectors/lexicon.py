@@ -48,6 +48,55 @@ _CODE_VERSION = "1"
 _ALL_IL_UP_TO = 4
 #: The category index that marks an allow-list term.
 _ALLOW = -1
+#: Words that aim a term at the reader, as written ("u", "ur", "ya") or as the normaliser
+#: joins a spaced-out "u r a" ("ura"). Folded and collapsed like the text before matching.
+SECOND_PERSON = ("you", "u", "ya", "ye", "yu", "youre", "ur", "ure", "ura", "your", "yourself", "yall", "thou")
+#: A negation between the pronoun and the term ("you are not an idiot") undoes the aim.
+_NEGATORS = ("not", "no", "never", "isnt", "arent", "aint", "wasnt", "werent", "dont", "nt")
+
+
+@dataclass(frozen=True, slots=True)
+class Directed:
+    """Lexicon evidence combined with its context: a term of ``categories`` with a list
+    weight of at least ``min_term_weight``, within ``window`` words after a second-person
+    word ("you", "u", "ur", ...) or right before one, scores ``weight`` instead.
+
+    An insult alone ("idiot", 0.5) is ambiguous; aimed at the reader ("you are an
+    idiot") it is harassment, however it is spelled, because the match runs on the
+    normalised text. Bare profanity stays below ``min_term_weight`` so "you fucking
+    rock" is not boosted. Set in the policy as ``detectors.lexicon.directed``."""
+
+    categories: tuple[str, ...] = ("harassment",)
+    weight: float = 0.85
+    min_term_weight: float = 0.4
+    window: int = 5
+    pronouns: tuple[str, ...] = SECOND_PERSON
+
+    @classmethod
+    def from_config(cls, value: Any, field: str, categories: Sequence[str]) -> "Directed":
+        if value is True:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{field}: expected a mapping such as '{{categories: [harassment], weight: 0.85}}' "
+                              f"or true, got {value!r}")
+        unknown = sorted(set(value) - {"categories", "weight", "min_term_weight", "window", "pronouns"})
+        if unknown:
+            raise ConfigError(f"{field}.{unknown[0]}: unknown setting; directed reads categories, weight, "
+                              "min_term_weight, window and pronouns")
+        cats = value.get("categories", ["harassment"])
+        cats = [cats] if isinstance(cats, str) else list(cats)
+        for c in cats:
+            if c not in categories:
+                raise ConfigError(f"{field}.categories: {c!r} has no lexicon list. Lists: {', '.join(categories)}")
+        out = {}
+        for key, low, high in (("weight", 0.0, 1.0), ("min_term_weight", 0.0, 1.0), ("window", 1, 10)):
+            if key in value:
+                v = value[key]
+                if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v <= high:
+                    raise ConfigError(f"{field}.{key}: must be a number in [{low}, {high}], got {v!r}")
+                out[key] = int(v) if key == "window" else float(v)
+        pronouns = tuple(str(p) for p in value.get("pronouns", SECOND_PERSON))
+        return cls(categories=tuple(cats), pronouns=pronouns, **out)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +180,7 @@ class LexiconDetector(Detector):
         lists: Mapping[str, Iterable[TermSpec | Term]],
         allow: Iterable[str | Term] = (),
         normalizer: Normalizer | None = None,
+        directed: Directed | None = None,
     ) -> None:
         """``lists`` maps a category to its terms, each ``"term"`` or ``("term", weight)``;
         ``allow`` holds terms whose matches suppress overlapping ones."""
@@ -146,6 +196,27 @@ class LexiconDetector(Detector):
             self._terms.append((_ALLOW, _as_term(spec, f"allow[{i}]")))
         self._automaton = self._compile()
         self.version = f"{_CODE_VERSION}+{self._fingerprint()}"
+        self.directed = directed
+        self._directed_cats = frozenset(
+            i for i, c in enumerate(self._categories) if directed is not None and c in directed.categories)
+        if directed is not None:
+            fold = self.normalizer.fold
+            self._pronouns = frozenset(self.normalizer.collapse(fold(p).strip())[0] for p in directed.pronouns)
+            self._negators = frozenset(self.normalizer.collapse(fold(n))[0] for n in _NEGATORS)
+            digest = hashlib.sha256(repr(directed).encode("utf-8")).hexdigest()[:8]
+            self.version += f"+directed-{digest}"
+
+    def _aimed(self, text: str, start: int, end: int) -> bool:
+        """Whether the match at ``[start, end)`` of the normalised text is aimed at the reader."""
+        assert self.directed is not None
+        before = text[:start].split()[-self.directed.window:]
+        for k in range(len(before) - 1, -1, -1):
+            if before[k] in self._negators:
+                return False
+            if before[k] in self._pronouns:
+                return True
+        after = text[end:].split()[:1]
+        return bool(after) and after[0] in self._pronouns
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -154,10 +225,10 @@ class LexiconDetector(Detector):
         ``allow: path-or-list``, paths relative to the policy file."""
         prefix = "detectors.lexicon"
         config = dict(config or {})
-        unknown = sorted(set(config) - {"lists", "allow"})
+        unknown = sorted(set(config) - {"lists", "allow", "directed"})
         if unknown:
             raise ConfigError(
-                f"{prefix}.{unknown[0]}: unknown setting; the lexicon reads only 'lists' and 'allow' "
+                f"{prefix}.{unknown[0]}: unknown setting; the lexicon reads only 'lists', 'allow' and 'directed' "
                 "(see docs/lexicon.md)"
             )
         lists = config.get("lists")
@@ -178,7 +249,9 @@ class LexiconDetector(Detector):
                 )
             terms[category] = _read_value(value, base, field)
         allow = _read_value(config["allow"], base, f"{prefix}.allow") if config.get("allow") is not None else []
-        return cls(terms, allow)
+        directed = (Directed.from_config(config["directed"], f"{prefix}.directed", list(terms))
+                    if config.get("directed") else None)
+        return cls(terms, allow, directed=directed)
 
     def _compile(self) -> Any:
         """Every spelling of every term as an automaton key → ``(key length,
@@ -232,8 +305,13 @@ class LexiconDetector(Detector):
         for category in sorted(by_category):
             matches = by_category[category]
             evidence = []
+            boosted = 0.0
             for start, end, weight, index in matches:
                 term = self._terms[index][1]
+                aimed = (category in self._directed_cats and self.directed is not None
+                         and weight >= self.directed.min_term_weight and self._aimed(norm.text, start, end))
+                if aimed and self.directed is not None:
+                    boosted = max(boosted, self.directed.weight)
                 begin, stop = norm.original_span(start, end)
                 evidence.append(
                     Evidence(
@@ -241,7 +319,7 @@ class LexiconDetector(Detector):
                         end=stop,
                         text=item.text[begin:stop],
                         entry=term.entry,
-                        detail={"weight": weight, "source": term.source},
+                        detail={"weight": weight, "source": term.source, **({"directed": True} if aimed else {})},
                     )
                 )
             signals.append(
@@ -249,7 +327,7 @@ class LexiconDetector(Detector):
                     detector=self.name,
                     detector_version=self.version,
                     category=self._categories[category],
-                    score=max(m[2] for m in matches),
+                    score=max(max(m[2] for m in matches), boosted),
                     evidence=tuple(evidence),
                 )
             )
@@ -369,6 +447,7 @@ def _spellings(folded: str, plural: bool) -> set[str]:
     forms = {folded}
     if " " in folded:
         forms.add(folded.replace(" ", ""))  # "killyourself", "#freefollowers"
+    forms |= {form.replace("f", "ph") for form in forms if "f" in form}  # "phuck", "phaggot"
     if plural and not folded.endswith("s"):
         forms |= {form + "s" for form in forms}
     spellings: set[str] = set()
@@ -376,6 +455,10 @@ def _spellings(folded: str, plural: bool) -> set[str]:
         spellings |= _il_spellings(form)
         if " " not in form:
             spellings |= _masked_spellings(form)
+            if len(form) >= 5:
+                # "a m.o.r.o.n" reaches the automaton as "amoron": the normaliser joins the
+                # article with the spelled-out letters ("u" likewise).
+                spellings |= {"a" + form, "u" + form}
     return spellings
 
 

@@ -337,6 +337,27 @@ class Normalizer:
         return Normalized(" " + collapsed + " ", runs, tuple(maps))
 
 
+#: Letters written with one separator between each ("m.o.r.o.n", "f-u-c-k", "i_d_i_o_t"):
+#: joined on the raw text by :func:`readable`, before stage 1 turns the dots into spaces
+#: (where "a m.o.r.o.n" could no longer be told from "a m o r o n").
+_SEPARATED = re.compile(r"(?<!\w)\w(?P<sep>[.\-_·•/|*~+])\w(?:(?P=sep)\w)+(?!\w)")
+
+
+def readable(normalizer: "Normalizer", text: str) -> str:
+    """The normalised text as words a language model can read: homoglyphs and full-width
+    letters folded, invisible characters removed, leetspeak and separated letters joined,
+    runs of three or more letters collapsed; ``1``/``!`` read as ``i``, a hidden letter as ``*``.
+
+    The text classifier scores this beside the raw text, so "ｙｏｕ ａｒｅ ａｎ ｉｄｉｏｔ" and
+    "y.o.u a.r.e a.n i.d.i.o.t" read as what they say. Offsets are not kept: it is for
+    scoring only, evidence points at the raw text."""
+    joined = _SEPARATED.sub(lambda m: m.group().replace(m.group("sep"), ""), text)
+    norm = normalizer.normalize(joined)
+    # A doubled letter is spelling ("kill", "see"); only longer runs are emphasis ("fuuuck").
+    out = "".join(ch * 2 if norm.runs.get(i) == 2 and ch != " " else ch for i, ch in enumerate(norm.text))
+    return " ".join(out.replace(IL, "i").replace(MASK, "*").split())
+
+
 def _to_spaces(text: str) -> str:
     """Stage 3 → 4: a symbol still standing is a word break. (``str.replace`` per
     symbol present beats ``str.translate`` once the text holds IL or MASK.)"""

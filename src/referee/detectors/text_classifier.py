@@ -8,6 +8,7 @@ operating threshold so a rule can say ``threshold: model_default``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referee.detectors.base import Detector
+from referee.detectors.normalize import Normalizer, readable
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, Signal
 
@@ -33,6 +35,10 @@ class ClassifierConfig(BaseModel):
         "Windows per onnxruntime call (length-sorted); default 1 for int8 (batch-independent scores), 4 for fp32."))
     intra_op_threads: int | None = Field(default=None, ge=1)
     cache_size: int = Field(default=10_000, ge=0)
+    normalised_text: bool = Field(default=True, description=(
+        "Also score the lexicon's normalised spelling of a text (homoglyphs and full-width letters folded, "
+        "zero-widths removed, leetspeak and separated letters joined) when it differs from the raw text; "
+        "each category takes the higher of the two scores."))
     optional: bool = Field(default=False, description="Read by the engine: skip with a warning when missing.")
 
 
@@ -40,14 +46,18 @@ class ClassifierDetector(Detector):
     name = "classifier"
     timeout_s = 10.0
 
-    def __init__(self, classifier: Any, categories: Sequence[str] | None = None) -> None:
+    def __init__(self, classifier: Any, categories: Sequence[str] | None = None, normalised_text: bool = True) -> None:
         """``classifier`` is a :class:`referee.classifier.TextClassifier` (or anything
         with ``categories``, ``thresholds``, ``version`` and ``predict_with_spans``);
-        ``categories`` limits signals to those a policy knows."""
+        ``categories`` limits signals to those a policy knows. With ``normalised_text``
+        an obfuscated text ("ｙｏｕ ａｒｅ ａｎ ｉｄｉｏｔ", "i\u200bd\u200bi\u200bo\u200bt")
+        is also scored as the lexicon's normaliser reads it, and the higher score wins."""
         self.classifier = classifier
+        self.normalised_text = normalised_text
+        self._normalizer = Normalizer() if normalised_text else None
         wanted = set(categories) if categories is not None else None
         self._columns = [(i, c) for i, c in enumerate(classifier.categories) if wanted is None or c in wanted]
-        self.version = classifier.version
+        self.version = str(classifier.version) + ("+norm" if normalised_text else "")
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -62,11 +72,21 @@ class ClassifierDetector(Detector):
         out: list[list[Signal]] = [[] for _ in items]
         if not scored:
             return out
-        probs, spans, windows = self.classifier.predict_with_spans([texts[i] for i in scored])
+        # The normalised spelling, for the texts where it differs from the plain words.
+        alternates: list[tuple[int, str]] = []
+        if self._normalizer is not None:
+            for row, i in enumerate(scored):
+                alt = readable(self._normalizer, texts[i])
+                if alt and alt != plain_words(texts[i]):
+                    alternates.append((row, alt))
+        probs, spans, windows = self.classifier.predict_with_spans(
+            [texts[i] for i in scored] + [alt for _, alt in alternates])
+        alt_row = {row: len(scored) + k for k, (row, _) in enumerate(alternates)}
         for row, i in enumerate(scored):
             text = texts[i]
             signals = []
             for col, cat in self._columns:
+                score = probs[row, col]
                 start, end = (int(x) for x in spans[row, col])
                 # For a text longer than one window, point at the window that scored highest.
                 evidence = (
@@ -74,11 +94,16 @@ class ClassifierDetector(Detector):
                               detail={"window_of": int(windows[row])}),)
                     if windows[row] > 1 and 0 <= start < end <= len(text) else ()
                 )
+                alt = alt_row.get(row)
+                if alt is not None and probs[alt, col] > score:
+                    # The normalised spelling scored higher: the whole text is the evidence.
+                    score = probs[alt, col]
+                    evidence = (Evidence(start=0, end=len(text), detail={"normalised_text": True}),)
                 signals.append(Signal(
                     detector=self.name,
                     detector_version=self.version,
                     category=cat,
-                    score=float(min(max(probs[row, col], 0.0), 1.0)),
+                    score=float(min(max(score, 0.0), 1.0)),
                     operating_threshold=self.classifier.thresholds.get(cat),
                     evidence=evidence,
                 ))
@@ -112,4 +137,13 @@ class ClassifierDetector(Detector):
             cache_size=cfg.cache_size,
         )
         policy_categories = getattr(policy, "categories", None)
-        return cls(classifier, categories=policy_categories)
+        return cls(classifier, categories=policy_categories, normalised_text=cfg.normalised_text)
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def plain_words(text: str) -> str:
+    """The text's words as the normaliser writes an unobfuscated text: lower case,
+    apostrophes dropped, anything else between words one space."""
+    return " ".join(_WORD.findall(text.casefold().replace("'", "").replace("\u2019", "")))

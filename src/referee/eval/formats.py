@@ -457,6 +457,93 @@ def _read_reddit_cssrs(source: Path, reader: Reader) -> Iterator[Record]:
                          meta={"user": r["User"], "n_posts": len(posts), "cssrs": r["Label"]})
 
 
+# Real comments with abuse labels (CC0 / CC BY) ------------------------------------------
+#: Toxic Spans subtypes, as a majority of a comment's raters marked them.
+TOXIC_SPAN_TYPES = ("Insult", "Threat", "Identity based Attack", "Profane/Obscene", "Other Toxicity")
+
+
+def _read_toxic_spans(source: Path, reader: Reader) -> Iterator[Record]:
+    """One record per comment; ``majority:<type>`` when more than half of its raters
+    marked a span of that type. Every comment was toxic in Civil Comments (no negatives)."""
+    comments, annotations, spans = _pick(source, ["comments.csv", "annotations.csv", "spans.csv"], "toxic_spans")
+    raters: dict[str, set[str]] = {}
+    owner: dict[str, str] = {}
+    for r in reader.csv(annotations):
+        raters.setdefault(r["comment_id"], set()).add(r["worker"])
+        owner[r["annotation"]] = r["comment_id"]
+    marked: dict[tuple[str, str], set[str]] = {}
+    worker = {r["annotation"]: r["worker"] for r in reader.csv(annotations)}
+    for r in reader.csv(spans):
+        kind = r["type"].strip()
+        if kind not in TOXIC_SPAN_TYPES or r["annotation"] not in owner:
+            continue
+        marked.setdefault((owner[r["annotation"]], kind), set()).add(worker[r["annotation"]])
+    for r in reader.csv(comments):
+        cid = r["comment_id"]
+        n = max(len(raters.get(cid, ())), 1)
+        labels = ["toxic"] + [f"majority:{k}" for k in TOXIC_SPAN_TYPES if len(marked.get((cid, k), ())) * 2 > n]
+        yield Record(id=f"toxicspans-{cid}", text=r["comment_text"], source_labels=labels,
+                     meta={"raters": n, "types": [x.split(":", 1)[1] for x in labels[1:]]})
+
+
+def _read_edos(source: Path, reader: Reader) -> Iterator[Record]:
+    for path in _pick(source, "edos_labelled_aggregated.csv", "edos"):
+        for r in reader.csv(path):
+            labels = [f"sexist:{r['label_sexist']}"]
+            if r["label_category"] != "none":
+                labels.append(f"category:{r['label_category'].split('.')[0]}")
+            split = r["split"] if r["split"] in SPLITS else None
+            yield Record(id=f"edos-{r['rewire_id'].rsplit('-', 1)[-1]}", text=r["text"], source_labels=labels,
+                         groups=("women",) if r["label_sexist"] == "sexist" else (), split=split,  # type: ignore[arg-type]
+                         meta={"category": r["label_category"], "vector": r["label_vector"]})
+
+
+#: ConvAbuse ``example_id``s its SOURCE.md says to exclude (they duplicate held-out benchmark prompts).
+CONVABUSE_EXCLUDE = frozenset(float(x) for x in """
+28 63 138 152 314 433 450 461 634 744 831 993 1016 1043 1215 1560 1567 1942 1957 2106 2152 2228 2255 2404 2491 2529
+2809 2896 3080 3097 3211 3232 3295 3340 3355 3743 3760 3832 3877 4078 10 277 430 451 716 812 816 1006 1020 1561 1786
+1946 2026 2044 2391 2456 2611 2706 2888 3088 3100 3139 3187 3205 3245 3301 3457 3557 3582 3789 3818 4056 4068
+767 1704 1756 1795 1860 3238 3273 3495 3660 3876 1270 2487 3218 3246 3277 3425 3526
+95 97 1229 2238 2650 2674 2763 3098 3235 3303 3320 3926 4061 1022 1032 1687 1716 1992 2311 2409 2912 3411 3586 3778
+3889 4010 4084 4103""".split())
+_CONVABUSE_TYPES = ("sexist", "sex_harassment", "homophobic", "racist", "transphobic", "ableist", "intellectual")
+
+
+def _mean_cell(value: str) -> float | None:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return sum(float(p) for p in parts) / len(parts) if parts else None
+
+
+def _read_convabuse(source: Path, reader: Reader) -> Iterator[Record]:
+    """The ``user`` utterance by majority of its annotators: ``abuse`` (more than half
+    chose -1..-3), ``not_abuse`` (more than half chose 1), else ``ambiguous``; plus
+    ``type:<t>`` for a type a majority marked. The 118 rows SOURCE.md lists are skipped."""
+    names = {"ConvAbuseEMNLPtrain.csv": "train", "ConvAbuseEMNLPvalid.csv": "dev", "ConvAbuseEMNLPtest.csv": "test"}
+    for path in _pick(source, list(names), "convabuse"):
+        for r in reader.csv(path):
+            example = float(r["example_id"])
+            if example in CONVABUSE_EXCLUDE or not r["user"].strip():
+                continue
+            votes = {"abuse": 0, "not_abuse": 0, "n": 0}
+            types = {t: 0 for t in _CONVABUSE_TYPES}
+            for k in range(1, 9):
+                cells = {v: _mean_cell(r.get(f"Annotator{k}_is_abuse.{v}", "") or "") for v in ("1", "0", "-1", "-2", "-3")}
+                if all(c is None for c in cells.values()):
+                    continue
+                votes["n"] += 1
+                votes["abuse"] += sum((cells[v] or 0) for v in ("-1", "-2", "-3")) >= 0.5
+                votes["not_abuse"] += (cells["1"] or 0) >= 0.5
+                for t in _CONVABUSE_TYPES:
+                    types[t] += (_mean_cell(r.get(f"Annotator{k}_{t}", "") or "") or 0) >= 0.5
+            n = max(votes["n"], 1)
+            kind = "abuse" if votes["abuse"] * 2 > n else "not_abuse" if votes["not_abuse"] * 2 > n else "ambiguous"
+            labels = [kind] + [f"type:{t}" for t, c in types.items() if kind == "abuse" and c * 2 > n]
+            yield Record(id=f"convabuse-{int(example)}", text=r["user"].strip(), source_labels=labels,
+                         split=names.get(path.name),  # type: ignore[arg-type]
+                         meta={"bot": r["bot"], "conv_id": r["conv_id"], "group_key": f"convabuse-conv-{r['conv_id']}",
+                               "annotators": votes["n"]})
+
+
 # GermEval violence --------------------------------------------------------------------
 def _read_germeval(source: Path, reader: Reader) -> Iterator[Record]:
     _need(source, "germeval_violence")
@@ -633,6 +720,28 @@ _register(Format(
      "VIO25:TRUE": {"violence": 1}, "VIO25:FALSE": {"violence": 0}},
     "GPL-3.0", trainable=False, shared_path="germeval_violence_de",
     notes="2026 'other' (worrying but not incitement, support or glorification) keeps violence unknown."))
+_register(Format(
+    "toxic_spans", "Toxic Spans (Civil Comments news comments, all toxic) with majority span subtypes",
+    _read_toxic_spans,
+    {"toxic": {UNSAFE: 1}, "majority:Insult": {"harassment": 1}, "majority:Threat": {"violence": 1},
+     "majority:Identity based Attack": {"hate": 1}},
+    "CC0 1.0", trainable=True, dedupe=True, shared_path="toxic_spans",
+    notes="Positives only (every comment was toxic in Civil Comments). A subtype counts when more than half of "
+          "the comment's raters marked a span of it; the authors call subtypes weak."))
+_register(Format(
+    "edos", "EDOS online sexism (Reddit + Gab), official splits", _read_edos,
+    {"sexist:sexist": {"hate": 1}, "sexist:not sexist": {"hate": 0}, "category:1": {"violence": 1}},
+    "CC0 1.0", trainable=True, shared_path="edos_sexism",
+    notes="Sexism is gender-based hate; 'not sexist' is hate=0 only (it may still be abusive in other ways). "
+          "Category 1 (threats, plans to harm, incitement) also counts as violence."))
+_register(Format(
+    "convabuse", "ConvAbuse: real user messages to chatbots, abuse by annotator majority", _read_convabuse,
+    {"abuse": {UNSAFE: 1, "harassment": 1}, "not_abuse": dict(BENIGN),
+     "type:sexist": {"hate": 1}, "type:homophobic": {"hate": 1}, "type:racist": {"hate": 1},
+     "type:transphobic": {"hate": 1}, "type:ableist": {"hate": 1}},
+    "CC BY 4.0", trainable=True, shared_path="convabuse",
+    notes="Abuse is mostly aimed at the bot (insults, sexual harassment): harassment=1. Ambiguous rows are dropped; "
+          "the 118 rows its SOURCE.md lists (benchmark duplicates) are skipped."))
 _register(Format(
     "openai_moderation", "OpenAI moderation evaluation JSONL: prompt + S,H,V,HR,SH,S3,H2,V2", _read_openai_moderation,
     {"S=1": {"sexual": 1}, "S=0": {"sexual": 0},
