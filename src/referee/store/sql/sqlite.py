@@ -85,6 +85,12 @@ class SQLiteFile:
         self._wrote.set()
 
     @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the write lock without a write to follow up (migrations)."""
+        with self._write_lock():
+            yield
+
+    @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
         with self._thread_lock:
             if self._lock_path is None:

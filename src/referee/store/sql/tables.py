@@ -1,66 +1,115 @@
-"""The decision store's tables (SQLAlchemy 2 Core).
+"""The store's tables (SQLAlchemy 2 Core), one schema for SQLite and PostgreSQL.
 
-Decisions are append-only: a review or appeal inserts a new row whose
-``supersedes`` names the old one. The migration adds a trigger that refuses
-UPDATE on ``decisions``, so the rule holds even for code that bypasses the
-repository. The whole Decision is kept as JSON in ``payload`` so the record
-is self-describing; the columns beside it exist for querying.
+- ``content``: what users posted, by content hash (the item's parts as JSON).
+  Retention and erasure empty ``parts``; the row stays as a tombstone, so the
+  decisions that name the hash still point at something.
+- ``items``: one row per item id and content hash (an edited item is a new
+  row), with the item's metadata; references ``content``.
+- ``decisions``: the decision log. Append-only (triggers refuse UPDATE and
+  DELETE; see the migrations). Each record has a store-assigned, gap-free
+  ``seq``. ``supersedes`` is unique, so a decision is superseded at most
+  once, and an item has at most one root (the partial unique index on
+  ``item_id`` where ``supersedes`` is null): an item's decisions form one
+  chain, whose last link is its *head*. ``supersedes`` points into the same
+  item (the composite foreign key). The whole Decision is kept as JSON in
+  ``payload``; the columns beside it exist for querying.
+- ``signals``: one row per signal of a decision, for analytics. Append-only too.
+- ``decision_seq``: one row, the last ``seq`` handed out. Incremented inside
+  each append transaction, so a rolled-back append hands out nothing (a
+  database sequence would leave gaps).
+- ``api_keys``: hashed API keys and their scopes.
+
+The migrations under ``referee/store/migrations`` create exactly these tables;
+``tests/store/test_migrations.py`` compares them.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
     Table,
-    Text,
     UniqueConstraint,
+    text,
 )
 
-metadata = MetaData()
+#: Constraint and index names are spelled out, so both dialects and every migration agree on them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+content = Table(
+    "content",
+    metadata,
+    Column("content_hash", String(64), primary_key=True),
+    Column("parts", JSON),  # null once erased
+    Column("stored_at", DateTime(timezone=True), nullable=False),
+    Column("erased_at", DateTime(timezone=True)),
+)
 
 items = Table(
     "items",
     metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("item_id", String(256), nullable=False),
-    Column("content_hash", String(64), nullable=False),
+    Column("item_id", String(256), primary_key=True),
+    Column("content_hash", String(64), ForeignKey("content.content_hash"), primary_key=True),
     Column("surface", String(64), nullable=False),
-    Column("text", Text, nullable=False),
     Column("author_id", String(256)),
     Column("country", String(2)),
     Column("language", String(35)),
-    Column("item_created_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True)),
+    Column("context", JSON, nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
-    Column("meta", JSON, nullable=False, default=dict),
-    UniqueConstraint("item_id", "content_hash", name="uq_items_item_hash"),
 )
 
 decisions = Table(
     "decisions",
     metadata,
     Column("decision_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
     Column("item_id", String(256), nullable=False),
     Column("content_hash", String(64), nullable=False),
+    Column("input_key", String(64), nullable=False),
+    Column("supersedes", String(64)),
+    Column("source", String(16), nullable=False),
     Column("action", String(32), nullable=False),
     Column("strike", Boolean, nullable=False),
     Column("review_required", Boolean, nullable=False),
+    Column("provisional", Boolean, nullable=False),
     Column("policy_id", String(128), nullable=False),
     Column("policy_version", String(64), nullable=False),
-    Column("source", String(16), nullable=False),
-    Column("supersedes", String(64), ForeignKey("decisions.decision_id")),
+    Column("policy_sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
-    Index("ix_decisions_item", "item_id"),
-    Index("ix_decisions_created", "created_at"),
+    UniqueConstraint("seq"),
+    # A decision is superseded at most once: nothing forks.
+    UniqueConstraint("supersedes"),
+    # The target of the chain's foreign key; also serves lookups by item.
+    UniqueConstraint("item_id", "decision_id"),
+    # A decision supersedes one of the same item.
+    ForeignKeyConstraint(["item_id", "supersedes"], ["decisions.item_id", "decisions.decision_id"],
+                         name="fk_decisions_supersedes_decisions"),
+    ForeignKeyConstraint(["item_id", "content_hash"], ["items.item_id", "items.content_hash"],
+                         name="fk_decisions_content_items"),
+    # One root per item: every later decision about it supersedes one before.
+    Index("uq_decisions_root", "item_id", unique=True,
+          sqlite_where=text("supersedes IS NULL"), postgresql_where=text("supersedes IS NULL")),
+    Index(None, "created_at"),
 )
 
 signals = Table(
@@ -72,7 +121,14 @@ signals = Table(
     Column("detector_version", String(128), nullable=False),
     Column("category", String(64), nullable=False),
     Column("score", Float, nullable=False),
-    Index("ix_signals_decision", "decision_id"),
+    Index(None, "decision_id"),
+)
+
+decision_seq = Table(
+    "decision_seq",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
 )
 
 api_keys = Table(
@@ -85,3 +141,10 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+#: The tables the database itself keeps append-only, and the message its triggers give.
+APPEND_ONLY = ("decisions", "signals")
+APPEND_ONLY_MESSAGE = "is append-only: insert a superseding decision instead"
+
+__all__ = ["APPEND_ONLY", "APPEND_ONLY_MESSAGE", "NAMING", "api_keys", "content", "decision_seq", "decisions",
+           "items", "metadata", "signals"]

@@ -1,0 +1,218 @@
+"""The decision log over SQL: append-only records, a chain per item, gap-free seq.
+
+The hot path is the engine's: ``heads`` for a batch (one prebuilt query) and
+``append`` for the decisions it made (one transaction: content, items, the
+sequence counter, decisions, signals; each a compiled ``BulkInsert``). The
+engine has just read the heads, so the insert is tried directly; a conflict
+(the decision is stored already, or another writer extended the chain first)
+surfaces as an IntegrityError, and only then are the decisions stored one by
+one, each conflict answered with what the log holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Text, bindparam, cast, exists, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from referee.errors import StoreError
+from referee.model import ContentItem, Decision, Record, utcnow
+from referee.store.chain import check_parent, check_supersedes
+from referee.store.sql.bulk import BulkInsert, RawJSON
+from referee.store.sql.content import ContentRows
+from referee.store.sql.database import Database
+from referee.store.sql.tables import decision_seq, decisions, items, signals
+
+_d = decisions
+_next = decisions.alias("next")
+# The payload as the text stored: Decision.model_validate_json parses it in Rust; the
+# JSON type would run it through the json module first (and psycopg would parse json).
+_PAYLOAD = cast(_d.c.payload, Text).label("payload")
+
+# Built once with an expanding IN: a statement rebuilt per call with its ids as literals
+# cost SQLAlchemy a cache key of every id (~90 of ~330 µs for 25 ids, measured).
+_HEADS = select(_d.c.item_id, _PAYLOAD).where(
+    _d.c.item_id.in_(bindparam("ids", expanding=True)),
+    ~exists().where(_next.c.supersedes == _d.c.decision_id),
+)
+_GET_MANY = select(_d.c.decision_id, _PAYLOAD).where(_d.c.decision_id.in_(bindparam("ids", expanding=True)))
+_GET = select(_d.c.item_id, _PAYLOAD).where(_d.c.decision_id == bindparam("decision_id"))
+_HISTORY = select(_d.c.seq, _d.c.recorded_at, _PAYLOAD).where(_d.c.item_id == bindparam("item_id")).order_by(_d.c.seq)
+_RECORDS = (select(_d.c.seq, _d.c.recorded_at, _PAYLOAD).where(_d.c.seq > bindparam("after"))
+            .order_by(_d.c.seq).limit(bindparam("page")))
+_ITEM_KNOWN = select(items.c.item_id).where(items.c.item_id == bindparam("item_id"),
+                                            items.c.content_hash == bindparam("content_hash"))
+# The counter row is the transaction's lock on the log: appends queue on it, and a
+# rolled-back append rolls the counter back too, so seq has no gaps.
+_NEXT_SEQ = (update(decision_seq).where(decision_seq.c.id == 1)
+             .values(last_seq=decision_seq.c.last_seq + bindparam("n")).returning(decision_seq.c.last_seq))
+
+#: Records read per query by ``records`` (it holds no cursor open between pages).
+PAGE = 1000
+
+
+class SQLDecisionLog:
+    """``DecisionLog`` (and the engine's ``DecisionSink``) over SQL."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._content = ContentRows(db)
+        self._insert_decisions = BulkInsert(_d.insert(), _d, db.dialect)
+        self._insert_signals = BulkInsert(signals.insert(), signals, db.dialect)
+
+    # -- writing -----------------------------------------------------------------
+    def append(self, pairs: Sequence[tuple[ContentItem, Decision]]) -> list[Decision]:
+        return self._append(list(pairs))
+
+    def supersede(self, old_id: str, new: Decision) -> Decision:
+        """Record a review or appeal outcome as a new decision that replaces ``old_id``,
+        about the item and content ``old_id`` was about (its content need not be
+        stored any more). Returns what the log holds: ``new``, or the item's head when
+        another record superseded ``old_id`` first."""
+        old = self.get(old_id)
+        new = check_supersedes(old_id, old, new)
+        return self._append([(None, new)])[0]
+
+    def _append(self, pairs: list[tuple[ContentItem | None, Decision]]) -> list[Decision]:
+        if not pairs:
+            return []
+        fresh: dict[str, tuple[ContentItem | None, Decision]] = {}
+        for item, decision in pairs:
+            fresh.setdefault(decision.decision_id, (item, decision))
+        try:
+            self._write(list(fresh.values()))
+        except IntegrityError as exc:
+            if len(fresh) > 1:
+                return [self._append([pair])[0] for pair in pairs]
+            kept = self._resolve(next(iter(fresh.values()))[1], exc)
+            return [kept for _ in pairs]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not store {len(fresh)} decision(s): {exc}") from exc
+        return [fresh[d.decision_id][1] for _, d in pairs]
+
+    def _write(self, pairs: list[tuple[ContentItem | None, Decision]]) -> None:
+        now = utcnow()
+        with self._db.write() as conn:
+            self._content.write(conn, (item for item, _ in pairs if item is not None), now)
+            last = conn.execute(_NEXT_SEQ, {"n": len(pairs)}).scalar_one()
+            first = last - len(pairs) + 1
+            self._insert_decisions.run(conn, [_decision_row(d, first + i, now) for i, (_, d) in enumerate(pairs)])
+            self._insert_signals.run(conn, [
+                {"decision_id": d.decision_id, "detector": s.detector, "detector_version": s.detector_version,
+                 "category": s.category, "score": s.score}
+                for _, d in pairs for s in d.signals
+            ])
+
+    def _resolve(self, decision: Decision, exc: IntegrityError) -> Decision:
+        """What the log holds instead of ``decision``, which it refused."""
+        stored = self.get(decision.decision_id)
+        if stored is not None:
+            return stored
+        if decision.supersedes is not None:
+            check_parent(decision, self.get(decision.supersedes))
+        with self._db.read() as conn:
+            known = conn.execute(_ITEM_KNOWN, {"item_id": decision.item_id,
+                                               "content_hash": decision.content_hash}).first()
+        if known is None:
+            raise StoreError(
+                f"decision {decision.decision_id} is about item {decision.item_id!r} with content "
+                f"{decision.content_hash}, which the store does not hold; append it with its ContentItem"
+            ) from exc
+        head = self.head(decision.item_id)
+        if head is None:
+            raise StoreError(f"could not store decision {decision.decision_id}: {exc.orig}") from exc
+        return head
+
+    # -- reading -----------------------------------------------------------------
+    def get(self, decision_id: str) -> Decision | None:
+        with self._db.read() as conn:
+            row = conn.execute(_GET, {"decision_id": decision_id}).first()
+        return Decision.model_validate_json(row.payload) if row else None
+
+    def get_many(self, decision_ids: Sequence[str]) -> dict[str, Decision]:
+        if not decision_ids:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(_GET_MANY, {"ids": list(decision_ids)}).all()
+        return {r.decision_id: Decision.model_validate_json(r.payload) for r in rows}
+
+    def head(self, item_id: str) -> Decision | None:
+        return self.heads([item_id]).get(item_id)
+
+    def heads(self, item_ids: Sequence[str]) -> dict[str, Decision]:
+        if not item_ids:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(_HEADS, {"ids": list(item_ids)}).all()
+        return {r.item_id: Decision.model_validate_json(r.payload) for r in rows}
+
+    def history(self, item_id: str) -> list[Record]:
+        with self._db.read() as conn:
+            rows = conn.execute(_HISTORY, {"item_id": item_id}).all()
+        return [_record(r) for r in rows]
+
+    def list(self, since: datetime | None = None, action: str | None = None, limit: int = 100) -> list[Decision]:
+        query = select(_PAYLOAD).order_by(_d.c.created_at.desc(), _d.c.seq.desc()).limit(limit)
+        if since is not None:
+            query = query.where(_d.c.created_at >= _utc(since))
+        if action is not None:
+            query = query.where(_d.c.action == action)
+        with self._db.read() as conn:
+            return [Decision.model_validate_json(r.payload) for r in conn.execute(query).all()]
+
+    def records(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Record]:
+        left = limit
+        while left is None or left > 0:
+            page = PAGE if left is None else min(PAGE, left)
+            with self._db.read() as conn:
+                rows = conn.execute(_RECORDS, {"after": after_seq, "page": page}).all()
+            for row in rows:
+                yield _record(row)
+            if len(rows) < page:
+                return
+            after_seq = rows[-1].seq
+            if left is not None:
+                left -= len(rows)
+
+    def last_seq(self) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute(select(decision_seq.c.last_seq).where(decision_seq.c.id == 1)).scalar_one())
+
+
+def _decision_row(d: Decision, seq: int, now: datetime) -> dict[str, Any]:
+    return {
+        "decision_id": d.decision_id,
+        "seq": seq,
+        "item_id": d.item_id,
+        "content_hash": d.content_hash,
+        "input_key": d.input_key,
+        "supersedes": d.supersedes,
+        "source": d.source,
+        "action": d.action.value,
+        "strike": d.strike,
+        "review_required": d.review_required,
+        "provisional": d.provisional,
+        "policy_id": d.policy_id,
+        "policy_version": d.policy_version,
+        "policy_sha256": d.policy_sha256,
+        "created_at": _utc(d.created_at),
+        "recorded_at": now,
+        "payload": RawJSON(d.json_bytes.decode()),
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite keeps no offset: every stored time is UTC, so comparisons hold.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value if value.utcoffset() == timedelta(0) else value.astimezone(timezone.utc)
+
+
+def _record(row: Any) -> Record:
+    recorded = row.recorded_at
+    if recorded.tzinfo is None:
+        recorded = recorded.replace(tzinfo=timezone.utc)
+    return Record(seq=row.seq, decision=Decision.model_validate_json(row.payload), recorded_at=recorded)
