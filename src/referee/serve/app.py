@@ -111,17 +111,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components["securitySchemes"] = {"bearer": BEARER_SCHEME}
         state: ServeState | None = getattr(app.state, "referee", None)
         if state is None or state.settings.auth:
-            for path, method, scope in _scopes(app):
+            for path, method, scope in _scopes():
                 # OpenAPI 3.1 lets a non-OAuth requirement list role names: the scope.
                 schema["paths"][path][method]["security"] = [{"bearer": [scope]}]
         app.openapi_schema = schema
     return app.openapi_schema
 
 
-def _scopes(app: FastAPI) -> list[tuple[str, str, str]]:
-    """``(path, method, scope)`` of every route that depends on ``auth.require(scope)``."""
+def _scopes() -> list[tuple[str, str, str]]:
+    """``(path, method, scope)`` of every documented route that depends on ``auth.require(scope)``
+    (it names its dependency ``require_<scope>``), read from the routers ``create_app`` includes."""
     found = []
-    for route in app.routes:
+    for route in (*routes.router.routes, *openai_compat.router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:
