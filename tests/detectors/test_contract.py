@@ -1,21 +1,26 @@
-"""One conformance suite for every detector referee ships (the scikit-learn
-``check_estimator`` idea): whatever a detector does inside, it keeps the
-contract the engine relies on."""
+"""One conformance suite over every registered detector (the scikit-learn
+``check_estimator`` idea): whatever a detector does inside, it keeps the contract
+the engine relies on. The detectors are enumerated from the registry, so a plugin
+that registers itself is checked without anybody adding it here."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from referee.detectors.base import Detector, build_detector
-from referee.errors import ModelError
+from referee.detectors.base import Detector, build_detector, detector_registry
+from referee.engine import Engine
+from referee.errors import ConfigError, ModelError, PolicyError
 from referee.model import ContentItem
 from referee.policy import Policy
 from tests.conftest import REPO
 
 POLICY = Policy.from_file(REPO / "policies" / "default.yaml")
+REGISTRY = detector_registry()
+NAMES = REGISTRY.names()
 
 ITEMS = [
-    ContentItem(id="empty", text=""),
     ContentItem(id="plain", text="Loved the new single, the chorus is great."),
     ContentItem(id="nasty", text="I will k1ll you, you w0rthless idiot. FREE FOLLOWERS click here"),
     ContentItem(id="unicode", text="ｆｒｅｅ ｆｏｌｌｏｗｅｒｓ \u200b😀 مرحبا 你好 \U0001f600" * 3),
@@ -25,12 +30,17 @@ ITEMS = [
 
 def build(name: str) -> Detector:
     try:
-        return build_detector(name, POLICY)
+        return build_detector(name, POLICY, REGISTRY)
     except ModelError as exc:
         pytest.skip(f"{name}: {exc}")
 
 
-@pytest.fixture(scope="module", params=["lexicon", pytest.param("classifier", marks=pytest.mark.model)])
+def test_every_detector_the_default_policy_names_is_registered() -> None:
+    assert set(POLICY.document.detectors) <= set(NAMES)
+
+
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.model) if n == "classifier" else n
+                                        for n in NAMES])
 def detector(request) -> Detector:
     return build(request.param)
 
@@ -38,7 +48,7 @@ def detector(request) -> Detector:
 def test_identity(detector: Detector) -> None:
     assert detector.name and isinstance(detector.version, str) and detector.version
     assert set(detector.categories) <= set(POLICY.categories)
-    assert detector.timeout_s > 0
+    assert detector.timeout_s > 0 and detector.reads
 
 
 def test_batch_matches_single_and_is_deterministic(detector: Detector) -> None:
@@ -50,18 +60,65 @@ def test_batch_matches_single_and_is_deterministic(detector: Detector) -> None:
     assert detector.detect_many(ITEMS) == batch
 
 
-def test_signals_are_well_formed(detector: Detector) -> None:
-    for item, signals in zip(ITEMS, detector.detect_many(ITEMS)):
-        assert len({s.category for s in signals}) == len(signals), "one signal per category"
-        for s in signals:
-            assert s.detector == detector.name and s.detector_version == detector.version
-            assert s.category in detector.categories
-            assert 0.0 <= s.score <= 1.0
-            for ev in s.evidence:
-                if ev.start is not None:
-                    assert 0 <= ev.start < ev.end <= len(item.text)
-                    if ev.text is not None:
-                        assert item.text[ev.start : ev.end] == ev.text
+def test_evidence_lies_inside_the_part_it_names(detector: Detector) -> None:
+    playlist = ContentItem(id="p", surface="playlist_description", parts=[
+        {"kind": "text", "id": "title", "role": "title", "text": "FREE FOLLOWERS click here"},
+        {"kind": "text", "id": "desc", "role": "description", "text": "you w0rthless idiot, I will k1ll you"},
+    ])
+    with Engine(POLICY, [detector]) as engine:
+        decision = engine.moderate(playlist)
+    for s in decision.signals:
+        assert s.detector == detector.name and s.detector_version == detector.version
+        assert 0.0 <= s.score <= 1.0
+        for ev in s.evidence:
+            assert ev.part_id in {"title", "desc"}, ev
+            part = playlist.part(ev.part_id)
+            if ev.start is not None:
+                assert 0 <= ev.start < ev.end <= len(part.text)
+
+
+def test_parts_of_kinds_it_does_not_read_are_ignored(detector: Detector) -> None:
+    text = ContentItem(id="k", text="you w0rthless idiot")
+    image = {"kind": "image", "id": "cover", "data": base64.b64encode(b"not an image").decode()}
+    both = ContentItem(id="k", parts=[*text.parts, image])
+    with Engine(POLICY, [detector]) as engine:
+        alone, mixed = engine.moderate(text), engine.moderate(both)
+    assert [(s.category, s.score) for s in alone.signals] == [(s.category, s.score) for s in mixed.signals]
+    if "image" not in detector.reads:
+        assert any(r.kind == "uninspected" and r.parts == ("cover",) for r in mixed.reasons)
+
+
+def test_its_own_examples_score_as_declared(detector: Detector) -> None:
+    examples = type(detector).examples()
+    assert examples, f"{detector.name} ships no examples(); add a few for this suite"
+    for example in examples:
+        scores = {s.category: s.score for s in detector.detect(example.item)}
+        if example.category is None:
+            assert all(v < 0.5 for v in scores.values()), (example.item.text, scores)
+        else:
+            assert scores.get(example.category, 0.0) >= example.min_score, (example.item.text, scores)
+
+
+def test_bad_settings_are_named_with_the_detector_and_the_key(detector: Detector) -> None:
+    raw = POLICY.raw.replace(f"  {detector.name}:\n", f"  {detector.name}:\n    nosuch_setting: 1\n", 1)
+    with pytest.raises(PolicyError, match=rf"detectors\.{detector.name}\.nosuch_setting: unknown setting"):
+        Engine.from_policy(Policy.from_yaml(raw, source=str(REPO / "policies" / "x.yaml")), registry=REGISTRY)
+    with pytest.raises(ConfigError, match=rf"detectors\.{detector.name}\.nosuch_setting"):
+        build_detector(detector.name, _with_setting(detector.name), REGISTRY)
+
+
+def _with_setting(name: str) -> Policy:
+    class Patched(Policy):
+        def detector_config(self, n: str):  # type: ignore[no-untyped-def]
+            return {**super().detector_config(n), "nosuch_setting": 1} if n == name else super().detector_config(n)
+
+    return Patched(POLICY.document, source=POLICY.source, raw=POLICY.raw)
+
+
+def test_close_is_idempotent(detector: Detector) -> None:
+    fresh = build(detector.name)
+    fresh.close()
+    fresh.close()
 
 
 def test_empty_batch(detector: Detector) -> None:

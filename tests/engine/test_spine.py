@@ -303,3 +303,42 @@ def test_close_closes_every_detector_once_and_is_idempotent(small_policy: Policy
     assert closed == ["keyword"]
     with pytest.raises(ConfigError, match="closed"):
         engine.moderate(item("x"))
+
+
+def test_media_by_path_is_hashed_by_its_bytes_and_urls_are_not_fetched_by_default(small_policy: Policy, tmp_path) -> None:
+    from referee.errors import InputError
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    engine = Engine(small_policy, [KeywordDetector()])
+    da = engine.moderate(ContentItem(id="m", parts=[{"kind": "image", "id": "cover", "path": str(a)}]))
+    db = engine.moderate(ContentItem(id="m", parts=[{"kind": "image", "id": "cover", "path": str(b)}]))
+    assert da.content_hash == db.content_hash  # bytes, not paths
+    with pytest.raises(InputError, match="parts\\[0\\].url.*not allowed"):
+        engine.moderate(ContentItem(id="u", parts=[{"kind": "image", "id": "c", "url": "https://cdn.example/x.png"}]))
+
+
+def test_an_engine_is_rebuilt_from_its_config_in_another_process(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from referee.build import EngineConfig, build_engine
+    from tests.conftest import REPO
+
+    config = EngineConfig(policy=REPO / "policies" / "default.yaml", detectors=("lexicon",))
+    text = "I will find you and k1ll you"
+    with build_engine(config) as engine:
+        here = engine.moderate(ContentItem(id="x", text=text))
+    script = (
+        "import sys, json\n"
+        "from referee.build import EngineConfig, build_engine\n"
+        "from referee.model import ContentItem\n"
+        "config = EngineConfig.model_validate_json(sys.stdin.read())\n"
+        f"d = build_engine(config).moderate(ContentItem(id='x', text={text!r}))\n"
+        "print(json.dumps([d.decision_id, d.action.value, d.engine_config_id]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], input=config.model_dump_json(), capture_output=True,
+                         text=True, check=True, cwd=REPO, timeout=120)
+    assert json.loads(out.stdout) == [here.decision_id, here.action.value, config.id]

@@ -100,6 +100,12 @@ class TextClassifier:
         self.cache_hits = 0
         self.cache_misses = 0
 
+    def close(self) -> None:
+        """Shut the session pool down (idempotent); the detector's ``close`` calls it."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     @staticmethod
     def _session(ort: Any, graph: Path, threads: int) -> Any:
         opts = ort.SessionOptions()

@@ -33,6 +33,7 @@ from referee.detectors.base import Detector, build_detector, detector_registry
 from referee.engine.batcher import Batcher
 from referee.engine.decide import decide, input_key_of
 from referee.engine.detect import Found, run_detectors
+from referee.engine.media import MediaResolver
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Decision, DetectorFailure, Signal, StageRun
 from referee.policy import Policy
@@ -105,6 +106,8 @@ class Engine:
         self._async_lock = threading.Lock()
         self._closed = False
         self._batcher: Batcher | None = None
+        #: Fills in media parts' sha256 (reads paths; fetches only allow-listed hosts).
+        self.media = MediaResolver()
         #: Called with every decision an async stage writes (after it is stored).
         self.on_decision: list[Callable[[Decision], None]] = []
         #: The ``EngineConfig`` it was built from, when ``build_engine`` built it.
@@ -198,6 +201,7 @@ class Engine:
     def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]:
         if self._closed:
             raise ConfigError("this engine is closed; build a new one")
+        items = [self.media.resolve(item) for item in items]
         decisions: list[Decision] = []
         for start in range(0, len(items), self.batch_size):
             decisions.extend(self._moderate_batch(items[start : start + self.batch_size]))

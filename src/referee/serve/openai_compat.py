@@ -34,6 +34,8 @@ from referee.serve.body import read_json
 from referee.serve.problems import PayloadTooLarge, field_path
 from referee.serve.schemas import (
     ErrorResponse,
+    ImageInput,
+    TextInput,
     ModerationRequest,
     ModerationResponse,
     ModerationResult,
@@ -101,30 +103,54 @@ def to_result(decision: Decision, policy_categories: list[str]) -> ModerationRes
 
 
 def items_for(request: ModerationRequest) -> list[ContentItem]:
-    """One item per text. The id is derived from the text so a retried call is
-    idempotent (same text → same stored decision) without the client naming ids."""
-    texts = [request.input] if isinstance(request.input, str) else request.input
+    """One item per text, or one item made of parts for OpenAI's multimodal array.
+    The id is derived from the content so a retried call is idempotent (same
+    content → same stored decision) without the client naming ids."""
+    raw = request.input
+    if isinstance(raw, list) and raw and not isinstance(raw[0], str):
+        return [_multimodal_item(request, raw)]  # type: ignore[arg-type]
+    texts = [raw] if isinstance(raw, str) else raw
     if not texts:
         raise InputError("input must hold at least one text", where="input")
     items = []
     for i, text in enumerate(texts):
+        assert isinstance(text, str)
         digest = hashlib.sha256(f"{request.referee.surface}\0{text}".encode("utf-8")).hexdigest()[:24]
-        field = "input" if isinstance(request.input, str) else f"input[{i}]"
-        try:
-            items.append(
-                ContentItem(
-                    id=f"oai_{digest}",
-                    surface=request.referee.surface,
-                    country=request.referee.country,
-                    text=text,
-                )
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = tuple(err["loc"])
-            where = field if loc == ("text",) else field_path(loc, "referee")
-            raise InputError(err["msg"], where=where) from exc
+        field = "input" if isinstance(raw, str) else f"input[{i}]"
+        items.append(_item(request, f"oai_{digest}", {"text": text}, field))
     return items
+
+
+def _multimodal_item(request: ModerationRequest, parts: list[TextInput | ImageInput]) -> ContentItem:
+    converted: list[dict[str, Any]] = []
+    for i, part in enumerate(parts):
+        if isinstance(part, TextInput):
+            converted.append({"kind": "text", "id": f"input{i}", "role": "body", "text": part.text})
+            continue
+        url = part.image_url.url
+        if url.startswith("data:"):
+            header, _, payload = url.partition(",")
+            if ";base64" not in header:
+                raise InputError("image data URLs must be base64 (data:image/png;base64,...)",
+                                 where=f"input[{i}].image_url.url")
+            converted.append({"kind": "image", "id": f"input{i}", "data": payload,
+                              "mime": header[5:].split(";")[0] or None})
+        else:
+            converted.append({"kind": "image", "id": f"input{i}", "url": url})
+    digest = hashlib.sha256(
+        (request.referee.surface + "\0" + repr([p.model_dump() for p in parts])).encode("utf-8")).hexdigest()[:24]
+    return _item(request, f"oai_{digest}", {"parts": converted}, "input")
+
+
+def _item(request: ModerationRequest, item_id: str, content: dict[str, Any], field: str) -> ContentItem:
+    try:
+        return ContentItem.model_validate(
+            {"id": item_id, "surface": request.referee.surface, "country": request.referee.country, **content})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        where = field if loc[:1] in (("text",), ("parts",), ()) else field_path(loc, "referee")
+        raise InputError(err["msg"], where=where) from exc
 
 
 @router.post(

@@ -8,7 +8,7 @@ per-item errors, health) and OpenAI's Moderation shape.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,9 +71,28 @@ class RefereeOptions(BaseModel):
     country: str | None = None
 
 
+class TextInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="A data: URL (base64) or an http(s) URL from an allow-listed host.")
+
+
+class ImageInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
 class ModerationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    input: str | list[str] = Field(description="One text or a list of texts.")
+    input: str | list[str] | list[Annotated[TextInput | ImageInput, Field(discriminator="type")]] = Field(
+        description="One text, a list of texts, or OpenAI's multimodal array of text and image_url parts "
+                    "(one input made of parts).")
     model: str | None = Field(default=None, description="Accepted for compatibility; referee's policy decides.")
     referee: RefereeOptions = Field(default_factory=RefereeOptions)
 
