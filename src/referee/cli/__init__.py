@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from referee.cli import data as _data
+from referee.cli import db as _db
 from referee.cli import eval as _eval
 from referee.cli import model as _model
 from referee.cli import core as _core
@@ -21,3 +22,4 @@ _serve.register(app)
 _model.register(app)
 _eval.register(app)
 _data.register(app)
+_db.register(app)

@@ -87,7 +87,7 @@ class SQLDecisionLog:
         except IntegrityError as exc:
             if len(fresh) > 1:
                 return [self._append([pair])[0] for pair in pairs]
-            kept = self._resolve(next(iter(fresh.values()))[1], exc)
+            kept = self._resolve(*next(iter(fresh.values())), exc)
             return [kept for _ in pairs]
         except SQLAlchemyError as exc:
             raise StoreError(f"could not store {len(fresh)} decision(s): {exc}") from exc
@@ -106,17 +106,18 @@ class SQLDecisionLog:
                 for _, d in pairs for s in d.signals
             ])
 
-    def _resolve(self, decision: Decision, exc: IntegrityError) -> Decision:
+    def _resolve(self, item: ContentItem | None, decision: Decision, exc: IntegrityError) -> Decision:
         """What the log holds instead of ``decision``, which it refused."""
         stored = self.get(decision.decision_id)
         if stored is not None:
             return stored
         if decision.supersedes is not None:
             check_parent(decision, self.get(decision.supersedes))
-        with self._db.read() as conn:
-            known = conn.execute(_ITEM_KNOWN, {"item_id": decision.item_id,
-                                               "content_hash": decision.content_hash}).first()
-        if known is None:
+        if item is None:
+            with self._db.read() as conn:
+                known = conn.execute(_ITEM_KNOWN, {"item_id": decision.item_id,
+                                                   "content_hash": decision.content_hash}).first()
+        if item is None and known is None:
             raise StoreError(
                 f"decision {decision.decision_id} is about item {decision.item_id!r} with content "
                 f"{decision.content_hash}, which the store does not hold; append it with its ContentItem"

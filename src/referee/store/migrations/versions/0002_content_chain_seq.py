@@ -140,8 +140,12 @@ def upgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS decisions_append_only" + (" ON decisions" if pg else ""))
     for name in ("signals", "decisions", "items"):
         op.rename_table(name, f"{name}_old")
-        if pg and name != "decisions":  # keep the serial's name free for the new table's
-            op.execute(f"ALTER SEQUENCE IF EXISTS {name}_pk_seq RENAME TO {name}_old_pk_seq")
+        if pg:
+            # Free the names the new tables take: the serial's and, where 0001 ran under the
+            # naming convention (a database created by this release), the primary key's.
+            if name != "decisions":
+                op.execute(f"ALTER SEQUENCE IF EXISTS {name}_pk_seq RENAME TO {name}_old_pk_seq")
+            op.execute(f"ALTER INDEX IF EXISTS pk_{name} RENAME TO {name}_old_pkey")
     new = _new_tables()
     new.create_all(bind)
     old = sa.MetaData()
