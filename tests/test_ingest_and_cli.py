@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 import referee
 from referee.cli import app
+from referee.detectors.base import Detector
+from referee.registry import Registry
 from referee.errors import InputError
 from referee.ingest import read_items
 from referee.model import MAX_TEXT_CHARS, ContentItem
@@ -17,9 +19,10 @@ from tests.conftest import SMALL_POLICY, KeywordDetector
 
 def test_public_surface_is_pinned():
     assert sorted(referee.__all__) == [
-        "Action", "AuthError", "ConfigError", "ContentItem", "Decision", "DecisionStore", "DetectorError",
-        "DetectorFailure", "DetectorTimeout", "Engine", "Evidence", "InputError", "MediaRef", "ModelError",
-        "Policy", "PolicyError", "Reason", "RefereeError", "Signal", "StoreError", "decide",
+        "Action", "AudioPart", "AuthError", "ConfigError", "ContentItem", "Decision", "DecisionStore",
+        "DetectorError", "DetectorFailure", "DetectorTimeout", "Engine", "EngineConfig", "Evidence", "ImagePart",
+        "InputError", "ModelError", "Policy", "PolicyError", "Reason", "Record", "RefereeError", "Registry",
+        "Signal", "StageRun", "StoreError", "TextPart", "build_engine", "decide",
     ]
 
 
@@ -41,7 +44,7 @@ def test_bad_jsonl_lines_are_reported_by_line_and_field():
     assert bad[0].startswith("line 2: not valid JSON")
     assert bad[1].startswith("line 3: surface:") and "lower_snake_case" in bad[1]
     assert bad[2].startswith("line 4: invalid UTF-8")
-    assert bad[3].startswith("line 5: txt: unknown field")
+    assert bad[3].startswith("line 5: txt: unknown field; did you mean 'text'?")
     assert bad[4].startswith("line 6: text:") and "MAX_TEXT_CHARS" in bad[4]
 
 
@@ -52,23 +55,35 @@ def _csv(text: str) -> tuple[list[ContentItem], list[str]]:
 
 def test_csv_context_columns_go_to_context(tmp_path: Path):
     path = tmp_path / "items.csv"
-    path.write_text("\ufeffid,text,surface,context.thread\n1,hello,message,t-9\n2,,comment,\n", encoding="utf-8")
+    path.write_text("\ufeffid,text,surface,context.thread\n1,hello,message,t-9\n2,hi,,\n", encoding="utf-8")
     results = list(read_items(path))
     assert results[0].context == {"thread": "t-9"} and results[0].surface == "message"
-    assert results[1].text == "" and results[1].context == {}  # an empty cell is an absent field
+    assert results[1].surface == "comment" and results[1].context == {}  # an empty cell is an absent field
+
+
+def test_csv_text_role_columns_are_text_parts():
+    items, errors = _csv("id,text.title,text.description,surface\n1,My mix,songs for #hate,playlist_title\n"
+                         "2,,,comment\n")
+    assert [(p.id, p.role, p.text) for p in items[0].parts] == [("title", "title", "My mix"),
+                                                                 ("description", "description", "songs for #hate")]
+    assert errors == ["line 3, column 2 (text.title): Value error, the item has nothing to inspect: give a "
+                      "non-empty 'text' or at least one part"]
+    assert _csv("id,text.Title\n1,x\n")[1][0].startswith("line 1, column 2: column 'text.Title': the role after")
 
 
 def test_csv_unknown_column_is_an_error_like_a_jsonl_unknown_field():
     items, errors = _csv("id,text,thread\n1,hello,t-9\n")
     assert items == []
     assert errors == [
-        "line 1, column 3: unknown column 'thread'; known columns: id, surface, text, author_id, language, country, "
-        "created_at, plus context.<name> for a context key (rename it to context.thread to keep it as context); "
-        "no row was read"
+        "line 1, column 3: unknown column 'thread'; known columns: id, text, surface, author_id, language, country, "
+        "created_at, plus text.<role> for a text part and context.<name> for a context key (rename it to "
+        "context.thread to keep it as context); no row was read"
     ]
     assert _csv("id,text,media\n1,a,b\n")[1][0].startswith("line 1, column 3: 'media' needs JSONL")
+    assert _csv("id,text,parts\n1,a,b\n")[1][0].startswith("line 1, column 3: 'parts' needs JSONL")
     assert _csv("id,text,id\n1,a,b\n")[1][0].startswith("line 1, column 3: column 'id' appears twice")
     assert _csv("id,surface\n1,comment\n")[1][0].startswith("line 1: the header lacks text")
+    assert _csv("text\nhello\n")[1][0].startswith("line 1: the header lacks id;")
 
 
 def test_csv_unterminated_quote_costs_one_row_not_the_next():
@@ -123,9 +138,12 @@ def test_csv_bad_utf8_costs_its_line_only():
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch) -> Path:
-    from referee.detectors.base import detectors
+    # The commands build their registry themselves (entry points); here it is the test's own.
+    def registry() -> Registry[type[Detector]]:
+        return Registry.of("detector", [("keyword", KeywordDetector)], base_cls=Detector)
 
-    monkeypatch.setitem(detectors._items, "keyword", KeywordDetector)
+    for module in ("referee.build", "referee.engine.run", "referee.policy.lint"):
+        monkeypatch.setattr(f"{module}.detector_registry", registry, raising=False)
     policy = tmp_path / "small.yaml"
     policy.write_text(SMALL_POLICY + "tests:\n  - {text: 'vile vile vile vile', surface: comment, expect: remove}\n"
                       "  - {text: 'hello', surface: comment, expect: allow}\n", encoding="utf-8")

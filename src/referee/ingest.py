@@ -6,10 +6,12 @@ process the good ones and report every bad one. Nothing is silently dropped.
 
 CSV is read as strictly as JSONL (RFC 4180, UTF-8, an optional byte order mark):
 
-- the header names ContentItem fields that hold one value (``csv_columns()``:
-  id, surface, text, author_id, language, country, created_at) or
-  ``context.<name>`` for one key of the item's ``context``; any other column is
-  an error for the whole file, as an unknown field is for a JSONL line;
+- the header names ``id``, ``text`` (the body text) and the other ContentItem
+  fields that hold one value (``csv_columns()``: surface, author_id, language,
+  country, created_at); ``text.<role>`` for one more text part with that role
+  (``text.title``, ``text.description``); ``context.<name>`` for one key of the
+  item's ``context``. Any other column is an error for the whole file, as an
+  unknown field is for a JSONL line; media needs JSONL;
 - every row has exactly as many fields as the header; an empty cell means the
   field is absent (its default applies);
 - a quoted field may hold commas, doubled quotes and line breaks, but a quote
@@ -22,13 +24,14 @@ Errors name the line and the column (``line 4, column 2 (text): ...``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import IO, Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
@@ -36,24 +39,44 @@ from pydantic import ValidationError
 from referee.errors import InputError
 from referee.model import ContentItem
 
-_ITEM_FIELDS = set(ContentItem.model_fields)
+#: Fields a JSON item may have: the model's, and the ``text``/``media`` shorthands for parts.
+_ITEM_FIELDS = set(ContentItem.model_fields) | {"text", "media"}
+_PART_KINDS = ("text", "image", "audio")
 
 
 def parse_item(data: Any, where: str) -> ContentItem:
     """One item from decoded JSON, or an InputError that says which field is wrong."""
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object with at least 'id' and 'text', got {type(data).__name__}", where)
+    # Before the model: its shorthand check ("nothing to inspect") would hide a misspelt 'text'.
+    for key in data:
+        if key not in _ITEM_FIELDS:
+            close = difflib.get_close_matches(str(key), _ITEM_FIELDS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(f"unknown field; {hint}known: {', '.join(sorted(_ITEM_FIELDS))}; put anything else "
+                             "under 'context'", f"{where}: {key}")
     try:
         return ContentItem.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "item"
+        field = _field(tuple(err["loc"]), data)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown field (known: {', '.join(sorted(_ITEM_FIELDS))}; put anything else under 'context')"
         elif err["type"] == "string_too_long":
             msg = f"{msg}; split long texts or raise the limit in referee.model.MAX_TEXT_CHARS"
         raise InputError(msg, f"{where}: {field}") from exc
+
+
+def _field(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """pydantic's error location as the field the user wrote: the tag pydantic adds after a
+    part's index goes (``parts.0.text.text`` is ``parts.0.text``), and an item given with the
+    ``text`` shorthand hears about ``text``, not about the part it became."""
+    path = [p for i, p in enumerate(loc)
+            if not (i > 0 and isinstance(loc[i - 1], int) and p in _PART_KINDS and i + 1 < len(loc))]
+    if path[:2] == ["parts", 0] and "parts" not in data and data.get("text"):
+        path = ["text"]
+    return ".".join(str(p) for p in path) or "item"
 
 
 def read_items(source: str | Path | IO[bytes], fmt: str | None = None) -> Iterator[ContentItem | InputError]:
@@ -98,21 +121,29 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
 
 #: ``context.<name>`` columns go under the item's ``context`` mapping.
 CONTEXT_PREFIX = "context."
+#: ``text`` is the item's body; ``text.<role>`` one more text part with that role and id.
+TEXT_COLUMN = "text"
+TEXT_PREFIX = "text."
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _SCALARS = (str, int, float, bool, datetime, type(None))
 
 
 def csv_columns() -> tuple[str, ...]:
-    """ContentItem fields a CSV column can set: those holding one scalar value (text, a
-    name, a time). Structured fields (``media``, ``context``) need JSONL, except that a
-    ``context.<name>`` column sets one key of ``context``."""
-    out = []
+    """The plain columns: ``id``, ``text`` and the ContentItem fields holding one scalar
+    value (a name, a code, a time). Structured fields (``parts``, ``context``) need
+    JSONL, except for the ``text.<role>`` and ``context.<name>`` columns."""
+    scalars = []
     for name, field in ContentItem.model_fields.items():
         args = get_args(field.annotation) or (field.annotation,)
         if get_origin(field.annotation) is Literal or all(
             a in _SCALARS or (isinstance(a, type) and issubclass(a, Enum)) for a in args
         ):
-            out.append(name)
-    return tuple(out)
+            scalars.append(name)
+    return tuple(dict.fromkeys(["id", TEXT_COLUMN, *scalars]))
+
+
+def _is_text(column: str) -> bool:
+    return column == TEXT_COLUMN or column.startswith(TEXT_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -207,16 +238,22 @@ def _header(record: _Record) -> list[str] | InputError:
         seen.add(name)
         if name.startswith(CONTEXT_PREFIX) and len(name) > len(CONTEXT_PREFIX):
             continue
+        if name.startswith(TEXT_PREFIX):
+            if not _ROLE.match(name[len(TEXT_PREFIX):]):
+                return InputError(f"column {name!r}: the role after {TEXT_PREFIX!r} must be lower_snake_case, like "
+                                  f"{TEXT_PREFIX}title or {TEXT_PREFIX}description; no row was read", where)
+            continue
         if name not in known:
-            hint = (f"{name!r} needs JSONL, a CSV cell holds one value" if name in ContentItem.model_fields
+            hint = (f"{name!r} needs JSONL, a CSV cell holds one value" if name in _ITEM_FIELDS
                     else f"unknown column {name!r}")
             return InputError(
-                f"{hint}; known columns: {', '.join(known)}, plus {CONTEXT_PREFIX}<name> for a context key "
-                f"(rename it to {CONTEXT_PREFIX}{name} to keep it as context); no row was read", where)
-    missing = [c for c in ("id", "text") if c not in seen]
+                f"{hint}; known columns: {', '.join(known)}, plus {TEXT_PREFIX}<role> for a text part and "
+                f"{CONTEXT_PREFIX}<name> for a context key (rename it to {CONTEXT_PREFIX}{name} to keep it as "
+                "context); no row was read", where)
+    missing = (["id"] if "id" not in seen else []) + ([] if any(map(_is_text, seen)) else [TEXT_COLUMN])
     if missing:
-        return InputError(f"the header lacks {', '.join(missing)}; expected columns id,text[,surface,country,...]; "
-                          "no row was read", f"line {record.line}")
+        return InputError(f"the header lacks {' and '.join(missing)}; expected columns id,text[,surface,country,...] "
+                          f"(or {TEXT_PREFIX}<role> columns for the text); no row was read", f"line {record.line}")
     return record.fields
 
 
@@ -233,23 +270,37 @@ def _row_item(record: _Record, header: list[str]) -> ContentItem:
                          "or add a header for the extra column", f"{where}, column {want + 1}")
     data: dict[str, Any] = {}
     context: dict[str, str] = {}
+    parts: list[dict[str, str]] = []
+    part_columns: list[str] = []  # parts[i] came from column part_columns[i]
     for name, value in zip(header, record.fields):
         if value == "":  # an empty cell: the field is absent (its default applies)
             continue
         if name.startswith(CONTEXT_PREFIX):
             context[name[len(CONTEXT_PREFIX):]] = value
+        elif _is_text(name):
+            role = name[len(TEXT_PREFIX):] if name != TEXT_COLUMN else "body"
+            parts.append({"kind": "text", "id": TEXT_COLUMN if name == TEXT_COLUMN else role, "role": role,
+                          "text": value})
+            part_columns.append(name)
         else:
             data[name] = value
+    if parts:
+        data["parts"] = parts
     if context:
         data["context"] = context
     try:
         return parse_item(data, where)
     except InputError as exc:
-        field = (exc.where or "").removeprefix(f"{where}: ").split(".")[0]
-        column = header.index(field) + 1 if field in header else None
-        if column is None:
+        path = (exc.where or "").removeprefix(f"{where}: ").split(".")
+        if path[0] == "parts" and len(path) > 1 and path[1].isdigit() and int(path[1]) < len(part_columns):
+            field = part_columns[int(path[1])]
+        elif path[0] in ("item", "parts"):  # the item as a whole, e.g. nothing to inspect
+            field = next(name for name in header if _is_text(name))
+        else:
+            field = path[0]
+        if field not in header:
             raise
-        raise InputError(exc.reason, f"{where}, column {column} ({field})") from exc.__cause__
+        raise InputError(exc.reason, f"{where}, column {header.index(field) + 1} ({field})") from exc.__cause__
 
 
 def _read_csv(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
