@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from referee.detectors.base import Detector, detectors
+from referee.detectors.base import Detector, detector_registry
 from referee.detectors.lexicon import LexiconDetector, read_list
 from referee.errors import ConfigError, PolicyError
 from referee.model import ContentItem, Signal
@@ -240,7 +240,7 @@ def test_contract(default: LexiconDetector, default_policy: Policy) -> None:
 
 
 def test_registered_under_its_name() -> None:
-    assert detectors.get("lexicon") is LexiconDetector
+    assert detector_registry().get("lexicon") is LexiconDetector
 
 
 def test_version_follows_the_lists() -> None:

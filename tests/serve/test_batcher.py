@@ -74,13 +74,13 @@ def test_an_engine_error_reaches_every_request_of_the_batch() -> None:
     coalescer = Batcher(Broken(), max_batch=10)  # type: ignore[arg-type]
 
     async def scenario():
-        return await asyncio.gather(*(coalescer.moderate([ContentItem(id=str(i))]) for i in range(3)),
+        return await asyncio.gather(*(coalescer.moderate([ContentItem(id=str(i), text="x")]) for i in range(3)),
                                     return_exceptions=True)
 
     results = asyncio.run(scenario())
     assert all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError):
-        asyncio.run(coalescer.moderate([ContentItem(id="again")]))
+        asyncio.run(coalescer.moderate([ContentItem(id="again", text="x")]))
 
 
 def test_gathering_window_batches_requests_that_arrive_close_together(engine: Engine) -> None:

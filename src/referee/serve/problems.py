@@ -128,8 +128,12 @@ def respond(exc: Exception) -> JSONResponse:
 
 
 def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "") -> str:
-    """pydantic's ``("items", 2, "text")`` as ``items[2].text``, the way the docs write it."""
+    """pydantic's ``("items", 2, "text")`` as ``items[2].text``, the way the docs write it.
+    An error in the text part made from the ``text`` shorthand is named ``text``."""
     out = prefix
+    loc = tuple(loc)
+    if loc[:4] == ("parts", 0, "text", "text"):
+        loc = ("text", *loc[4:])
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"

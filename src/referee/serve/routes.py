@@ -13,7 +13,7 @@ answering function skips FastAPI's dependency solving and Request objects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
 
 from referee.errors import InputError, StoreError
 from referee.model import ContentItem, Decision
@@ -112,11 +111,11 @@ class ModerateRoute(APIRoute):
     that hangs up mid-body gets nothing, as there is nobody left to answer.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.app = self._answer
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self._answer
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, request: Request) -> Response:
+        scope, receive = request.scope, request.receive
         state: ServeState = scope["app"].state.referee
         authorization = declared = None
         for name, value in scope["headers"]:
@@ -127,12 +126,21 @@ class ModerateRoute(APIRoute):
         try:
             await authorise(state, authorization, "moderate")
             raw = await parse_json_body(_body_chunks(receive), declared, state.settings.max_body_bytes)
-            response = await moderate_json(state, raw)
+            return await moderate_json(state, raw)
         except ClientDisconnect:
-            return
+            return _NoAnswer()
         except Exception as exc:  # the same answer the app's exception handlers give
-            response = respond(exc)
-        await response(scope, receive, send)
+            return respond(exc)
+
+
+class _NoAnswer(Response):
+    """For a client that hung up mid-body: there is nobody left to answer."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=499)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        return
 
 
 async def moderate(request: Request, _: Annotated[Principal, Depends(require_moderate)]) -> Response:
