@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 import referee
 from referee.cli import app
 from referee.detectors.base import Detector
-from referee.registry import Registry
 from referee.errors import InputError
 from referee.ingest import read_items
 from referee.model import MAX_TEXT_CHARS, ContentItem
+from referee.registry import Registry
 from tests.conftest import SMALL_POLICY, KeywordDetector
 
 
@@ -66,8 +66,8 @@ def test_csv_text_role_columns_are_text_parts():
                          "2,,,comment\n")
     assert [(p.id, p.role, p.text) for p in items[0].parts] == [("title", "title", "My mix"),
                                                                  ("description", "description", "songs for #hate")]
-    assert errors == ["line 3, column 2 (text.title): Value error, the item has nothing to inspect: give a "
-                      "non-empty 'text' or at least one part"]
+    assert errors == [("line 3, column 2 (text.title): Value error, the item has nothing to inspect: give a "
+                      "non-empty 'text' or at least one part")]
     assert _csv("id,text.Title\n1,x\n")[1][0].startswith("line 1, column 2: column 'text.Title': the role after")
 
 
@@ -75,9 +75,9 @@ def test_csv_unknown_column_is_an_error_like_a_jsonl_unknown_field():
     items, errors = _csv("id,text,thread\n1,hello,t-9\n")
     assert items == []
     assert errors == [
-        "line 1, column 3: unknown column 'thread'; known columns: id, text, surface, author_id, language, country, "
+        ("line 1, column 3: unknown column 'thread'; known columns: id, text, surface, author_id, language, country, "
         "created_at, plus text.<role> for a text part and context.<name> for a context key (rename it to "
-        "context.thread to keep it as context); no row was read"
+        "context.thread to keep it as context); no row was read")
     ]
     assert _csv("id,text,media\n1,a,b\n")[1][0].startswith("line 1, column 3: 'media' needs JSONL")
     assert _csv("id,text,parts\n1,a,b\n")[1][0].startswith("line 1, column 3: 'parts' needs JSONL")
@@ -91,14 +91,14 @@ def test_csv_unterminated_quote_costs_one_row_not_the_next():
     items, errors = _csv('id,text\n1,hello\n2,"oops\n3,"world"\n4,bye\n')
     assert [i.id for i in items] == ["1", "3", "4"] and items[1].text == "world"
     assert errors == [
-        "line 3, column 2 (text): the quoted field opened at character 3 (it closes on line 4) is followed by "
-        "'world\"' instead of a comma; double a quote (\"\") inside a quoted field, or quote the whole field"
+        ("line 3, column 2 (text): the quoted field opened at character 3 (it closes on line 4) is followed by "
+        "'world\"' instead of a comma; double a quote (\"\") inside a quoted field, or quote the whole field")
     ]
     items, errors = _csv('id,text\n1,"never closed\n2,fine\n')
     assert [i.id for i in items] == ["2"]
-    assert errors == ['line 2, column 2 (text): the quote at character 3 is never closed, so the field would '
+    assert errors == [('line 2, column 2 (text): the quote at character 3 is never closed, so the field would '
                       'swallow every line after it; close the quote, or double it ("") to put a quote inside a '
-                      'quoted field']
+                      'quoted field')]
 
 
 def test_csv_quoted_fields_may_hold_commas_quotes_and_line_breaks():
@@ -111,10 +111,10 @@ def test_csv_short_and_long_rows_are_errors_naming_the_row():
     items, errors = _csv("id,text,surface\n1,hello\n2,hi,comment,extra\n3,ok,message\n")
     assert [i.id for i in items] == ["3"]
     assert errors == [
-        "line 2, column 3 (surface): the row has 2 field(s), the header 3: surface missing; add the empty field(s) "
-        "(a trailing comma each) or quote a field that holds a line break",
-        "line 3, column 4: the row has 4 fields, the header 3; quote a field that holds a comma, or add a header "
-        "for the extra column",
+        ("line 2, column 3 (surface): the row has 2 field(s), the header 3: surface missing; add the empty field(s) "
+        "(a trailing comma each) or quote a field that holds a line break"),
+        ("line 3, column 4: the row has 4 fields, the header 3; quote a field that holds a comma, or add a header "
+        "for the extra column"),
     ]
     assert _csv("id,text\n1\n")[1][0].startswith("line 2, column 2 (text): the row has 1 field(s)")
 

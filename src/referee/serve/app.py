@@ -121,12 +121,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def _scopes() -> list[tuple[str, str, str]]:
     """``(path, method, scope)`` of every documented route that depends on ``auth.require(scope)``
     (it names its dependency ``require_<scope>``), read from the routers ``create_app`` includes."""
-    found = []
+    found: list[tuple[str, str, str]] = []
     for route in (*routes.router.routes, *openai_compat.router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:
             name = getattr(dep.call, "__name__", "")
             if name.startswith("require_"):
-                found.extend((route.path_format, m.lower(), name.removeprefix("require_")) for m in route.methods)
+                found.extend((route.path_format, m.lower(), name.removeprefix("require_"))
+                             for m in route.methods or ())
     return found

@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from referee.serve.schemas import ItemError
 from referee.errors import (
     AuthError,
     ConfigError,
@@ -41,6 +40,7 @@ from referee.errors import (
     RefereeError,
     StoreError,
 )
+from referee.serve.schemas import ItemError
 
 log = logging.getLogger(__name__)
 
