@@ -152,6 +152,25 @@ async def moderate(request: Request, _: Annotated[Principal, Depends(require_mod
     raise NotImplementedError
 
 
+#: Request bodies shown in /docs (and sent first by the schemathesis suite).
+MODERATE_EXAMPLES: dict[str, Any] = {
+    "item": {
+        "summary": "One item",
+        "value": {"id": "c1", "surface": "comment",
+                  "parts": [{"kind": "text", "id": "text", "role": "body", "text": "free followers, click here"}]},
+    },
+    "batch": {
+        "summary": "A batch",
+        "value": {"items": [
+            {"id": "p1", "surface": "playlist_title", "parts": [{"kind": "text", "id": "title", "role": "title",
+                                                                  "text": "songs for a rainy day"}]},
+            {"id": "c2", "surface": "comment", "country": "DE",
+             "parts": [{"kind": "text", "id": "text", "role": "body", "text": "lovely track"}]},
+        ]},
+    },
+}
+
+
 router.add_api_route(
     "/v1/moderate",
     moderate,
@@ -178,7 +197,8 @@ router.add_api_route(
                             {"$ref": "#/components/schemas/ContentItem"},
                             {"$ref": "#/components/schemas/BatchRequest"},
                         ]
-                    }
+                    },
+                    "examples": MODERATE_EXAMPLES,
                 }
             },
         }
