@@ -168,7 +168,15 @@ def _item(request: ModerationRequest, item_id: str, content: dict[str, Any], fie
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationRequest"}}},
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ModerationRequest"},
+                "examples": {
+                    "one": {"summary": "One text", "value": {"input": "I will kill you"}},
+                    "many": {"summary": "Several texts on a surface",
+                             "value": {"input": ["great song", "free followers, click here"],
+                                       "referee": {"surface": "playlist_title"}}},
+                },
+            }},
         }
     },
 )
