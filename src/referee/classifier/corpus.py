@@ -186,14 +186,14 @@ def collect(shared: str | Path, policy_path: str | Path | None = None,
 
     if "toxic_spans" in sources:
         weak = {"spam": 0, "sexual_minors": 0, "self_harm": 0}
-        r, c = _rows("toxic_spans", shared / "toxic_spans", {"toxic": weak})
+        r, c = _rows("toxic_spans", shared / "toxic_spans", {"toxic": {**weak, "unsafe": 1}})
         add("toxic_spans", "toxic_spans", r, c,
             "all toxic; majority span subtype -> harassment (insult) / violence (threat) / hate (identity attack); "
             "other categories unknown")
 
     if "edos" in sources:
         zero = {"spam": 0, "sexual_minors": 0}
-        r, c = _rows("edos", shared / "edos_sexism", {"sexist:sexist": {"hate": 1, **zero},
+        r, c = _rows("edos", shared / "edos_sexism", {"sexist:sexist": {"hate": 1, "unsafe": 1, **zero},
                                                       "sexist:not sexist": {"hate": 0, **zero}})
         add("edos", "edos_sexism", r, c, "sexist -> hate=1 (category 1 also violence=1); not sexist -> hate=0 only; "
             "official splits")

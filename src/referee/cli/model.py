@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from referee.errors import RefereeError
+from referee.errors import ConfigError, RefereeError
 
 model_app = typer.Typer(help="Text classifier models: list, card, promote, build.", no_args_is_help=True)
 #: markup=False: paths, names and dataset fields are printed as they are, never read as Rich markup.
@@ -218,12 +218,16 @@ def corpus_cmd(
         "policies/default.yaml"
     ),
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
+    mix: Annotated[str, typer.Option(help="Training mix: v1 (the first default model's) or v2 (adds Toxic "
+                                          "Spans, EDOS, ConvAbuse and benign music comments).")] = "v2",
 ) -> None:
     """Build the default model's training corpus (licence-filtered, seeded splits)."""
-    from referee.classifier.corpus import build
+    from referee.classifier.corpus import MIXES, build
 
+    if mix not in MIXES:
+        raise _fail(ConfigError(f"--mix: unknown mix {mix!r}. Available: {', '.join(MIXES)}"))
     try:
-        prov = build(shared, out, policy, seed=seed)
+        prov = build(shared, out, policy, seed=seed, sources=MIXES[mix])
     except RefereeError as exc:
         raise _fail(exc) from exc
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")

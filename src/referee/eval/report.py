@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from referee.eval.analysis import analyse
 from referee.eval.datasets import Row, describe, file_sha256
 from referee.eval.fairness import bias_report
 from referee.eval.functional import functional_report
@@ -63,6 +64,10 @@ def build_result(
         "metrics": metrics,
         "fairness": fairness_views(rows, scores, data),
         "functional": functional_report(rows, scores.scores, scores.thresholds),
+        "analysis": analyse(rows, scores.scores, scores.thresholds, data.labels, data.any_labels,
+                            policy if scores.source.get("kind") != "engine" else None,
+                            detector=str(scores.source.get("name", "detector")),
+                            surface=str(scores.source.get("surface", "comment"))),
         "predictions": {
             "ids": scores.ids,
             "categories": scores.categories,
@@ -287,6 +292,8 @@ td.ci{color:#6b7280;font-size:11px}
 .plots{display:flex;flex-wrap:wrap;gap:16px}
 .plots img{max-width:100%;border:1px solid #eceef3;border-radius:6px}
 .bad{color:#c0392b;font-weight:600}.good{color:#1e8449}
+.warn{background:#fdecea;border:1px solid #f5c6cb;border-radius:6px;padding:4px 12px;margin:8px 0}
+details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 .meta td{text-align:left;white-space:normal}
 """
 
@@ -323,6 +330,8 @@ def render_html(result: dict[str, Any]) -> str:
         m = src.get(key) or {}
         if m.get("value") is None:
             continue
+        if src.get("note") and key in ("auprc", "roc_auc", "f1"):
+            continue  # one class only: precision-based figures are trivial there, not a headline
         which = "any unsafe" if src is any_view else "micro"
         ci = f"{_fmt(m.get('lo'))}–{_fmt(m.get('hi'))}" if m.get("lo") is not None else ""
         cards.append(f"<div class='card'><div class='k'>{label} · {which}</div><div class='v'>{_fmt(m.get('value'))}"
@@ -353,7 +362,7 @@ def render_html(result: dict[str, Any]) -> str:
     metrics_table = (f"<table><tr><th>category</th><th>n known</th><th>positives</th><th>threshold</th>{head}"
                      f"<th>threshold for P ≥ {_fmt(target, 2)}</th></tr>{''.join(body)}</table>")
 
-    sections = [
+    sections = [_analysis_html(result.get("analysis") or {}),
         f"<section><h2>Metrics</h2><div class='scroll'>{metrics_table}</div><p class='note'>Values with 95% bootstrap intervals "
         f"({result['bootstrap']['n']} resamples, seed {result['bootstrap']['seed']}). Rows whose label for a "
         f"category is unknown are left out of that category. {html.escape(any_view.get('definition', ''))}.</p>"
@@ -428,6 +437,61 @@ def render_html(result: dict[str, Any]) -> str:
             f"<style>{_CSS}</style></head><body><header><h1>{html.escape(title)}</h1><div class='sub'>referee "
             f"evaluation · {html.escape(str(result.get('created_at')))}</div></header><main>"
             f"<div class='cards'>{''.join(cards)}</div>{''.join(sections)}</main></body></html>")
+
+
+def _analysis_html(a: dict[str, Any]) -> str:
+    """The analyst's section, first on the page: warnings, worst slices, what the policy does,
+    example mistakes; confusion counts and threshold sweeps folded below."""
+    if not a:
+        return ""
+    parts = ["<section><h2>Read first</h2>"]
+    if a.get("warnings"):
+        parts.append("<div class='warn'><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in a["warnings"])
+                     + "</ul></div>")
+    if a.get("worst_slices"):
+        rows = "".join(
+            f"<tr><td>{html.escape(r['slice'])}</td><td>{html.escape(r['view'])}</td><td>{r['error']}</td>"
+            f"<td class='{'bad' if r['rate'] >= 0.5 else ''}'>{_fmt(r['rate'])}<br><span class='note'>"
+            f"{_fmt(r['lo'])}–{_fmt(r['hi'])}</span></td><td>{r['errors']} / {r['n']}</td></tr>"
+            for r in a["worst_slices"])
+        parts.append("<h3>Worst slices</h3><p class='note'>FNR = share of labelled positives missed, FPR = share of "
+                     "labelled negatives flagged, at the run's thresholds; 95% Wilson intervals; sorted by the lower "
+                     "end of the interval.</p><table><tr><th>slice</th><th>view</th><th>error</th><th>rate</th>"
+                     f"<th>errors / n</th></tr>{rows}</table>")
+    pa = a.get("policy_actions")
+    if pa:
+        actions = sorted({k for v in pa.values() for k in v if k != "n"})
+        head = "".join(f"<th>{html.escape(x)}</th>" for x in actions)
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['n']}</td>"
+                       + "".join(f"<td>{_fmt(v.get(x, 0.0))}</td>" for x in actions) + "</tr>" for k, v in pa.items())
+        parts.append("<h3>What the policy would do</h3><p class='note'>Shares of each action from the policy's rules "
+                     f"given these scores.</p><table><tr><th>rows</th><th>n</th>{head}</tr>{rows}</table>")
+    ex = a.get("examples") or {}
+    ex_rows = "".join(
+        f"<tr><td>{html.escape(view)}</td><td>{kind.replace('_', ' ')}</td><td>{_fmt(e['score'])}</td>"
+        f"<td>{html.escape(e['text'])}</td></tr>"
+        for view, d in ex.items() for kind in ("misses", "false_flags") for e in d.get(kind, [])[:3])
+    if ex_rows:
+        parts.append("<h3>Example mistakes</h3><table><tr><th>view</th><th>kind</th><th>score</th><th>text</th></tr>"
+                     f"{ex_rows}</table>")
+    conf = a.get("confusion") or {}
+    if conf:
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['threshold'], 2)}</td><td>{v['tp']}</td>"
+                       f"<td>{v['fp']}</td><td>{v['fn']}</td><td>{v['tn']}</td></tr>" for k, v in conf.items())
+        parts.append("<details><summary>Confusion counts</summary><table><tr><th>view</th><th>threshold</th>"
+                     f"<th>TP</th><th>FP</th><th>FN</th><th>TN</th></tr>{rows}</table></details>")
+    sw = a.get("sweep") or {}
+    if sw:
+        blocks = []
+        for view, points in sw.items():
+            rows = "".join(f"<tr><td>{_fmt(p['threshold'], 2)}</td><td>{_fmt(p['flagged'])}</td>"
+                           f"<td>{_fmt(p['recall'])}</td><td>{_fmt(p['fpr'])}</td><td>{_fmt(p['precision'])}</td></tr>"
+                           for p in points)
+            blocks.append(f"<h4>{html.escape(view)}</h4><table><tr><th>threshold</th><th>flagged</th><th>recall</th>"
+                          f"<th>FPR</th><th>precision</th></tr>{rows}</table>")
+        parts.append("<details><summary>Threshold sweep per category</summary>" + "".join(blocks) + "</details>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def write_html(result: dict[str, Any], path: str | Path) -> None:
