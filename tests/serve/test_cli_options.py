@@ -34,6 +34,13 @@ def test_serve_refuses_out_of_range_numbers(app: typer.Typer, args: list[str], m
     assert message in " ".join(r.output.split())
 
 
+def test_serve_help_names_the_environment_variables(app: typer.Typer) -> None:
+    # Square brackets in a help text are Rich markup: "[env REFEREE_HOST]" used to vanish.
+    text = " ".join(CliRunner().invoke(app, ["serve", "--help"]).output.split())
+    for variable in ("REFEREE_HOST", "REFEREE_PORT", "REFEREE_POLICY", "REFEREE_DB_URL"):
+        assert variable in text
+
+
 def test_keys_messages_show_user_text_verbatim(app: typer.Typer, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["keys", "revoke", "[red]x", "--db-url", f"sqlite:///{tmp_path / 'k.db'}"])
     assert r.exit_code == 2 and "no key '[red]x'" in r.output

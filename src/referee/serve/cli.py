@@ -41,7 +41,7 @@ MAX_WORKERS = 256
 
 keys_app = typer.Typer(name="keys", help="Create, list and revoke API keys for the HTTP service.", no_args_is_help=True)
 
-DbUrl = Annotated[str | None, typer.Option("--db-url", help="SQLAlchemy URL of the decision store [env REFEREE_DB_URL].")]
+DbUrl = Annotated[str | None, typer.Option("--db-url", help="SQLAlchemy URL of the decision store (env REFEREE_DB_URL).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -50,9 +50,9 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind [env REFEREE_HOST, default 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port [env REFEREE_PORT, default 8080].")] = None,
-    policy: Annotated[Path | None, typer.Option(help="Policy YAML [env REFEREE_POLICY].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (env REFEREE_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port (env REFEREE_PORT, default 8080).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (env REFEREE_POLICY).")] = None,
     db_url: DbUrl = None,
     workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS,
                                          help="Worker processes; each builds its own engine.")] = 1,
