@@ -169,7 +169,8 @@ def test_moderate_writes_jsonl_and_reports_bad_lines(cli_env: Path, tmp_path: Pa
 
 
 def test_moderate_reads_stdin(cli_env: Path):
-    result = CliRunner().invoke(app, ["moderate", "-", "--no-store"], input='{"id": "s", "text": "buy buy"}\n')
+    result = CliRunner().invoke(app, ["moderate", "-", "--no-store", "--batch-size", "4096"],
+                                input='{"id": "s", "text": "buy buy"}\n')
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[0])["action"] == "limit_reach"
 
@@ -234,6 +235,8 @@ def test_policy_commands_show_user_text_verbatim(cli_env: Path, tmp_path: Path):
         (["decisions", "list", "--limit", "0"], "'--limit': Input should be greater than or equal to 1"),
         (["decisions", "list", "--action", "delete"], "unknown action 'delete'; choose one of allow, label"),
         (["moderate", "-", "--batch-size", "0"], "'--batch-size': Input should be greater than or equal to 1"),
+        (["moderate", "-", "--batch-size", "4097"], "'--batch-size': Input should be less than or equal to 4096"),
+        (["moderate", "-", "--format", "xml"], "--format: unknown format 'xml'; choose one of jsonl, csv"),
     ],
 )
 def test_numeric_options_are_range_checked(cli_env: Path, args: list[str], message: str):

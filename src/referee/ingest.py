@@ -42,6 +42,8 @@ from referee.model import ContentItem
 #: Fields a JSON item may have: the model's, and the ``text``/``media`` shorthands for parts.
 _ITEM_FIELDS = set(ContentItem.model_fields) | {"text", "media"}
 _PART_KINDS = ("text", "image", "audio")
+#: What ``read_items`` reads.
+FORMATS = ("jsonl", "csv")
 
 
 def parse_item(data: Any, where: str) -> ContentItem:
@@ -84,6 +86,8 @@ def read_items(source: str | Path | IO[bytes], fmt: str | None = None) -> Iterat
 
     The format comes from ``fmt`` or the file suffix; streams default to JSONL.
     """
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", "--format")
     if isinstance(source, str | Path):
         path = Path(source)
         fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")

@@ -39,7 +39,7 @@ DbOpt = Annotated[Optional[str], typer.Option("--db-url", help="Decision store U
 DetectorsOpt = Annotated[Optional[str], typer.Option("--detectors", help="Comma-separated subset of the policy's detectors.")]
 
 #: Bounds of the numeric options: wide enough for real use, narrow enough to refuse typos.
-MAX_BATCH_SIZE = 10_000
+MAX_BATCH_SIZE = 4096  # EngineConfig.batch_size's bound
 MAX_LIST_LIMIT = 10_000
 
 policy_app = typer.Typer(help="Lint, test and diff policy files.", no_args_is_help=True)
