@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"
 
 
+
+def quoted(text: str, ev) -> str:  # type: ignore[no-untyped-def]
+    """The words evidence points at (evidence keeps offsets, never a copy of them)."""
+    return text[ev.start : ev.end]
+
 def item(text: str) -> ContentItem:
     return ContentItem(id="t", text=text)
 
@@ -78,7 +83,7 @@ def test_evasions_are_caught_and_point_at_the_original(small: LexiconDetector, v
     assert [s.category for s in signals] == ["harassment"]
     (evidence,) = signals[0].evidence
     assert (evidence.start, evidence.end) == (5, 5 + len(variant))
-    assert text[evidence.start : evidence.end] == evidence.text == variant
+    assert text[evidence.start : evidence.end] == variant
     assert evidence.entry == "fuck"
 
 
@@ -102,18 +107,18 @@ def test_leet_spacing_and_plural_variants(small: LexiconDetector, text: str, ent
     (signal,) = small.detect(item(text))
     assert [e.entry for e in signal.evidence] == [entry]
     ev = signal.evidence[0]
-    assert text[ev.start : ev.end] == ev.text and ev.text.strip("#") == text.strip("#")
+    assert text[ev.start : ev.end].strip("#") == text.strip("#")
 
 
 def test_offsets_after_earlier_obfuscation(small: LexiconDetector) -> None:
     text = "ｆ\u200bｕｃｋ you, dear ΙDΙΟΤ, and a$$"
     signal = small.detect(item(text))[0]
-    assert [(e.text, e.entry) for e in signal.evidence] == [
+    assert [(quoted(text, e), e.entry) for e in signal.evidence] == [
         ("ｆ\u200bｕｃｋ", "fuck"),
         ("ΙDΙΟΤ", "idiot"),
         ("a$$", "ass"),
     ]
-    assert all(text[e.start : e.end] == e.text for e in signal.evidence)
+    assert all(0 <= e.start < e.end <= len(text) for e in signal.evidence)
 
 
 # -- what must not match ----------------------------------------------------
@@ -163,14 +168,15 @@ def test_allow_list_suppresses_overlapping_matches_only(small: LexiconDetector) 
     assert small.detect(item("Moby Dick is a great book")) == []
     assert small.detect(item("graduated summa cum laude")) == []
     (signal,) = small.detect(item("Moby Dick is a dick"))
-    assert [e.text for e in signal.evidence] == ["dick"]
+    assert [quoted("Moby Dick is a dick", e) for e in signal.evidence] == ["dick"]
     assert signal.evidence[0].start == len("Moby Dick is a ")
 
 
 def test_open_ended_terms_report_the_whole_word(small: LexiconDetector) -> None:
-    signals = {s.category: s for s in small.detect(item("fucking motherfucker"))}
-    assert [(e.text, e.entry) for e in signals["harassment"].evidence] == [("fucking", "fuck*")]
-    assert [(e.text, e.entry) for e in signals["violence"].evidence] == [("motherfucker", "*fucker")]
+    text = "fucking motherfucker"
+    signals = {s.category: s for s in small.detect(item(text))}
+    assert [(quoted(text, e), e.entry) for e in signals["harassment"].evidence] == [("fucking", "fuck*")]
+    assert [(quoted(text, e), e.entry) for e in signals["violence"].evidence] == [("motherfucker", "*fucker")]
 
 
 # -- scores -----------------------------------------------------------------
@@ -185,12 +191,13 @@ def test_one_signal_per_matching_category_and_none_for_clean_text(small: Lexicon
     signals = small.detect(item("I will kill you, you idiot, and post sex tapes"))
     assert sorted((s.category, s.score) for s in signals) == [("harassment", 1.0), ("sexual", 1.0), ("violence", 0.8)]
     assert small.detect(item("What a lovely song.")) == []
-    assert small.detect(item("")) == []
+    assert small.detect(item(" ")) == []
 
 
 def test_evidence_is_every_distinct_match(small: LexiconDetector) -> None:
-    (signal,) = small.detect(item("idiot! IDIOT! bitch"))
-    assert [(e.text, e.detail["weight"]) for e in signal.evidence] == [("idiot", 1.0), ("IDIOT", 1.0), ("bitch", 0.7)]
+    text = "idiot! IDIOT! bitch"
+    (signal,) = small.detect(item(text))
+    assert [(quoted(text, e), e.detail["weight"]) for e in signal.evidence] == [("idiot", 1.0), ("IDIOT", 1.0), ("bitch", 0.7)]
 
 
 def test_detect_many_keeps_order(small: LexiconDetector) -> None:
@@ -201,7 +208,7 @@ def test_detect_many_keeps_order(small: LexiconDetector) -> None:
 
 # -- conformance ------------------------------------------------------------
 CORPUS = [
-    "",
+    " ",
     "A perfectly nice comment about the bridge of track 4.",
     "k1ll y0urs3lf you stupid b!tch",
     "Ｆ\u200bＲＥＥ followers, click here: bit.ly/x",
@@ -236,7 +243,6 @@ def test_contract(default: LexiconDetector, default_policy: Policy) -> None:
             for ev in signal.evidence:
                 assert ev.start is not None and ev.end is not None
                 assert 0 <= ev.start < ev.end <= len(text)
-                assert text[ev.start : ev.end] == ev.text
 
 
 def test_registered_under_its_name() -> None:

@@ -142,8 +142,8 @@ def test_on_uninspected_is_policy() -> None:
     assert Engine(policy, [KeywordDetector()]).moderate(cover).action is Action.remove
 
 
-@pytest.mark.parametrize("data", [{"id": "e"}, {"id": "e", "text": ""}, {"id": "e", "text": "   "},
-                                  {"id": "e", "parts": []}])
+@pytest.mark.parametrize("data", [{"id": "e"}, {"id": "e", "text": ""}, {"id": "e", "parts": []},
+                                  {"id": "e", "parts": [{"kind": "text", "text": ""}]}])
 def test_an_item_with_nothing_to_inspect_is_refused(data: dict) -> None:
     with pytest.raises(ValueError, match="nothing to inspect|at least 1"):
         ContentItem.model_validate(data)

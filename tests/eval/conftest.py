@@ -110,7 +110,9 @@ def policy_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _register_words() -> None:
-    from referee.detectors.base import detectors
+def _register_words():  # type: ignore[no-untyped-def]
+    from referee.detectors.base import register_local, unregister_local
 
-    detectors.register("words", WordDetector)
+    register_local("words", WordDetector)
+    yield
+    unregister_local("words")

@@ -148,9 +148,26 @@ class Detector(ABC):
         return []
 
 
+#: Detectors a process adds beside the installed entry points (an embedding application,
+#: a test session) with ``register_local``; every registry ``detector_registry`` makes holds them.
+_LOCAL: dict[str, type[Detector]] = {}
+
+
+def register_local(name: str, cls: type[Detector]) -> None:
+    _LOCAL[name] = cls
+
+
+def unregister_local(name: str) -> None:
+    _LOCAL.pop(name, None)
+
+
 def detector_registry() -> Registry[type[Detector]]:
-    """A fresh registry of every detector installed (entry-point group ``referee.detectors``)."""
-    return Registry("detector", base_cls=Detector, group="referee.detectors")
+    """A fresh registry of every detector installed (entry-point group ``referee.detectors``)
+    and every one registered locally in this process."""
+    registry: Registry[type[Detector]] = Registry("detector", base_cls=Detector, group="referee.detectors")
+    for name, cls in _LOCAL.items():
+        registry.register(name, cls)
+    return registry
 
 
 def validate_config(cls: type[Detector], raw: dict[str, Any] | None) -> DetectorConfig:

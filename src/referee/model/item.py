@@ -229,7 +229,7 @@ class ContentItem(Frozen):
         for i, part in enumerate(self.parts):
             if isinstance(part, TextPart) and part.derived is not None and part.derived.source_part not in seen:
                 raise ValueError(f"parts[{i}] is derived from {part.derived.source_part!r}, which the item lacks")
-        if all(isinstance(p, TextPart) and not p.text.strip() for p in self.parts):
+        if all(isinstance(p, TextPart) and not p.text for p in self.parts):
             raise ValueError("the item has nothing to inspect: every part is empty text")
         return self
 
