@@ -1,4 +1,4 @@
-"""The SQLite file's checkpointer (store/sqlite.py): off the write path, and the log
+"""The SQLite file's checkpointer (store/sql/sqlite.py): off the write path, and the log
 still rewinds under steady writes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy
 from referee.engine import Engine
 from referee.model import ContentItem
 from referee.store import DecisionStore
-from referee.store import sqlite as sqlite_file
+from referee.store.sql import sqlite as sqlite_file
 from tests.conftest import KeywordDetector
 
 
@@ -27,7 +27,7 @@ def _write(engine: Engine, batches: int, tag: str) -> None:
 def test_only_a_writing_store_gets_a_checkpointer_and_close_stops_it(tmp_path, small_policy):
     before = len(_checkpoint_threads())
     reader = DecisionStore(f"sqlite:///{tmp_path}/r.db")
-    reader.get_decisions(["dec_x"])
+    reader.heads(["x"])
     assert len(_checkpoint_threads()) == before
     writer = DecisionStore(f"sqlite:///{tmp_path}/w.db")
     _write(Engine(small_policy, [KeywordDetector()], sink=writer), 1, "w")
@@ -38,21 +38,21 @@ def test_only_a_writing_store_gets_a_checkpointer_and_close_stops_it(tmp_path, s
 
 
 def test_checkpointer_copies_the_log_back_and_rewinds_it(tmp_path, small_policy, monkeypatch):
-    monkeypatch.setattr(sqlite_file, "RESTART_FRAMES", 40)
+    monkeypatch.setattr(sqlite_file, "RESTART_FRAMES", 80)
     store = DecisionStore(f"sqlite:///{tmp_path}/c.db")
-    assert store._sqlite is not None
+    assert store.db.sqlite is not None
     engine = Engine(small_policy, [KeywordDetector()], sink=store)
     seen: list[str] = []
-    sqlalchemy.event.listen(store._db, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    sqlalchemy.event.listen(store.db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     _write(engine, 30, "a")
     time.sleep(sqlite_file.CHECKPOINT_INTERVAL_S * 4)  # the thread's pass after the last write
     assert any("RESTART" in sql for sql in seen)  # the long log was rewound with writers held back
-    busy, frames, copied = store._sqlite.checkpoint()
+    busy, frames, copied = store.db.sqlite.checkpoint()
     assert busy == 0 and copied == frames, (busy, frames, copied)  # all copied back
     _write(engine, 1, "z")  # the next writer starts the log from its beginning
     seen.clear()
-    busy, frames, copied = store._sqlite.checkpoint()
-    assert busy == 0 and 0 < frames < 40 and copied == frames, (busy, frames, copied)
+    busy, frames, copied = store.db.sqlite.checkpoint()
+    assert busy == 0 and 0 < frames < 80 and copied == frames, (busy, frames, copied)
     assert seen == ["PRAGMA wal_checkpoint(PASSIVE)"]  # a short log is copied beside the writers only
     # Everything written is in the database file, and still readable through the store.
     assert len(store.history("a-29-19")) == len(store.history("z-0-0")) == 1
@@ -62,7 +62,7 @@ def test_checkpointer_copies_the_log_back_and_rewinds_it(tmp_path, small_policy,
 def test_commits_leave_checkpoints_to_the_thread(tmp_path):
     """SQLite's own in-commit checkpoint is only the fallback, far above the thread's mark."""
     store = DecisionStore(f"sqlite:///{tmp_path}/g.db")
-    with store._db.connect() as conn:
+    with store.db.engine.connect() as conn:
         pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
     assert mode == "wal" and pages == sqlite_file.AUTOCHECKPOINT_PAGES > sqlite_file.RESTART_FRAMES
@@ -77,16 +77,16 @@ def test_a_long_reader_holds_writers_back_only_briefly(tmp_path, small_policy, m
     store = DecisionStore(f"sqlite:///{tmp_path}/l.db")
     engine = Engine(small_policy, [KeywordDetector()], sink=store)
     _write(engine, 3, "a")
-    reader = store._db.connect()
+    reader = store.db.engine.connect()
     reader.exec_driver_sql("BEGIN")
     reader.exec_driver_sql("SELECT count(*) FROM decisions").all()  # a snapshot of the current log
     _write(engine, 1, "b")  # the log moves past the reader's snapshot
     start = time.monotonic()
-    busy, _, _ = store._sqlite.checkpoint()
+    busy, _, _ = store.db.sqlite.checkpoint()
     waited = time.monotonic() - start
     assert busy == 1 and waited < 2.0, (busy, waited)  # well under the 5 s busy timeout
     _write(engine, 1, "c")  # writers go on
     reader.exec_driver_sql("ROLLBACK")
     reader.close()
-    assert store._sqlite.checkpoint()[0] == 0
+    assert store.db.sqlite.checkpoint()[0] == 0
     store.close()

@@ -21,6 +21,9 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
 
 
+_UNSET = object()
+
+
 class RawJSON(str):
     """JSON text already serialised (by pydantic, from the model itself): the
     store's JSON serialiser passes it through instead of encoding it again."""
@@ -30,10 +33,12 @@ class RawJSON(str):
 
 class BulkInsert:
     """Every row passed to ``run`` names each of the table's columns but a
-    surrogate integer key, which the database numbers itself."""
+    surrogate integer key (one the database numbers itself: ``autoincrement``
+    not False)."""
 
     def __init__(self, statement: Insert, table: Table, dialect: Dialect) -> None:
-        columns = [c.key for c in table.c if not (c.primary_key and isinstance(c.type, Integer))]
+        columns = [c.key for c in table.c
+                   if not (c.primary_key and isinstance(c.type, Integer) and c.autoincrement is not False)]
         compiled = statement.compile(dialect=dialect, column_keys=columns)
         self.sql = str(compiled)
         # Positional paramstyles (SQLite's qmark) take tuples in this order; named ones (psycopg) take dicts.
@@ -48,8 +53,14 @@ class BulkInsert:
         if not rows:
             return
         for name, proc in self._processors:
+            # Rows of a batch often share one value (the batch's timestamp): processed once.
+            seen: Any = _UNSET
+            done: Any = None
             for row in rows:
-                row[name] = proc(row[name])
+                value = row[name]
+                if value is not seen:
+                    seen, done = value, proc(value)
+                row[name] = done
         if self._order is None:
             conn.exec_driver_sql(self.sql, rows)
         else:

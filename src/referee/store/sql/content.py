@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Text, bindparam, cast, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, null, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from referee.errors import StoreError
@@ -96,7 +96,7 @@ class SQLContentStore:
                 done = conn.execute(
                     update(content)
                     .where(content.c.content_hash == content_hash, content.c.parts.is_not(None))
-                    .values(parts=None, erased_at=utcnow())
+                    .values(parts=null(), erased_at=utcnow())
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"could not erase content {content_hash!r}: {exc}") from exc

@@ -130,42 +130,44 @@ class Database:
         """Apply every migration not applied yet, in one transaction. Returns (from, to)."""
         config = alembic_config()
         try:
-            if self.sqlite is not None:
-                with self.sqlite.locked():  # two processes opening one old file: one upgrades it
-                    before = self.revision()
-                    if before != HEAD:
-                        with self.engine.connect() as conn:
-                            _sqlite_transactional_ddl(conn, config)
-            else:
+            with self.sqlite.locked() if self.sqlite else contextlib.nullcontext():
+                # (On SQLite, two processes opening one old file: one upgrades it, the other finds it done.)
                 before = self.revision()
-                with self.engine.begin() as conn:
-                    config.attributes["connection"] = conn
-                    command.upgrade(config, "head")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot upgrade store {self.url!r}: {exc}") from exc
+                if before != HEAD:
+                    with self.migration() as conn:
+                        config.attributes["connection"] = conn
+                        command.upgrade(config, "head")
+        except Exception as exc:  # noqa: BLE001 - a migration's failure, whatever it is, is the store's
+            raise StoreError(f"cannot upgrade store {self.url!r} (nothing was changed): {exc}") from exc
         return before, HEAD
 
+    @contextlib.contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A connection in ONE transaction for migrations, committed at the end.
 
-def _sqlite_transactional_ddl(conn: Connection, config: Config) -> None:
-    """Run the migrations in ONE SQLite transaction. Python's sqlite3 opens a
-    transaction only before INSERT/UPDATE/DELETE, so DDL would run in autocommit and
-    a failing migration would leave half a schema; with ``isolation_level = None``
-    and an explicit BEGIN, SQLite's own transactional DDL applies."""
-    raw: Any = conn.connection.dbapi_connection
-    saved = raw.isolation_level
-    raw.isolation_level = None
-    try:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-        except BaseException:
-            raw.rollback()
-            raise
-        raw.commit()
-    finally:
-        conn.rollback()  # SQLAlchemy's own (empty) transaction
-        raw.isolation_level = saved
+        On SQLite: Python's sqlite3 opens a transaction only before INSERT, UPDATE and
+        DELETE, so DDL would run in autocommit and a failing migration would leave half
+        a schema; with ``isolation_level = None`` and an explicit BEGIN, SQLite's own
+        transactional DDL applies."""
+        if self.sqlite is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            saved = raw.isolation_level
+            raw.isolation_level = None
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+            finally:
+                conn.rollback()  # SQLAlchemy's own (empty) transaction
+                raw.isolation_level = saved
 
 
 def upgrade(url: str) -> tuple[str | None, str]:

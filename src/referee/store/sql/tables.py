@@ -53,13 +53,18 @@ NAMING = {
 
 metadata = MetaData(naming_convention=NAMING)
 
+#: A 64-bit sequence number; on SQLite plain INTEGER, which makes a primary key the rowid.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
 content = Table(
     "content",
     metadata,
     Column("content_hash", String(64), primary_key=True),
-    Column("parts", JSON),  # null once erased
+    Column("parts", JSON(none_as_null=True)),  # SQL NULL once erased
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Column("erased_at", DateTime(timezone=True)),
+    # On SQLite the table is its primary key's b-tree: one random-keyed b-tree to write, not two.
+    sqlite_with_rowid=False,
 )
 
 items = Table(
@@ -74,13 +79,16 @@ items = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("context", JSON, nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 decisions = Table(
     "decisions",
     metadata,
-    Column("decision_id", String(64), primary_key=True),
-    Column("seq", BigInteger, nullable=False),
+    # seq is the key: on SQLite the rowid itself (INTEGER PRIMARY KEY), so the table is
+    # stored in log order and the sequence needs no index of its own.
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
+    Column("decision_id", String(64), nullable=False),
     Column("item_id", String(256), nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("input_key", String(64), nullable=False),
@@ -96,7 +104,7 @@ decisions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
-    UniqueConstraint("seq"),
+    UniqueConstraint("decision_id"),
     # A decision is superseded at most once: nothing forks.
     UniqueConstraint("supersedes"),
     # The target of the chain's foreign key; also serves lookups by item.
@@ -128,7 +136,7 @@ decision_seq = Table(
     "decision_seq",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("last_seq", BigInteger, nullable=False),
+    Column("last_seq", SEQ, nullable=False),
 )
 
 api_keys = Table(

@@ -56,6 +56,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 CHUNK = 1000
+SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _new_tables() -> sa.MetaData:
@@ -63,9 +64,10 @@ def _new_tables() -> sa.MetaData:
     sa.Table(
         "content", m,
         sa.Column("content_hash", sa.String(64), primary_key=True),
-        sa.Column("parts", sa.JSON),
+        sa.Column("parts", sa.JSON(none_as_null=True)),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True)),
+        sqlite_with_rowid=False,
     )
     sa.Table(
         "items", m,
@@ -78,11 +80,12 @@ def _new_tables() -> sa.MetaData:
         sa.Column("created_at", sa.DateTime(timezone=True)),
         sa.Column("context", sa.JSON, nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sqlite_with_rowid=False,
     )
     sa.Table(
         "decisions", m,
-        sa.Column("decision_id", sa.String(64), primary_key=True),
-        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
+        sa.Column("decision_id", sa.String(64), nullable=False),
         sa.Column("item_id", sa.String(256), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("input_key", sa.String(64), nullable=False),
@@ -98,7 +101,7 @@ def _new_tables() -> sa.MetaData:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("payload", sa.JSON, nullable=False),
-        sa.UniqueConstraint("seq"),
+        sa.UniqueConstraint("decision_id"),
         sa.UniqueConstraint("supersedes"),
         sa.UniqueConstraint("item_id", "decision_id"),
         sa.ForeignKeyConstraint(["item_id", "supersedes"], ["decisions.item_id", "decisions.decision_id"],
@@ -122,7 +125,7 @@ def _new_tables() -> sa.MetaData:
     sa.Table(
         "decision_seq", m,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("last_seq", sa.BigInteger, nullable=False),
+        sa.Column("last_seq", SEQ, nullable=False),
     )
     sa.Table(
         "migrate_0002_map", m,
