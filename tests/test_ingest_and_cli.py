@@ -36,6 +36,7 @@ def test_bad_jsonl_lines_are_reported_by_line_and_field():
         json.dumps({"id": "big", "text": "a" * (MAX_TEXT_CHARS + 1)}).encode(),
         b"",
         b'{"id": "ok2", "text": "also fine", "country": "de"}',
+        b'{"id": "old", "text": "t", "created_at": "0001-01-01T00:30:00+01:00"}',  # found by schemathesis: a 500
     ]
     results = list(read_items(io.BytesIO(b"\n".join(lines))))
     good = [r for r in results if isinstance(r, ContentItem)]
@@ -46,6 +47,7 @@ def test_bad_jsonl_lines_are_reported_by_line_and_field():
     assert bad[2].startswith("line 4: invalid UTF-8")
     assert bad[3].startswith("line 5: txt: unknown field; did you mean 'text'?")
     assert bad[4].startswith("line 6: text:") and "MAX_TEXT_CHARS" in bad[4]
+    assert bad[5].startswith("line 9: created_at:") and "outside the years 1 to 9999" in bad[5]
 
 
 def _csv(text: str) -> tuple[list[ContentItem], list[str]]:

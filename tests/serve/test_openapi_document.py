@@ -77,3 +77,11 @@ def test_docs_ask_for_no_key_when_auth_is_off(settings: Settings, engine, store)
     doc = open_app.openapi()
     assert "bearer" in doc["components"]["securitySchemes"]
     assert all("security" not in op for ops in doc["paths"].values() for op in ops.values())
+
+
+def test_a_time_outside_the_utc_calendar_is_422_not_500(client: TestClient, keys: dict[str, str]) -> None:
+    # Found by the schemathesis suite: astimezone() overflowed inside the model's validator.
+    r = client.post("/v1/moderate", json={"id": "t", "text": "x", "created_at": "0001-01-01T01:00:00+01:04"},
+                    headers=bearer(keys["moderate"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "created_at"

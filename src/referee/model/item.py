@@ -217,7 +217,11 @@ class ContentItem(Frozen):
         # left on the value would be silently dropped there. Naive times are taken as UTC.
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        try:
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is a year-0 time in UTC
+            raise ValueError(f"created_at {value.isoformat()} lies outside the years 1 to 9999 in UTC; "
+                             "give a time with its real offset") from None
 
     @model_validator(mode="after")
     def _parts_fit_together(self) -> "ContentItem":
