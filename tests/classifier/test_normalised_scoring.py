@@ -35,7 +35,6 @@ OBFUSCATED = {
     "leetspeak": "you are an 1d10t",
     "dotted letters": "you are an i.d.i.o.t",
     "dashed letters": "you are an i-d-i-o-t",
-    "stretched": "you are an idiiiiot",
 }
 
 
@@ -63,6 +62,14 @@ def test_plain_text_is_scored_once() -> None:
     out = det.detect_many([ContentItem(id=str(i), text=t) for i, t in enumerate(texts)])
     assert clf.seen == texts  # nothing differed from its plain words: no second pass
     assert out[2][0].score == pytest.approx(0.9) and out[2][0].evidence == ()
+
+
+def test_elongation_and_numbers_alone_are_not_rescored() -> None:
+    clf = KeywordClassifier()
+    det = ClassifierDetector(clf)
+    texts = ["sooooo good", "back in the 1950s", "@dj_k1ll3r great set", "see www.example.com/x1y2"]
+    det.detect_many([ContentItem(id=str(i), text=t) for i, t in enumerate(texts)])
+    assert clf.seen == texts
 
 
 def test_version_says_normalised_scoring() -> None:

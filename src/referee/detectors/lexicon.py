@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import ahocorasick  # C extension without stubs (see [tool.mypy] overrides)
+from pydantic import Field
 
-from referee.detectors.base import Detector
+from referee.detectors.base import Detector, DetectorConfig, Example
 from referee.detectors.normalize import IL, MASK, NORMALIZER_VERSION, Normalized, Normalizer
 from referee.errors import ConfigError
 from referee.model import ContentItem, Evidence, Signal
@@ -168,10 +169,23 @@ def read_list(path: Path, field: str, name: str | None = None) -> list[Term]:
 _Pattern = tuple[int, tuple[tuple[int, int], ...]]
 
 
+class LexiconConfig(DetectorConfig):
+    """The ``detectors.lexicon`` block: term lists per category, an allow-list."""
+
+    lists: dict[str, str | list[Any]] = Field(
+        default_factory=dict, description="Category -> list file (relative to the policy) or inline list of terms.")
+    allow: str | list[Any] | None = Field(default=None, description="Terms whose matches suppress overlapping ones.")
+    directed: bool | dict[str, Any] | None = Field(default=None, description=(
+        "Insults aimed at the reader: {categories, weight, min_term_weight, window, pronouns}; see Directed."))
+    directed: dict[str, Any] | None = Field(
+        default=None, description="Insults aimed at 'you': categories, weight, min_term_weight, window.")
+
+
 class LexiconDetector(Detector):
     """Scores each category by the heaviest list term found in the text."""
 
     name = "lexicon"
+    config_model = LexiconConfig
     # Linear in the text (one automaton pass), and texts are size-limited on the way in.
     runs_inline = True
 
@@ -296,6 +310,13 @@ class LexiconDetector(Detector):
     def categories(self) -> tuple[str, ...]:
         return self._categories
 
+    @classmethod
+    def examples(cls) -> list[Example]:
+        return [
+            Example(item=ContentItem(id="ex1", text="Loved the new single, the chorus is great."), category=None),
+            Example(item=ContentItem(id="ex2", text="FREE FOLLOWERS click here"), category="spam"),
+        ]
+
     def detect(self, item: ContentItem) -> list[Signal]:
         if self._automaton is None or not item.text:
             return []
@@ -317,7 +338,6 @@ class LexiconDetector(Detector):
                     Evidence(
                         start=begin,
                         end=stop,
-                        text=item.text[begin:stop],
                         entry=term.entry,
                         detail={"weight": weight, "source": term.source, **({"directed": True} if aimed else {})},
                     )
@@ -371,7 +391,9 @@ class LexiconDetector(Detector):
             for category, found in spans.items()
         }
 
-    def detect_many(self, items: Sequence[ContentItem]) -> list[list[Signal]]:
+    def detect_many(
+        self, items: Sequence[ContentItem], prior: Sequence[Sequence[Signal]] | None = None
+    ) -> list[list[Signal]]:
         # Nothing to vectorise: the automaton is per text and already one C pass.
         detect = self.detect
         return [detect(item) for item in items]

@@ -13,18 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from referee.detectors.base import Detector
+from referee.detectors.base import Detector, DetectorConfig, Example
 from referee.detectors.normalize import Normalizer, readable
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, Signal
 
 
-class ClassifierConfig(BaseModel):
+class ClassifierConfig(DetectorConfig):
     """The ``detectors.classifier`` block of a policy."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(default="champion", description="Registry name, alias, or model directory path.")
     models_dir: str | None = Field(default=None, description="Registry folder; relative to the policy file.")
@@ -39,11 +37,11 @@ class ClassifierConfig(BaseModel):
         "Also score the lexicon's normalised spelling of a text (homoglyphs and full-width letters folded, "
         "zero-widths removed, leetspeak and separated letters joined) when it differs from the raw text; "
         "each category takes the higher of the two scores."))
-    optional: bool = Field(default=False, description="Read by the engine: skip with a warning when missing.")
 
 
 class ClassifierDetector(Detector):
     name = "classifier"
+    config_model = ClassifierConfig
     timeout_s = 10.0
 
     def __init__(self, classifier: Any, categories: Sequence[str] | None = None, normalised_text: bool = True) -> None:
@@ -63,10 +61,25 @@ class ClassifierDetector(Detector):
     def categories(self) -> tuple[str, ...]:
         return tuple(c for _, c in self._columns)
 
+    def close(self) -> None:
+        close = getattr(self.classifier, "close", None)
+        if close is not None:
+            close()
+
+    @classmethod
+    def examples(cls) -> list[Example]:
+        return [
+            Example(item=ContentItem(id="ex1", text="Loved the new single, the chorus is great."), category=None),
+            Example(item=ContentItem(id="ex2", text="FREE FOLLOWERS!!! click here to buy cheap followers now"),
+                    category="spam"),
+        ]
+
     def detect(self, item: ContentItem) -> list[Signal]:
         return self.detect_many([item])[0]
 
-    def detect_many(self, items: Sequence[ContentItem]) -> list[list[Signal]]:
+    def detect_many(
+        self, items: Sequence[ContentItem], prior: Sequence[Sequence[Signal]] | None = None
+    ) -> list[list[Signal]]:
         texts = [item.text for item in items]
         scored = [i for i, t in enumerate(texts) if t.strip()]
         out: list[list[Signal]] = [[] for _ in items]
@@ -76,8 +89,8 @@ class ClassifierDetector(Detector):
         alternates: list[tuple[int, str]] = []
         if self._normalizer is not None:
             for row, i in enumerate(scored):
-                alt = readable(self._normalizer, texts[i])
-                if alt and alt != plain_words(texts[i]):
+                alt = normalised_spelling(self._normalizer, texts[i])
+                if alt is not None:
                     alternates.append((row, alt))
         probs, spans, windows = self.classifier.predict_with_spans(
             [texts[i] for i in scored] + [alt for _, alt in alternates])
@@ -90,8 +103,7 @@ class ClassifierDetector(Detector):
                 start, end = (int(x) for x in spans[row, col])
                 # For a text longer than one window, point at the window that scored highest.
                 evidence = (
-                    (Evidence(start=start, end=end, text=text[start:end],
-                              detail={"window_of": int(windows[row])}),)
+                    (Evidence(start=start, end=end, detail={"window_of": int(windows[row])}),)
                     if windows[row] > 1 and 0 <= start < end <= len(text) else ()
                 )
                 alt = alt_row.get(row)
@@ -141,9 +153,30 @@ class ClassifierDetector(Detector):
 
 
 _WORD = re.compile(r"[^\W_]+")
+_RUN = re.compile(r"(.)\1{2,}")
+#: What obfuscation leaves behind: a non-ASCII character, a digit or symbol touching a
+#: letter ("1d10t", "b!tch"), or single letters between separators ("i.d.i.o.t").
+_MAYBE_OBFUSCATED = re.compile(r"[^\x00-\x7f]|[a-z][0-9$@!|]|[0-9$@!|][a-z]|(?<![a-z])[a-z][.\-_*/|~+][a-z](?![a-z])",
+                               re.IGNORECASE)
+#: Handles and links are not words (and "@mleew17" is no leetspeak); numbers with a
+#: suffix ("1950s", "100k", "3rd") are numbers, not "igsos".
+_HANDLE_OR_LINK = re.compile(r"(?<![\w@])@\w+|\b(?:https?://|www\.)\S+", re.IGNORECASE)
+_NUMBER_SUFFIX = re.compile(r"(?<!\w)(\d[\d.,:]*)([^\W\d_]{1,2})(?!\w)")
 
 
 def plain_words(text: str) -> str:
     """The text's words as the normaliser writes an unobfuscated text: lower case,
-    apostrophes dropped, anything else between words one space."""
-    return " ".join(_WORD.findall(text.casefold().replace("'", "").replace("\u2019", "")))
+    apostrophes dropped, letter runs of three or more collapsed ("sooo" -> "so"),
+    anything else between words one space."""
+    words = _WORD.findall(text.casefold().replace("'", "").replace("\u2019", ""))
+    return _RUN.sub(r"\1", " ".join(words))
+
+
+def normalised_spelling(normalizer: Normalizer, text: str) -> str | None:
+    """The normaliser's readable spelling of ``text`` when it differs from the text's plain
+    words (an obfuscated text), else None. Most texts fail the cheap pre-check."""
+    if _MAYBE_OBFUSCATED.search(text) is None:
+        return None
+    text = _NUMBER_SUFFIX.sub(r"\1 \2", _HANDLE_OR_LINK.sub(" ", text))
+    alt = readable(normalizer, text)
+    return alt if alt and _RUN.sub(r"\1", alt) != plain_words(text) else None
