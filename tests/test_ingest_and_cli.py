@@ -9,11 +9,10 @@ from typer.testing import CliRunner
 
 import referee
 from referee.cli import app
-from referee.detectors.base import Detector
+from referee.detectors.base import register_local, unregister_local
 from referee.errors import InputError
 from referee.ingest import read_items
 from referee.model import MAX_TEXT_CHARS, ContentItem
-from referee.registry import Registry
 from tests.conftest import SMALL_POLICY, KeywordDetector
 
 
@@ -139,13 +138,10 @@ def test_csv_bad_utf8_costs_its_line_only():
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch) -> Path:
-    # The commands build their registry themselves (entry points); here it is the test's own.
-    def registry() -> Registry[type[Detector]]:
-        return Registry.of("detector", [("keyword", KeywordDetector)], base_cls=Detector)
-
-    for module in ("referee.build", "referee.engine.run", "referee.policy.lint"):
-        monkeypatch.setattr(f"{module}.detector_registry", registry, raising=False)
+def cli_env(tmp_path: Path, monkeypatch, request) -> Path:
+    # The commands build their registry themselves (entry points plus local detectors).
+    register_local("keyword", KeywordDetector)
+    request.addfinalizer(lambda: unregister_local("keyword"))
     policy = tmp_path / "small.yaml"
     policy.write_text(SMALL_POLICY + "tests:\n  - {text: 'vile vile vile vile', surface: comment, expect: remove}\n"
                       "  - {text: 'hello', surface: comment, expect: allow}\n", encoding="utf-8")
