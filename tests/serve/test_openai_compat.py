@@ -13,7 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from referee.serve.openai_compat import OPENAI_CATEGORIES
+from referee.policy import Policy
+from referee.serve.openai_compat import category_map
+from tests.conftest import REPO
 from tests.serve.conftest import bearer
 
 #: Every category OpenAI's Moderation API answers, as the openai package models them.
@@ -25,7 +27,7 @@ OPENAI_NAMES = {
 
 
 def test_mapping_covers_every_openai_category() -> None:
-    assert set(OPENAI_CATEGORIES) == OPENAI_NAMES
+    assert set(category_map(Policy.from_file(REPO / "policies" / "default.yaml"))) == OPENAI_NAMES
     fields = {a or n for n, a in ((n, f.alias) for n, f in openai.types.moderation.Categories.model_fields.items())}
     assert fields == OPENAI_NAMES
 
@@ -133,3 +135,19 @@ def test_openai_client_sees_our_errors(live_url: str, keys: dict[str, str]) -> N
     reader = openai.OpenAI(base_url=live_url, api_key=keys["read"], max_retries=0)
     with pytest.raises(openai.PermissionDeniedError):
         reader.moderations.create(input="hi")
+
+
+def test_the_category_mapping_is_policy_data_checked_by_lint(tmp_path) -> None:
+    from referee.errors import PolicyError
+
+    text = (REPO / "policies" / "default.yaml").read_text(encoding="utf-8")
+    bad = text.replace("  sexual/minors: [sexual_minors]", "  sexual/minors: [sexual_minor]")
+    (tmp_path / "p.yaml").write_text(bad, encoding="utf-8")
+    import pytest as _pytest
+
+    with _pytest.raises(PolicyError, match=r"p.yaml:\d+: error: openai_categories.sexual/minors\[0\]: .*'sexual_minor'"):
+        Policy.from_file(tmp_path / "p.yaml")
+    # A policy with no mapping answers under its own category names.
+    own = Policy.from_yaml("id: t\nversion: '1'\ncategories: {scam: {description: s}}\n"
+                           "surfaces:\n  default:\n    rules:\n      - {id: r, categories: scam, action: remove}\n")
+    assert category_map(own) == {"scam": ("scam",)}

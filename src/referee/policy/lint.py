@@ -334,6 +334,12 @@ def check_semantics(data: dict[str, Any], node: yaml.Node | None, source: str,
                   (f"rename surfaces.{close[0]} to 'default', or " if close else "")
                   + "add surfaces.default with strict rules (safe by default)")
 
+    for name, refs in _as_dict(data.get("openai_categories")).items():
+        for k, ref in enumerate(refs if isinstance(refs, list) else []):
+            if categories is not None and ref not in categories:
+                found.add(("openai_categories", name, k), f"OpenAI category {name!r} maps to unknown category {ref!r}",
+                          did_you_mean(str(ref), categories))
+
     for name, surface in _as_dict(surfaces).items():
         check_rules(found, _as_dict(surface).get("rules"), ("surfaces", name, "rules"), categories, detectors)
     for name, block in shadowed_blocks(node, "surfaces"):

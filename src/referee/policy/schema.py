@@ -170,6 +170,13 @@ class PolicyDocument(_Strict):
     )
     surfaces: dict[str, SurfaceRules]
     jurisdictions: dict[str, Jurisdiction] = Field(default_factory=dict)
+    openai_categories: dict[str, tuple[str, ...]] | None = Field(
+        default=None,
+        description=(
+            "OpenAI Moderation category name -> the policy categories that must all fire for it "
+            "(POST /v1/moderations). Without it, each policy category answers under its own name."
+        ),
+    )
     plan: tuple[Stage, ...] | None = Field(
         default=None, description="Ordered detection stages; one stage of every detector when omitted."
     )

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from referee.errors import InputError
 from referee.model import Action, ContentItem, Decision
+from referee.policy import Policy
 from referee.serve.auth import Principal, require
 from referee.serve.body import read_json
 from referee.serve.problems import PayloadTooLarge, field_path
@@ -44,22 +45,14 @@ from referee.serve.schemas import (
 )
 from referee.serve.state import ServeState
 
-#: OpenAI category → the referee categories that must all be present.
-OPENAI_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "harassment": ("harassment",),
-    "harassment/threatening": ("harassment", "violence"),
-    "hate": ("hate",),
-    "hate/threatening": ("hate", "violence"),
-    "illicit": ("illegal_goods",),
-    "illicit/violent": ("illegal_goods", "violence"),
-    "self-harm": ("self_harm",),
-    "self-harm/intent": ("self_harm",),
-    "self-harm/instructions": ("self_harm",),
-    "sexual": ("sexual",),
-    "sexual/minors": ("sexual_minors",),
-    "violence": ("violence",),
-    "violence/graphic": ("violence",),
-}
+def category_map(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """OpenAI category name → the policy categories that must all fire: the policy's
+    ``openai_categories`` (data, checked by lint), else each category under its own name."""
+    mapping = policy.document.openai_categories
+    if mapping is not None:
+        return dict(mapping)
+    return {name: (name,) for name in policy.categories}
+
 
 _TEXT_ONLY: list[Any] = ["text"]
 
@@ -81,18 +74,19 @@ def fired_categories(decision: Decision) -> set[str]:
     return present
 
 
-def to_result(decision: Decision, policy_categories: list[str]) -> ModerationResult:
-    best: dict[str, float] = {c: 0.0 for c in policy_categories}
+def to_result(decision: Decision, policy: Policy) -> ModerationResult:
+    mapping = category_map(policy)
+    best: dict[str, float] = {c: 0.0 for c in policy.categories}
     for signal in decision.signals:
         best[signal.category] = max(best.get(signal.category, 0.0), signal.score)
     present = fired_categories(decision)
-    categories = {name: all(c in present for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
-    scores = {name: min(best.get(c, 0.0) for c in refs) for name, refs in OPENAI_CATEGORIES.items()}
+    categories = {name: all(c in present for c in refs) for name, refs in mapping.items()}
+    scores = {name: min(best.get(c, 0.0) for c in refs) for name, refs in mapping.items()}
     return ModerationResult(
         flagged=decision.flagged,
         categories=categories,
         category_scores=scores,
-        category_applied_input_types={name: list(_TEXT_ONLY) for name in OPENAI_CATEGORIES},
+        category_applied_input_types={name: list(_TEXT_ONLY) for name in mapping},
         referee=RefereeExtras(
             decision_id=decision.decision_id,
             action=decision.action.value,
@@ -201,6 +195,6 @@ async def moderations(
     response = ModerationResponse(
         id=f"modr-{uuid.uuid4().hex}",
         model=f"referee/{policy.id}@{policy.version}",
-        results=[to_result(d, policy.categories) for d in decisions],
+        results=[to_result(d, policy) for d in decisions],
     )
     return JSONResponse(response.model_dump(mode="json"))
