@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from referee import ids
+from referee.model.base import assemble
 from referee.model import (
     Action,
     ContentItem,
@@ -61,7 +62,7 @@ def decide(
 
     if uninspected:
         action_if = policy.document.on_uninspected
-        reasons.append(Reason.model_construct(
+        reasons.append(assemble(Reason, 
             rule_id="policy.on_uninspected",
             kind="uninspected",
             category=None,
@@ -86,7 +87,7 @@ def decide(
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.
     key = input_key_of(policy, item, versions, engine_config_id)
-    return Decision.model_construct(
+    return assemble(Decision, 
         decision_id=ids.decision_id(key, supersedes),
         input_key=key,
         item_id=item.id,
@@ -137,7 +138,7 @@ def _evaluate(
                 hits.append((s, threshold))
     if hits:
         top, threshold = max(hits, key=lambda h: h[0].score)
-        return Reason.model_construct(
+        return assemble(Reason, 
             rule_id=rule.id,
             kind="threshold",
             category=top.category,
@@ -145,7 +146,7 @@ def _evaluate(
             strike=rule.strike,
             threshold=threshold,
             signals=tuple(
-                SignalRef.model_construct(detector=s.detector, category=s.category, score=round(s.score, 6))
+                assemble(SignalRef, detector=s.detector, category=s.category, score=round(s.score, 6))
                 for s, _ in hits
             ),
             failed_detectors=(),
@@ -161,7 +162,7 @@ def _evaluate(
     if not failed:
         return None
     action = Action(rule.on_error)
-    return Reason.model_construct(
+    return assemble(Reason, 
         rule_id=rule.id,
         kind="on_error",
         category=None,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def utcnow() -> datetime:
@@ -24,6 +27,24 @@ class Frozen(BaseModel):
         for name in _cached_properties(type(self)):
             copied.__dict__.pop(name, None)
         return copied
+
+
+def assemble(cls: type[M], **values: Any) -> M:
+    """An instance from values that are already valid, every field given.
+
+    ``decide`` builds a Decision for every item from parts validated on the way
+    in; pydantic's ``model_construct`` still walks every field in Python (40 %
+    of ``decide`` with the Decision's 25 fields, cProfile). This sets the
+    instance dict directly, which is what ``model_construct`` ends up doing."""
+    missing = cls.model_fields.keys() - values.keys()
+    if missing:
+        raise TypeError(f"{cls.__name__}: assemble() needs every field; missing {sorted(missing)}")
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 @functools.cache
