@@ -196,6 +196,25 @@ def show_cmd(decision_id: str, db_url: DbOpt = None) -> None:
     typer.echo(json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
+@decisions_app.command("history")
+def history_cmd(item_id: str, db_url: DbOpt = None) -> None:
+    """Every decision about an item, oldest first, as JSON lines; the head is marked."""
+    try:
+        store = DecisionStore(_settings(None, db_url).db_url)
+        records = store.log.history(item_id)
+        head = store.log.head(item_id)
+    except RefereeError as exc:
+        raise fail(str(exc)) from exc
+    if not records:
+        raise fail(f"no decision about item {item_id!r} in the store", 1)
+    for record in records:
+        d = record.decision
+        typer.echo(json.dumps({"seq": record.seq, "decision_id": d.decision_id, "source": d.source,
+                               "action": d.action.value, "supersedes": d.supersedes, "provisional": d.provisional,
+                               "head": head is not None and d.decision_id == head.decision_id,
+                               "created_at": d.created_at.isoformat()}))
+
+
 @decisions_app.command("list")
 def list_cmd(
     since: Annotated[Optional[str], typer.Option(help="ISO time (2026-11-01T00:00) or a duration like 24h, 7d.")] = None,

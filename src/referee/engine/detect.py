@@ -127,18 +127,18 @@ def run_detectors(
         if d.name not in results:
             continue
         outcomes, derived = results[d.name]
-        views = plans[d.name]
+        plan = plans[d.name]
         best: dict[int, dict[str, Signal]] = {}
         failed: set[int] = set()
         for k, outcome in enumerate(outcomes):
-            i = views.owner[k]
+            i = plan.owner[k]
             found[i].derived.extend(derived[k])
             if isinstance(outcome, DetectorFailure):
                 if i not in failed:
                     failed.add(i)
                     found[i].failures.append(outcome)
                 continue
-            part = views.part[k]
+            part = plan.part[k]
             per_category = best.setdefault(i, {})
             for s in outcome:
                 if s.category not in categories:

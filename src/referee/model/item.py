@@ -22,7 +22,8 @@ import functools
 import hashlib
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Base64Bytes, Field, field_validator, model_validator
 
@@ -159,6 +160,14 @@ class ContentItem(Frozen):
     country: str | None = Field(default=None, description="ISO 3166-1 alpha-2, e.g. 'DE'.")
     created_at: datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+
+    if TYPE_CHECKING:  # the shorthand keywords, for type checkers (pydantic's own __init__ takes them)
+        def __init__(
+            self, *, id: str, surface: str = "comment", text: str | None = None,
+            parts: Sequence[Any] | None = None, media: Sequence[Any] | None = None,
+            author_id: str | None = None, language: str | None = None, country: str | None = None,
+            created_at: datetime | None = None, context: dict[str, Any] | None = None,
+        ) -> None: ...
 
     @model_validator(mode="before")
     @classmethod

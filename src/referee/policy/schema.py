@@ -116,7 +116,7 @@ class PolicyTest(_Strict):
 class Band(_Strict):
     """Earlier signals for these categories scoring in ``[min, max)``."""
 
-    categories: tuple[str, ...] | Literal["*"] = ALL
+    categories: tuple[str, ...] | Literal["*"] = "*"
     min: float = Field(default=0.0, ge=0.0, le=1.0)
     max: float = Field(default=1.0, ge=0.0, le=1.0)
 

@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from starlette.types import Receive, Scope, Send
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from referee.build import build_engine
 from referee.engine import Engine
@@ -71,7 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             gc.unfreeze()
             state.close()
 
-    app = FastAPI(
+    app = _RefereeApp(
         title="referee",
         summary="Content moderation with explainable decisions.",
         version="0.1.0",
@@ -83,6 +84,23 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     app.include_router(openai_compat.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class _RefereeApp(FastAPI):
+    """FastAPI with ``routes.ModerateFirst`` as the innermost of the app's own
+    middleware: every middleware added with ``add_middleware`` or
+    ``@app.middleware`` (now or later) wraps ``POST /v1/moderate``, and only
+    FastAPI's inner layers (exception handlers, its exit stack, the router) are
+    skipped for it, which cost about as much as the answer itself (cProfile).
+    ``answer_moderate`` handles its own errors in the same shape."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        declared = self.user_middleware
+        self.user_middleware = [*declared, Middleware(routes.ModerateFirst)]
+        try:
+            return super().build_middleware_stack()
+        finally:
+            self.user_middleware = declared
 
 
 def app_from_env() -> FastAPI:

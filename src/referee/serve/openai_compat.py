@@ -102,7 +102,7 @@ def items_for(request: ModerationRequest) -> list[ContentItem]:
     content → same stored decision) without the client naming ids."""
     raw = request.input
     if isinstance(raw, list) and raw and not isinstance(raw[0], str):
-        return [_multimodal_item(request, raw)]  # type: ignore[arg-type]
+        return [_multimodal_item(request, raw)]
     texts = [raw] if isinstance(raw, str) else raw
     if not texts:
         raise InputError("input must hold at least one text", where="input")

@@ -127,12 +127,13 @@ def respond(exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal server error; see the server log"), status_code=500)
 
 
-def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "") -> str:
+def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "", shorthand: bool = False) -> str:
     """pydantic's ``("items", 2, "text")`` as ``items[2].text``, the way the docs write it.
-    An error in the text part made from the ``text`` shorthand is named ``text``."""
+    With ``shorthand`` (the client sent ``text``, not parts), an error in the text
+    part made from it is named ``text``, the field the client wrote."""
     out = prefix
     loc = tuple(loc)
-    if loc[:4] == ("parts", 0, "text", "text"):
+    if shorthand and loc[:4] == ("parts", 0, "text", "text"):
         loc = ("text", *loc[4:])
     for part in loc:
         if isinstance(part, int):

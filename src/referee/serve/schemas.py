@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from referee.model import ContentItem, Decision
+from referee.model import ContentItem, Decision, Record
 
 
 class ErrorDetail(BaseModel):
@@ -118,3 +118,11 @@ class ModerationResponse(BaseModel):
     id: str
     model: str
     results: list[ModerationResult]
+
+
+class ItemHistory(BaseModel):
+    """Every decision about an item, oldest first, and its head (the current decision)."""
+
+    item_id: str
+    head: Decision | None
+    records: list[Record]
