@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from referee.detectors.base import Detector, detector_registry
 from referee.engine import Engine
+from referee.engine.media import MediaResolver
 from referee.errors import ConfigError
 from referee.policy import Policy
 from referee.registry import Registry
@@ -36,6 +37,9 @@ class EngineConfig(BaseModel):
     max_batch: int = Field(default=256, ge=1, le=4096, description="Most items the batcher merges into one call.")
     batch_wait_ms: float = Field(default=0.0, ge=0, le=100, description="How long the batcher waits for more.")
     max_workers: int | None = Field(default=None, ge=1, le=256, description="Detector thread pool size.")
+    media_allow_hosts: tuple[str, ...] = Field(
+        default=(), description="Hosts media URLs may be fetched from; none by default (fetching off).")
+    media_max_bytes: int = Field(default=20_000_000, ge=1, description="Largest media fetched or read.")
 
     @field_validator("detectors", mode="before")
     @classmethod
@@ -70,6 +74,7 @@ def build_engine(config: EngineConfig, registry: Registry[type[Detector]] | None
             store.close()
         raise
     engine.config = config
+    engine.media = MediaResolver(config.media_allow_hosts, max_bytes=config.media_max_bytes)
     if store is not None:
         engine.owned.append(store)
     if not engine.detectors:

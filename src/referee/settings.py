@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         default=None, description="Only these detectors of the policy (comma-separated in the env)."
     )
     auth: bool = Field(default=True, description="Require API keys on every endpoint but health checks.")
+    media_allow_hosts: list[str] = Field(
+        default_factory=list, description="Hosts media URLs may be fetched from (comma-separated); none by default.")
 
     def engine_config(self, *, store: bool = True, detectors: str | None = None, batch_size: int = 64) -> EngineConfig:
         """The engine these settings describe; CLI flags override through the keywords."""
@@ -44,4 +46,5 @@ class Settings(BaseSettings):
             "batch_size": batch_size,
             "max_batch": self.max_batch,
             "batch_wait_ms": self.batch_wait_ms,
+            "media_allow_hosts": tuple(self.media_allow_hosts),
         })

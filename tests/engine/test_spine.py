@@ -342,3 +342,39 @@ def test_an_engine_is_rebuilt_from_its_config_in_another_process(tmp_path) -> No
     out = subprocess.run([sys.executable, "-c", script], input=config.model_dump_json(), capture_output=True,
                          text=True, check=True, cwd=REPO, timeout=120)
     assert json.loads(out.stdout) == [here.decision_id, here.action.value, config.id]
+
+
+def test_media_fetching_is_bounded_and_only_from_allowed_hosts(tmp_path) -> None:
+    """A real HTTP server on loopback: an allowed host is fetched and hashed by its bytes;
+    a body over the cap is refused naming the part."""
+    import http.server
+    import threading as th
+
+    from referee.engine.media import MediaResolver
+    from referee.errors import InputError
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"x" * (100 if self.path == "/small.png" else 5000)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    th.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        resolver = MediaResolver(allow_hosts=["127.0.0.1"], max_bytes=1000, timeout_s=2)
+        item = ContentItem(id="u", parts=[{"kind": "image", "id": "c", "url": f"{base}/small.png"}])
+        resolved = resolver.resolve(item)
+        import hashlib
+        assert resolved.parts[0].sha256 == hashlib.sha256(b"x" * 100).hexdigest()
+        big = ContentItem(id="u", parts=[{"kind": "image", "id": "c", "url": f"{base}/big.png"}])
+        with pytest.raises(InputError, match=r"parts\[0\].url.*over 1000 bytes"):
+            resolver.resolve(big)
+    finally:
+        server.shutdown()
