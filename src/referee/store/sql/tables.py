@@ -11,7 +11,7 @@
   once, and an item has at most one root (the partial unique index on
   ``item_id`` where ``supersedes`` is null): an item's decisions form one
   chain, whose last link is its *head*. ``supersedes`` points into the same
-  item (the composite foreign key). The whole Decision is kept as JSON in
+  item (a trigger, on inserts that supersede). The whole Decision is kept as JSON in
   ``payload``; the columns beside it exist for querying.
 - ``signals``: one row per signal of a decision, for analytics. Append-only too.
 - ``decision_seq``: one row, the last ``seq`` handed out. Incremented inside
@@ -63,8 +63,6 @@ content = Table(
     Column("parts", JSON(none_as_null=True)),  # SQL NULL once erased
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Column("erased_at", DateTime(timezone=True)),
-    # On SQLite the table is its primary key's b-tree: one random-keyed b-tree to write, not two.
-    sqlite_with_rowid=False,
 )
 
 items = Table(
@@ -79,7 +77,6 @@ items = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("context", JSON, nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
-    sqlite_with_rowid=False,
 )
 
 decisions = Table(
@@ -105,18 +102,18 @@ decisions = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
     UniqueConstraint("decision_id"),
-    # A decision is superseded at most once: nothing forks.
-    UniqueConstraint("supersedes"),
-    # The target of the chain's foreign key; also serves lookups by item.
-    UniqueConstraint("item_id", "decision_id"),
-    # A decision supersedes one of the same item.
-    ForeignKeyConstraint(["item_id", "supersedes"], ["decisions.item_id", "decisions.decision_id"],
-                         name="fk_decisions_supersedes_decisions"),
+    # A decision supersedes a stored one; of the same item, says a trigger (see the migrations).
+    ForeignKeyConstraint(["supersedes"], ["decisions.decision_id"], name="fk_decisions_supersedes_decisions"),
     ForeignKeyConstraint(["item_id", "content_hash"], ["items.item_id", "items.content_hash"],
                          name="fk_decisions_content_items"),
-    # One root per item: every later decision about it supersedes one before.
+    # One root per item: every later decision about it supersedes one before. With the
+    # unique supersedes this is also how an item's chain is found (root, then successors).
     Index("uq_decisions_root", "item_id", unique=True,
           sqlite_where=text("supersedes IS NULL"), postgresql_where=text("supersedes IS NULL")),
+    # A decision is superseded at most once: nothing forks. Partial, so roots (most records)
+    # cost it nothing, and a lookup of roots cannot mistake it for the root index.
+    Index("uq_decisions_supersedes", "supersedes", unique=True,
+          sqlite_where=text("supersedes IS NOT NULL"), postgresql_where=text("supersedes IS NOT NULL")),
     Index(None, "created_at"),
 )
 

@@ -27,7 +27,8 @@ What changes:
   their bytes' sha256 was never recorded.
 - ``decision_seq`` (new): the counter ``seq`` is drawn from.
 - Triggers refuse UPDATE and DELETE on ``decisions`` and ``signals`` (and
-  TRUNCATE on PostgreSQL) for everyone once this migration has run.
+  TRUNCATE on PostgreSQL) for everyone once this migration has run, and one
+  refuses a decision that supersedes a decision of another item.
 
 The tables are defined here as they are at this revision, not imported, so
 later changes to ``referee.store.sql.tables`` cannot change what this
@@ -67,8 +68,7 @@ def _new_tables() -> sa.MetaData:
         sa.Column("parts", sa.JSON(none_as_null=True)),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True)),
-        sqlite_with_rowid=False,
-    )
+        )
     sa.Table(
         "items", m,
         sa.Column("item_id", sa.String(256), primary_key=True),
@@ -80,8 +80,7 @@ def _new_tables() -> sa.MetaData:
         sa.Column("created_at", sa.DateTime(timezone=True)),
         sa.Column("context", sa.JSON, nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-        sqlite_with_rowid=False,
-    )
+        )
     sa.Table(
         "decisions", m,
         sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
@@ -102,14 +101,13 @@ def _new_tables() -> sa.MetaData:
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("payload", sa.JSON, nullable=False),
         sa.UniqueConstraint("decision_id"),
-        sa.UniqueConstraint("supersedes"),
-        sa.UniqueConstraint("item_id", "decision_id"),
-        sa.ForeignKeyConstraint(["item_id", "supersedes"], ["decisions.item_id", "decisions.decision_id"],
-                                name="fk_decisions_supersedes_decisions"),
+        sa.ForeignKeyConstraint(["supersedes"], ["decisions.decision_id"], name="fk_decisions_supersedes_decisions"),
         sa.ForeignKeyConstraint(["item_id", "content_hash"], ["items.item_id", "items.content_hash"],
                                 name="fk_decisions_content_items"),
         sa.Index("uq_decisions_root", "item_id", unique=True,
                  sqlite_where=sa.text("supersedes IS NULL"), postgresql_where=sa.text("supersedes IS NULL")),
+        sa.Index("uq_decisions_supersedes", "supersedes", unique=True,
+                 sqlite_where=sa.text("supersedes IS NOT NULL"), postgresql_where=sa.text("supersedes IS NOT NULL")),
         sa.Index(None, "created_at"),
     )
     sa.Table(
@@ -177,6 +175,23 @@ def _append_only(pg: bool) -> None:
             "CREATE OR REPLACE FUNCTION referee_append_only() RETURNS trigger AS $$ BEGIN "
             "RAISE EXCEPTION '% is append-only: insert a superseding decision instead', TG_TABLE_NAME; "
             "END $$ LANGUAGE plpgsql"
+        )
+    # A decision supersedes one of the same item (only inserts that supersede pay for the check).
+    if pg:
+        op.execute(
+            "CREATE OR REPLACE FUNCTION referee_same_item() RETURNS trigger AS $$ BEGIN "
+            "IF NOT EXISTS (SELECT 1 FROM decisions WHERE decision_id = NEW.supersedes AND item_id = NEW.item_id) "
+            "THEN RAISE EXCEPTION 'decision % supersedes %, which is not a decision of item %', "
+            "NEW.decision_id, NEW.supersedes, NEW.item_id USING ERRCODE = 'foreign_key_violation'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        op.execute("CREATE TRIGGER decisions_same_item BEFORE INSERT ON decisions FOR EACH ROW "
+                   "WHEN (NEW.supersedes IS NOT NULL) EXECUTE FUNCTION referee_same_item()")
+    else:
+        op.execute(
+            "CREATE TRIGGER decisions_same_item BEFORE INSERT ON decisions WHEN NEW.supersedes IS NOT NULL "
+            "BEGIN SELECT RAISE(ABORT, 'a decision supersedes a decision of the same item') WHERE NOT EXISTS "
+            "(SELECT 1 FROM decisions WHERE decision_id = NEW.supersedes AND item_id = NEW.item_id); END"
         )
     for table in ("decisions", "signals"):
         if pg:
