@@ -18,6 +18,8 @@ from referee.store.sql.database import Database
 from referee.store.sql.tables import content, items
 
 _PARTS: TypeAdapter[tuple[Part, ...]] = TypeAdapter(tuple[Part, ...])
+_CONTEXT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+_EMPTY = RawJSON("{}")
 
 _GET = (
     select(items, cast(content.c.parts, Text).label("parts"))
@@ -58,7 +60,7 @@ class ContentRows:
                 "country": item.country,
                 "language": item.language,
                 "created_at": item.created_at,
-                "context": item.context,
+                "context": RawJSON(_CONTEXT.dump_json(item.context).decode()) if item.context else _EMPTY,
                 "first_seen_at": now,
             }
         self._content.run(conn, list(contents.values()))
