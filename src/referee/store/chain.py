@@ -22,9 +22,14 @@ def check_supersedes(old_id: str, old: Decision | None, new: Decision) -> Decisi
 
 
 def check_parent(decision: Decision, parent: Decision | None) -> None:
-    if parent is None:
+    check_parent_item(decision, None if parent is None else parent.item_id)
+
+
+def check_parent_item(decision: Decision, parent_item: str | None) -> None:
+    """``decision`` supersedes a stored decision (of item ``parent_item``) of its own item."""
+    if parent_item is None:
         raise StoreError(f"decision {decision.decision_id} supersedes {decision.supersedes!r}, "
                          "which is not in the log")
-    if parent.item_id != decision.item_id:
+    if parent_item != decision.item_id:
         raise StoreError(f"decision {decision.decision_id} is about item {decision.item_id!r} but supersedes "
-                         f"{parent.decision_id}, which is about item {parent.item_id!r}")
+                         f"{decision.supersedes}, which is about item {parent_item!r}")

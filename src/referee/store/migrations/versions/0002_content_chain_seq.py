@@ -27,8 +27,7 @@ What changes:
   their bytes' sha256 was never recorded.
 - ``decision_seq`` (new): the counter ``seq`` is drawn from.
 - Triggers refuse UPDATE and DELETE on ``decisions`` and ``signals`` (and
-  TRUNCATE on PostgreSQL) for everyone once this migration has run, and one
-  refuses a decision that supersedes a decision of another item.
+  TRUNCATE on PostgreSQL) for everyone once this migration has run.
 
 The tables are defined here as they are at this revision, not imported, so
 later changes to ``referee.store.sql.tables`` cannot change what this
@@ -175,23 +174,6 @@ def _append_only(pg: bool) -> None:
             "CREATE OR REPLACE FUNCTION referee_append_only() RETURNS trigger AS $$ BEGIN "
             "RAISE EXCEPTION '% is append-only: insert a superseding decision instead', TG_TABLE_NAME; "
             "END $$ LANGUAGE plpgsql"
-        )
-    # A decision supersedes one of the same item (only inserts that supersede pay for the check).
-    if pg:
-        op.execute(
-            "CREATE OR REPLACE FUNCTION referee_same_item() RETURNS trigger AS $$ BEGIN "
-            "IF NOT EXISTS (SELECT 1 FROM decisions WHERE decision_id = NEW.supersedes AND item_id = NEW.item_id) "
-            "THEN RAISE EXCEPTION 'decision % supersedes %, which is not a decision of item %', "
-            "NEW.decision_id, NEW.supersedes, NEW.item_id USING ERRCODE = 'foreign_key_violation'; END IF; "
-            "RETURN NEW; END $$ LANGUAGE plpgsql"
-        )
-        op.execute("CREATE TRIGGER decisions_same_item BEFORE INSERT ON decisions FOR EACH ROW "
-                   "WHEN (NEW.supersedes IS NOT NULL) EXECUTE FUNCTION referee_same_item()")
-    else:
-        op.execute(
-            "CREATE TRIGGER decisions_same_item BEFORE INSERT ON decisions WHEN NEW.supersedes IS NOT NULL "
-            "BEGIN SELECT RAISE(ABORT, 'a decision supersedes a decision of the same item') WHERE NOT EXISTS "
-            "(SELECT 1 FROM decisions WHERE decision_id = NEW.supersedes AND item_id = NEW.item_id); END"
         )
     for table in ("decisions", "signals"):
         if pg:
