@@ -55,7 +55,7 @@ def test_erase_empties_the_content_and_leaves_the_decisions(store, small_policy)
 
 
 def test_the_log_holds_no_copy_of_the_users_words(sql_store, small_policy):
-    from referee.detectors.lexicon import LexiconDetector
+    from referee.plugins.lexicon.detector import LexiconDetector
     from referee.policy import Policy
     from tests.conftest import REPO
 
