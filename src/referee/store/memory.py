@@ -127,6 +127,12 @@ class MemoryDecisionLog:
         with self._lock:
             return [self._by_id[i] for i in self._chains.get(item_id, [])]
 
+    def pending_heads(self, limit: int = 100) -> list[Decision]:
+        with self._lock:
+            heads = [self._by_id[chain[-1]] for chain in self._chains.values()]
+        found = sorted((r for r in heads if r.decision.pending_stages), key=lambda r: r.seq)
+        return [r.decision for r in found[:limit]]
+
     def list(self, since: datetime | None = None, action: str | None = None, limit: int = 100) -> list[Decision]:
         with self._lock:
             records = list(self._records)

@@ -39,6 +39,11 @@ class DecisionLog(Protocol):
         """Every record about an item, oldest first."""
         ...
 
+    def pending_heads(self, limit: int = 100) -> list[Decision]:
+        """Heads (decisions nothing supersedes) with a plan stage still ``pending``, oldest
+        first: the durable queue of async stages that have not written their decision."""
+        ...
+
     def list(self, since: datetime | None = None, action: str | None = None, limit: int = 100) -> list[Decision]:
         """Newest first."""
         ...

@@ -48,6 +48,9 @@ class Roles:
     def history(self, item_id: str) -> list[Record]:
         return self.log.history(item_id)
 
+    def pending_heads(self, limit: int = 100) -> list[Decision]:
+        return self.log.pending_heads(limit)
+
     def supersede(self, old_id: str, new: Decision) -> Decision:
         """Record a review or appeal outcome as a new decision that replaces ``old_id``."""
         return self.log.supersede(old_id, new)

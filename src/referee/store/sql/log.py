@@ -188,6 +188,17 @@ class SQLDecisionLog:
             rows = conn.execute(_HISTORY, {"ids": [item_id]}).all()
         return [_record(r) for r in rows]
 
+    def pending_heads(self, limit: int = 100) -> list[Decision]:
+        # Provisional records nothing supersedes (the unique index on supersedes answers the
+        # NOT EXISTS) whose stages include a pending one; the JSON test is re-checked in Python.
+        query = (select(_PAYLOAD)
+                 .where(_d.c.provisional.is_(True), _PAYLOAD.like('%"status":"pending"%'),
+                        ~select(_next.c.seq).where(_next.c.supersedes == _d.c.decision_id).exists())
+                 .order_by(_d.c.seq).limit(limit))
+        with self._db.read() as conn:
+            found = [Decision.model_validate_json(r.payload) for r in conn.execute(query).all()]
+        return [d for d in found if d.pending_stages]
+
     def list(self, since: datetime | None = None, action: str | None = None, limit: int = 100) -> list[Decision]:
         query = select(_PAYLOAD).order_by(_d.c.created_at.desc(), _d.c.seq.desc()).limit(limit)
         if since is not None:
