@@ -343,6 +343,29 @@ class Engine:
         for job in jobs:
             job.exception(timeout=timeout)
 
+    def resume_pending(self, limit: int = 100) -> int:
+        """Run the async stages of stored heads still ``pending`` (an async call that failed,
+        timed out or was cut off by a restart), oldest first, up to ``limit`` heads; each
+        that succeeds writes its superseding decision. Returns how many heads were tried."""
+        source = self.sink
+        pending_heads = getattr(source, "pending_heads", None)
+        get_item = getattr(source, "get_item", None)
+        if pending_heads is None or get_item is None:
+            return 0
+        heads: list[Decision] = pending_heads(limit)
+        tried = 0
+        for head in heads:
+            item = get_item(head.item_id, head.content_hash)
+            if item is None:
+                log.warning("pending decision %s: the content of %s is gone; not resumed", head.decision_id, head.item_id)
+                continue
+            tried += 1
+            if head.input_key != self.input_key(item) or not set(head.pending_stages) <= {s.id for s in self.plan.stages}:
+                self.moderate(item)  # another policy or engine: decide afresh (supersedes the head)
+                continue
+            self._finish_async(item, head)
+        return tried
+
     def _finish_async(self, item: ContentItem, sync: Decision) -> None:
         pending = set(sync.pending_stages)
         stages = [s for s in self.plan.stages if s.id in pending]
@@ -353,6 +376,14 @@ class Engine:
         sync_like = [PlanStage(s.id, s.detectors, False, s.gate, s.band_categories, s.severe_categories)
                      for s in stages]
         (result, stage_runs, _), = self._run_plan([item], sync_like, [found], [runs])
+        async_detectors = {name for s in stages for name in s.detectors}
+        failed = [f for f in result.failures if f.detector in async_detectors]
+        if failed:
+            # The synchronous decision stands, still pending: the log is the durable queue
+            # and ``resume_pending`` retries it (after a restart too).
+            log.warning("async stage for %s failed (%s); the decision stays pending for resume_pending",
+                        item.id, "; ".join(f"{f.detector}: {f.message}" for f in failed))
+            return
         decision = decide(
             self.policy, item, result.signals, result.failures, self.detector_versions,
             stages=stage_runs, engine_config_id=self.config_id, supersedes=sync.decision_id,
