@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from referee.detectors.lexicon import LexiconDetector
+from referee.plugins.lexicon.detector import LexiconDetector
 from referee.engine import Engine, decide
 from referee.model import ContentItem
 from referee.policy import Policy

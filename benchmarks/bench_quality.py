@@ -104,7 +104,7 @@ def main() -> int:
         print(f"skip: {SHARED} not found (set REFEREE_SHARED to the folder holding datasets/)", file=sys.stderr)
         return 0
     if args.loso:
-        from referee.classifier.corpus import MIXES
+        from referee.eval.corpus import MIXES
         from referee.eval import loso
 
         model_dir = Path(args.model) if (Path(args.model) / "model.int8.onnx").exists() else None
@@ -139,7 +139,7 @@ def main() -> int:
         print("note: alt-profanity-check not installed (pip install -e '.[baselines]'): baseline skipped",
               file=sys.stderr)
     try:
-        from referee.detectors.lexicon import LexiconDetector
+        from referee.plugins.lexicon.detector import LexiconDetector
 
         lex = LexiconDetector.from_policy(policy, policy.detector_config("lexicon"))
 

@@ -32,7 +32,7 @@ def main() -> int:
 
     import torch
 
-    from referee.classifier.corpus import MIX_V2, collect
+    from referee.eval.corpus import MIX_V2, collect
     from referee.classifier.train import TrainConfig, train
     from referee.eval.datasets import CATEGORIES, decontaminate, split_rows
 

@@ -46,7 +46,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_policy_loads_the_default_model_without_network(default_dir: Path, no_network: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from referee.detectors.text_classifier import ClassifierDetector
+    from referee.plugins.classifier.detector import ClassifierDetector
     from referee.model import ContentItem
     from referee.policy import load_policy
 

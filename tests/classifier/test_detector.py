@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from referee.detectors.base import detector_registry
-from referee.detectors.text_classifier import ClassifierDetector
+from referee.plugins.classifier.detector import ClassifierDetector
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem
 from referee.policy import Policy

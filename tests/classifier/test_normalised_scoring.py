@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from referee.detectors.normalize import Normalizer, readable
-from referee.detectors.text_classifier import ClassifierDetector, plain_words
+from referee.plugins.lexicon.normalize import Normalizer, readable
+from referee.plugins.classifier.detector import ClassifierDetector, plain_words
 from referee.model import ContentItem
 
 

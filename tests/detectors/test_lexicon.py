@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from referee.detectors.base import Detector, detector_registry
-from referee.detectors.lexicon import LexiconDetector, read_list
+from referee.plugins.lexicon.detector import LexiconDetector, read_list
 from referee.errors import ConfigError, PolicyError
 from referee.model import ContentItem, Signal
 from referee.policy import Policy, PolicyDocument

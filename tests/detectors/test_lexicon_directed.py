@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from referee.detectors.lexicon import Directed, LexiconDetector
+from referee.plugins.lexicon.detector import Directed, LexiconDetector
 from referee.errors import ConfigError
 from referee.model import ContentItem
 

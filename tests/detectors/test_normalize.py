@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from referee.detectors.normalize import IL, MASK, Normalizer, fold_char
+from referee.plugins.lexicon.normalize import IL, MASK, Normalizer, fold_char
 
 
 @pytest.fixture(scope="module")

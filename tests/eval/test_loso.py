@@ -65,7 +65,7 @@ def test_music_lookalikes_ship_with_the_package() -> None:
     sets = loso.benign_sets(None)
     texts = [r.text for r in sets["music_lookalikes"]]
     assert len(texts) >= 40 and "killer bassline on this one" in texts
-    from referee.classifier.corpus import BENIGN_MUSIC
+    from referee.eval.corpus import BENIGN_MUSIC
 
     training = set(loso.read_lines(BENIGN_MUSIC))
     assert not training & set(texts), "the false-positive set must not be in the training negatives"

@@ -347,10 +347,13 @@ def loso_cmd(
     = None,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
     out: Annotated[Path, typer.Option(help="Folder for loso.json and loso.md.")] = Path("reports/loso"),
+    hidden: Annotated[int, typer.Option(min=0, max=4096, help="Head width (0: linear).")] = 256,
+    lr: Annotated[float, typer.Option(min=1e-5, max=1.0, help="Head learning rate.")] = 2e-3,
+    source_balance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Row weight n_source ** -x.")] = 0.0,
 ) -> None:
     """Leave-one-source-out table and benign look-alike false-positive tests, beside
     alt-profanity-check and the lexicon, in one run (docs/evaluation.md)."""
-    from referee.classifier.corpus import MIXES
+    from referee.eval.corpus import MIXES
     from referee.eval import loso
 
     if mix not in MIXES or (universe is not None and universe not in MIXES):
@@ -361,7 +364,8 @@ def loso_cmd(
         model = Path("models/default")
     try:
         result = loso.run(shared, policy_path, model, MIXES[mix], MIXES[universe] if universe else None,
-                          held_out, seed, progress=lambda m: _err.print(m))
+                          held_out, seed, progress=lambda m: _err.print(m),
+                          config=loso.head_config(hidden, lr, source_balance))
     except RefereeError as exc:
         raise _fail(exc) from exc
     out.mkdir(parents=True, exist_ok=True)

@@ -222,7 +222,7 @@ def corpus_cmd(
                                           "Spans, EDOS, ConvAbuse and benign music comments).")] = "v2",
 ) -> None:
     """Build the default model's training corpus (licence-filtered, seeded splits)."""
-    from referee.classifier.corpus import MIXES, build
+    from referee.eval.corpus import MIXES, build
 
     if mix not in MIXES:
         raise _fail(ConfigError(f"--mix: unknown mix {mix!r}. Available: {', '.join(MIXES)}"))

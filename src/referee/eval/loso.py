@@ -79,7 +79,7 @@ def profanity_scorer(cats: Sequence[str] = CATEGORIES) -> Scorer | None:
 
 def lexicon_scorer(policy: Any, cats: Sequence[str] = CATEGORIES) -> Scorer:
     """The policy's lexicon: per category the heaviest matching term's weight (0 without a match)."""
-    from referee.detectors.lexicon import LexiconDetector
+    from referee.plugins.lexicon.detector import LexiconDetector
     from referee.model import ContentItem
 
     lex = LexiconDetector.from_policy(policy, policy.detector_config("lexicon"))
@@ -159,7 +159,7 @@ class Corpus:
 def load_corpus(shared: str | Path, policy_path: str | Path, sources: Sequence[str], seed: int = 13,
                 cache_dir: str | Path = ".cache/embeddings", max_tokens: int = 128,
                 recipe: str = "placeholders-v1") -> Corpus:
-    from referee.classifier import corpus as corpus_mod
+    from referee.eval import corpus as corpus_mod
     from referee.classifier import encoder as enc
 
     rows, _, _ = corpus_mod.collect(shared, policy_path, tuple(sources))
@@ -171,17 +171,27 @@ def load_corpus(shared: str | Path, policy_path: str | Path, sources: Sequence[s
     return Corpus(rows, emb, present)
 
 
+def head_config(hidden: int = 256, lr: float = 2e-3, source_balance: float = 0.0) -> Any:
+    """The shipped recipe's head settings (scripts/train_default_model.sh), overridable for experiments."""
+    from referee.classifier.train import TrainConfig
+
+    return TrainConfig(categories=list(CATEGORIES), hidden=hidden, lr=lr, epochs=150, progress=False,
+                       source_balance=source_balance)
+
+
 def fit_head(x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
-             config: Any | None = None) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]:
+             config: Any | None = None, sources: Sequence[str | None] | None = None,
+             ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]:
     """Train a head exactly as ``referee train --mode head`` does; calibrate (Platt) and pick
     thresholds (precision ≥ target) on dev. Returns (embeddings → calibrated probs, thresholds, epochs)."""
     from referee.classifier.calibrate import apply_platt, choose_threshold, fit_all
-    from referee.classifier.train import TrainConfig, _fit_head, _head_logits, seed_everything
+    from referee.classifier.train import _fit_head, _head_logits, seed_everything, source_weights
 
-    cfg = config or TrainConfig(categories=list(CATEGORIES), hidden=256, lr=2e-3, epochs=150, progress=False)
+    cfg = config or head_config()
     seed_everything(cfg.seed)
+    weights = source_weights(list(sources), cfg.source_balance) if sources is not None and cfg.source_balance else None
     with tempfile.TemporaryDirectory() as tmp:
-        head, log = _fit_head(x_train, y_train, x_dev, y_dev, cfg, Path(tmp))
+        head, log = _fit_head(x_train, y_train, x_dev, y_dev, cfg, Path(tmp), weights)
     dev_logits = _head_logits(head, x_dev)
     platt = fit_all(dev_logits, y_dev)
     dev_probs = apply_platt(dev_logits, platt)
@@ -225,7 +235,7 @@ def leave_one_source_out(corpus: Corpus, policy: Any, held_out: Sequence[str] | 
         if not len(test_idx):
             continue
         predict, thr, epochs = fit_head(corpus.embeddings[train], labels[train], corpus.embeddings[dev], labels[dev],
-                                        config)
+                                        config, sources=list(src[train]))
         texts = [corpus.rows[i].text for i in test_idx]
         scores = {"referee": predict(corpus.embeddings[test_idx])}
         for bname, fn in baselines.items():
@@ -288,13 +298,13 @@ def policy_flag_rates(policy: Any, sets: dict[str, list[Row]], model_dir: str | 
     Systems: ``engine`` (lexicon + classifier signals, as the engine combines them),
     ``classifier`` and ``lexicon`` alone through the same rules, and
     ``profanity_check`` (score ≥ 0.5). Also the share flagged per category."""
-    from referee.detectors.lexicon import LexiconDetector
+    from referee.plugins.lexicon.detector import LexiconDetector
     from referee.engine.decide import decide
     from referee.eval.runner import to_item
 
     detectors: dict[str, Any] = {"lexicon": LexiconDetector.from_policy(policy, policy.detector_config("lexicon"))}
     if model_dir is not None:
-        from referee.detectors.text_classifier import ClassifierDetector
+        from referee.plugins.classifier.detector import ClassifierDetector
 
         # Built as the engine builds it (the policy's settings), with the model to test.
         cfg = {k: v for k, v in policy.detector_config("classifier").items() if k not in ("optional", "timeout_s")}
@@ -396,6 +406,7 @@ __all__ = [
     "dedup_key",
     "false_positive_tests",
     "fit_head",
+    "head_config",
     "fp_markdown",
     "leave_one_source_out",
     "lexicon_scorer",
@@ -412,7 +423,8 @@ __all__ = [
 
 def run(shared: str | Path, policy_path: str | Path, model_dir: str | Path | None, mix: Sequence[str],
         universe: Sequence[str] | None = None, held_out: Sequence[str] | None = None, seed: int = 13,
-        cache_dir: str | Path = ".cache/embeddings", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        cache_dir: str | Path = ".cache/embeddings", progress: Callable[[str], None] | None = None,
+        config: Any | None = None) -> dict[str, Any]:
     """The whole evaluation: LOSO table for ``mix`` (held-out sources drawn from ``universe``,
     default the mix itself) and the false-positive tests of ``model_dir`` under the policy."""
     from referee.policy import load_policy
@@ -421,13 +433,15 @@ def run(shared: str | Path, policy_path: str | Path, model_dir: str | Path | Non
     sources = list(dict.fromkeys([*mix, *(universe or ())]))
     t0 = time.perf_counter()
     corpus = load_corpus(shared, policy_path, sources, seed=seed, cache_dir=cache_dir)
-    table = leave_one_source_out(corpus, policy, held_out, progress=progress, train_sources=list(mix))
+    cfg = config or head_config()
+    table = leave_one_source_out(corpus, policy, held_out, config=cfg, progress=progress, train_sources=list(mix))
     fp = false_positive_tests(policy, shared, model_dir) if model_dir is not None else {}
     return {"split": {"seed": seed, "ratios": [0.7, 0.15, 0.15], "method": "referee.eval.datasets.split_rows; "
                       "heads train on the other sources' train split, calibrate and pick thresholds (precision "
                       ">= 0.9) on their dev split, and score every row of the held-out source minus its "
                       "near-duplicates of the training rows"},
-            "mix": list(mix), "held_out": list(table), "loso": table, "summary": summary(table),
+            "mix": list(mix), "head": cfg.model_dump(include={"hidden", "lr", "epochs", "source_balance", "seed"}),
+            "held_out": list(table), "loso": table, "summary": summary(table),
             "summary_baselines": {b: summary(table, b) for b in ("profanity_check", "lexicon")},
             "false_positives": fp, "model": str(model_dir) if model_dir else None,
             "seconds": round(time.perf_counter() - t0, 1)}

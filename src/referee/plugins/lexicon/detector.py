@@ -2,7 +2,7 @@
 
 A list is the fastest, most explainable detector a policy can have, and the
 easiest to fool, so the text is first reduced to a canonical spelling
-(:mod:`referee.detectors.normalize`) and every term is expanded, once, into the
+(:mod:`referee.plugins.lexicon.normalize`) and every term is expanded, once, into the
 spellings that canonical form can still take: ``1``/``!``/``|`` for an i or l,
 ``*`` for a hidden letter, the phrase written as one word, a plural ``s``.
 All of them go into one Aho-Corasick automaton, so matching costs one pass
@@ -36,7 +36,7 @@ import ahocorasick  # C extension without stubs (see [tool.mypy] overrides)
 from pydantic import Field
 
 from referee.detectors.base import Detector, DetectorConfig, Example
-from referee.detectors.normalize import IL, MASK, NORMALIZER_VERSION, Normalized, Normalizer
+from referee.plugins.lexicon.normalize import IL, MASK, NORMALIZER_VERSION, Normalized, Normalizer
 from referee.errors import ConfigError
 from referee.model import ContentItem, Evidence, Signal
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from referee.detectors.base import Detector, DetectorConfig, Example
-from referee.detectors.normalize import Normalizer, readable
+from referee.plugins.lexicon.normalize import Normalizer, readable
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, Signal
 

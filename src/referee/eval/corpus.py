@@ -110,7 +110,7 @@ MIXES = {"v1": MIX_V1, "v2": MIX_V2, "v2-no-spans": MIX_V2_NO_SPANS}
 
 #: Benign music-platform comments that share words with harmful ones (written for referee,
 #: CC0): training negatives. The evaluation set in tests/data is a different list.
-BENIGN_MUSIC = Path(__file__).with_name("benign_music.txt")
+BENIGN_MUSIC = Path(__file__).parent / "data" / "benign_music.txt"
 
 
 def collect(shared: str | Path, policy_path: str | Path | None = None,
@@ -210,7 +210,7 @@ def collect(shared: str | Path, policy_path: str | Path | None = None,
         texts = [ln for ln in lines if ln and not ln.startswith("#")]
         rows.extend(Row(id=f"music-benign-{i}", text=t, labels=dict(ZERO), split="train",
                         meta={"source": "benign_music"}) for i, t in enumerate(texts))
-        provenance["benign_music"] = {"file": "src/referee/classifier/benign_music.txt", "licence": "CC0 (written for "
+        provenance["benign_music"] = {"file": "src/referee/eval/data/benign_music.txt", "licence": "CC0 (written for "
                                       "referee)", "rows": len(texts), "note": "benign look-alikes, forced into train"}
 
     if policy_path and "policy" in sources:

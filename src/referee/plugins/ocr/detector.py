@@ -1,0 +1,178 @@
+"""OCR: the text baked into cover art and avatars, as a derived text part.
+
+The detector reads image parts and scores nothing itself (``derives = True``):
+it returns one text part per image (role ``ocr``, id ``<image id>.ocr``) whose
+``derived.source_part`` names the image, so the text detectors of a LATER plan
+stage read the text and the engine maps their evidence back to the image.
+Put it in an early stage of the plan::
+
+    plan:
+      - {id: media, detectors: [ocr]}
+      - {id: text, detectors: [lexicon, classifier]}
+
+Recognition is RapidOCR (PP-OCRv4 detection + recognition ONNX models, shipped
+inside the ``rapidocr-onnxruntime`` wheel: nothing is downloaded). Images are
+downscaled so their longer side is at most ``max_side`` pixels before OCR: the
+cost grows with the pixel count and cover text is large. Lines are ordered top
+to bottom, left to right, and joined with newlines; lines below
+``min_confidence`` are dropped. Words sometimes run together ("FREEFOLLOWERS"):
+the lexicon matches on normalised text, which joins spaced-out phrases too.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
+from referee.errors import InputError, ModelError
+from referee.model import ContentItem, Derivation, ImagePart, Signal, TextPart
+
+#: Bump when the same image can give different text (preprocessing, ordering).
+_CODE_VERSION = "1"
+
+
+class OcrConfig(DetectorConfig):
+    """The ``detectors.ocr`` block."""
+
+    max_side: int = Field(default=1280, ge=64, le=8192, description="Downscale so the longer side is at most this.")
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="Drop recognised lines below this score.")
+    threads: int = Field(default=2, ge=1, le=64, description="onnxruntime threads per model.")
+
+
+def read_image_bytes(part: ImagePart) -> bytes:
+    """The bytes of an image part (inline data or a local path; URL parts arrive fetched)."""
+    if part.data is not None:
+        return bytes(part.data)
+    if part.path is not None:
+        try:
+            return Path(part.path).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read image file {part.path!r}: {exc.strerror}", f"part {part.id}") from exc
+    raise InputError("the image was not fetched (URL fetching is off unless the operator allow-lists "
+                     "the host); send the bytes as 'data' or a local 'path'", f"part {part.id}")
+
+
+def load_rgb(data: bytes, where: str, max_side: int | None = None) -> Any:
+    """Decoded pixels as an RGB uint8 array, downscaled to ``max_side``; InputError when corrupt."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"not a readable image ({type(exc).__name__}: {exc})"[:300], where) from exc
+    if max_side is not None and max(rgb.size) > max_side:
+        scale = max_side / max(rgb.size)
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+class OcrDetector(Detector):
+    """Image parts -> one derived ``ocr`` text part each."""
+
+    name = "ocr"
+    config_model = OcrConfig
+    reads = frozenset({"image"})
+    derives = True
+    timeout_s = 60.0
+
+    def __init__(self, max_side: int = 1280, min_confidence: float = 0.5, threads: int = 2) -> None:
+        self.max_side = max_side
+        self.min_confidence = min_confidence
+        self.threads = threads
+        self._engine: Any = None
+        self._lock = threading.Lock()
+        try:
+            from importlib.metadata import version
+
+            lib = version("rapidocr-onnxruntime")
+        except Exception as exc:  # noqa: BLE001 - PackageNotFoundError: the optional extra is missing
+            raise ModelError("ocr needs the 'media' extra (rapidocr-onnxruntime): pip install 'referee[media]'") from exc
+        self.version = f"rapidocr-{lib}.{_CODE_VERSION}.s{max_side}.c{min_confidence:g}"
+
+    @classmethod
+    def build(cls, config: DetectorConfig, context: BuildContext) -> "OcrDetector":
+        assert isinstance(config, OcrConfig)
+        return cls(max_side=config.max_side, min_confidence=config.min_confidence, threads=config.threads)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return ()
+
+    def detect(self, item: ContentItem) -> list[Signal]:
+        return []
+
+    def _ocr(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                from rapidocr_onnxruntime import RapidOCR
+
+                self._engine = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1)
+            return self._engine
+
+    def read_text(self, rgb: Any) -> str:
+        """The text of one RGB image: lines top to bottom, left to right."""
+        engine = self._ocr()
+        bgr = rgb[:, :, ::-1].copy()  # RapidOCR follows OpenCV's channel order
+        with self._lock:  # one onnxruntime session; its run() is thread-safe but we keep threads bounded
+            result, _ = engine(bgr)
+        lines: list[tuple[float, float, str]] = []
+        for box, text, score in result or []:
+            if float(score) < self.min_confidence or not str(text).strip():
+                continue
+            ys = [p[1] for p in box]
+            xs = [p[0] for p in box]
+            lines.append((min(ys), min(xs), str(text).strip()))
+        if not lines:
+            return ""
+        # Group boxes whose tops are within half a typical line height into one row.
+        heights = sorted(max(p[1] for p in box) - min(p[1] for p in box) for box, *_ in result)
+        row = max(heights[len(heights) // 2] / 2, 1.0)
+        lines.sort()
+        out: list[list[tuple[float, str]]] = []
+        top = None
+        for y, x, text in lines:
+            if top is None or y - top > row:
+                out.append([])
+                top = y
+            out[-1].append((x, text))
+        return "\n".join(" ".join(t for _, t in sorted(r)) for r in out)
+
+    def derive_many(self, items: Sequence[ContentItem]) -> list[list[TextPart]]:
+        results: list[list[TextPart]] = []
+        for view in items:
+            parts: list[TextPart] = []
+            for part in view.parts:
+                if not isinstance(part, ImagePart):
+                    continue
+                rgb = load_rgb(read_image_bytes(part), f"part {part.id}", self.max_side)
+                text = self.read_text(rgb)
+                if not text:
+                    continue
+                parts.append(TextPart(
+                    id=_derived_id(part.id, "ocr"), role="ocr", text=text,
+                    derived=Derivation(source_part=part.id, detector=self.name, detector_version=self.version)))
+            results.append(parts)
+        return results
+
+    def close(self) -> None:
+        self._engine = None
+
+    @classmethod
+    def examples(cls) -> list[Example]:
+        # OCR emits no signals of its own: its example is that it scores nothing.
+        return [Example(item=ContentItem(id="ocr-text", text="FREE FOLLOWERS click here"), category=None)]
+
+
+def _derived_id(part_id: str, suffix: str) -> str:
+    """``<part>.<suffix>``, cut to the 64-character part id limit."""
+    return f"{part_id[: 63 - len(suffix)]}.{suffix}"
