@@ -51,6 +51,7 @@ class LabelledSet:
     labels: np.ndarray
     groups: list[str | None] = field(default_factory=list)
     sha256: str = ""
+    sources: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -72,6 +73,7 @@ def read_dataset(path: str | Path, categories: list[str]) -> LabelledSet:
     except OSError as exc:
         raise InputError(f"cannot read dataset: {exc.strerror}", where=str(path)) from exc
     ids, texts, rows, groups = [], [], [], []
+    sources: list[str | None] = []
     for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -99,10 +101,12 @@ def read_dataset(path: str | Path, categories: list[str]) -> LabelledSet:
         rows.append(row)
         g = obj.get("groups")
         groups.append(json.dumps(g, sort_keys=True) if g is not None else None)
+        meta = obj.get("meta")
+        sources.append(str(meta["source"]) if isinstance(meta, dict) and meta.get("source") else None)
     if not texts:
         raise InputError("dataset has no rows", where=str(path))
     labels = np.asarray(rows, dtype=np.float32).reshape(len(texts), len(categories))
-    return LabelledSet(str(path), ids, texts, labels, groups, hashlib.sha256(raw).hexdigest())
+    return LabelledSet(str(path), ids, texts, labels, groups, hashlib.sha256(raw).hexdigest(), sources)
 
 
 class TrainConfig(BaseModel):
@@ -124,6 +128,8 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=1e-4, ge=0)
     patience: int = Field(default=10, ge=1)
     max_pos_weight: float = Field(default=20.0, ge=1)
+    source_balance: float = Field(default=0.0, ge=0, le=1, description=(
+        "Row weight n_source ** -source_balance (rows' meta.source): 0 = rows alike, 1 = sources alike."))
     target_precision: float = Field(default=0.9, gt=0, le=1)
     cache_dir: str = ".cache/embeddings"
     encoder_lr: float = Field(default=3e-5, gt=0, description="finetune mode: learning rate of the encoder.")
@@ -160,18 +166,33 @@ def build_head(dim: int, n_out: int, hidden: int = 0, dropout: float = 0.1) -> A
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_out))
 
 
-def masked_bce(logits: Any, targets: Any, pos_weight: Any | None = None) -> Any:
+def masked_bce(logits: Any, targets: Any, pos_weight: Any | None = None, row_weight: Any | None = None) -> Any:
     """Binary cross-entropy over known labels only (targets NaN = unknown).
 
     The mean is over known entries, so a batch that happens to be mostly
     unknown for a category does not shrink that category's gradient to zero.
+    ``row_weight`` (one per row, mean about 1) scales each row's terms.
     """
     torch = _torch()
     known = ~torch.isnan(targets)
     safe = torch.where(known, targets, torch.zeros_like(targets))
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, safe, pos_weight=pos_weight, reduction="none")
+    if row_weight is not None:
+        loss = loss * row_weight[:, None]
     loss = torch.where(known, loss, torch.zeros_like(loss))
     return loss.sum() / known.sum().clamp(min=1)
+
+
+def source_weights(sources: list[str | None], alpha: float) -> np.ndarray:
+    """Row weights ``n_source ** -alpha``, scaled to mean 1: alpha 0 weighs every row alike,
+    1 every source alike. A source of 25k tweets then cannot set the decision boundary
+    for text from everywhere else on its own."""
+    from collections import Counter
+
+    counts = Counter(sources)
+    w = np.array([counts[s] ** -alpha for s in sources], dtype=np.float64)
+    out: np.ndarray = (w / w.mean()).astype(np.float32) if len(w) else w.astype(np.float32)
+    return out
 
 
 def pos_weights(labels: np.ndarray, cap: float) -> np.ndarray:
@@ -221,7 +242,8 @@ def train(
         cache = enc.EmbeddingCache(config.cache_dir, encoder_key, config.max_tokens, config.text_recipe)
         xs = {name: cache.embed(s.texts, factory, progress=config.progress)
               for name, s in (("train", train_set), ("dev", dev_set), ("test", test_set)) if s is not None}
-        head, log = _fit_head(xs["train"], train_set.labels, xs["dev"], dev_set.labels, config, out)
+        weights = source_weights(train_set.sources, config.source_balance) if config.source_balance else None
+        head, log = _fit_head(xs["train"], train_set.labels, xs["dev"], dev_set.labels, config, out, weights)
         logits = {k: _head_logits(head, v) for k, v in xs.items()}
         encoder_module = None
         embed_dim = int(xs["train"].shape[1])
@@ -296,7 +318,8 @@ def _metrics(logits: np.ndarray, probs: np.ndarray, labels: np.ndarray, cats: li
 
 
 def _fit_head(
-    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path
+    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path,
+    row_weight: np.ndarray | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Mini-batch AdamW with early stopping on dev macro AUPRC (best epoch restored).
 
@@ -307,13 +330,14 @@ def _fit_head(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit_head_loop(x_train, y_train, x_dev, y_dev, config, out)
+        return _fit_head_loop(x_train, y_train, x_dev, y_dev, config, out, row_weight)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit_head_loop(
-    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path
+    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray, config: TrainConfig, out: Path,
+    row_weight: np.ndarray | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     torch = _torch()
     head = build_head(x_train.shape[1], y_train.shape[1], config.hidden, config.dropout)
@@ -321,6 +345,7 @@ def _fit_head_loop(
     pw = torch.from_numpy(pos_weights(y_train, config.max_pos_weight))
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     xd, yd = torch.from_numpy(x_dev), torch.from_numpy(y_dev)
+    wt = torch.from_numpy(row_weight) if row_weight is not None else None
     gen = torch.Generator().manual_seed(config.seed)
     best, best_state, stale, log = -1.0, None, 0, []
     epochs = range(1, config.epochs + 1)
@@ -336,7 +361,7 @@ def _fit_head_loop(
             total = 0.0
             for i in range(0, len(xt), config.batch_size):
                 idx = perm[i : i + config.batch_size]
-                loss = masked_bce(head(xt[idx]), yt[idx], pw)
+                loss = masked_bce(head(xt[idx]), yt[idx], pw, wt[idx] if wt is not None else None)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
