@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import itertools
 import statistics
 import sys
 import time
@@ -46,15 +45,15 @@ def main() -> None:
     args = ap.parse_args()
 
     ocr = OcrDetector(max_side=args.max_side, threads=args.threads)
-    combos = itertools.cycle(itertools.product(BACKGROUNDS, ANGLES, range(6)))
     hits: dict[str, list[bool]] = defaultdict(list)
     times: list[float] = []
     ocr.derive_many([ContentItem(id="warm", parts=[{"kind": "image", "id": "c", "data": base64.b64encode(
         make_cover("warm up")).decode()}])])
     for i in range(args.n):
-        background, angle, font_index = next(combos)
+        # Co-prime strides, so every background meets every angle, font and size.
+        background, angle, font_index = BACKGROUNDS[i % 4], ANGLES[(i * 3) % 5], (i * 5) % 6
         phrase = PHRASES[i % len(PHRASES)]
-        size = SIZES[i % len(SIZES)]
+        size = SIZES[(i * 7 // 3) % len(SIZES)]
         font_size = int(FONT_SIZES[(i // 3) % len(FONT_SIZES)] * size[1] / 360)
         data = make_cover(phrase, background=background, size=size, font_index=font_index,
                           font_size=font_size, angle=angle, seed=i)
