@@ -205,8 +205,8 @@ class LLMDetector(Detector):
         named = [p for p in v.parts if p in known]
         detail: dict[str, Any] = {
             "rationale": v.rationale, **v.detail, "adapter": self.adapter.name, "model": response.model or self.config.model,
-            "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens, "cached": cached,
-        }
+            "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens,
+        }  # the same whether the answer came from the cache or the server: decisions stay deterministic
         if named:
             detail["parts"] = named
         return Signal(detector=self.name, detector_version=self.version, category=v.category,
