@@ -7,6 +7,7 @@ import typer
 from referee.cli import data as _data
 from referee.cli import db as _db
 from referee.cli import eval as _eval
+from referee.cli import cascade as _cascade
 from referee.cli import model as _model
 from referee.cli import core as _core
 from referee.serve import cli as _serve
@@ -21,5 +22,6 @@ _core.register(app)
 _serve.register(app)
 _model.register(app)
 _eval.register(app)
+_cascade.register(_eval.eval_app)
 _data.register(app)
 _db.register(app)
