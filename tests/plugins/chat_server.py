@@ -40,7 +40,7 @@ Script = Callable[[dict[str, Any]], Reply]
 class ChatServer:
     """``with ChatServer(script) as server: server.url`` (the base URL, ending in /v1)."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, port: int = 0) -> None:
         self.script = script
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -88,6 +88,10 @@ class ChatServer:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def calls(self) -> int:

@@ -139,7 +139,7 @@ def print_table(result: dict[str, Any]) -> None:
     for r in result["table"]:
         table.add_row(r["band"], f"{r['escalated']:.1%}", str(r["llm_calls"]), str(r["tokens"]), f"{r['cost']:.4f}",
                       f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", f"{r['delta_f1']:+.3f}")
-    _out.print(table)
+    Console(width=max(_out.width, 120)).print(table)  # nine columns: never squeezed to 80
 
 
 def cascade_cmd(
