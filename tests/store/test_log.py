@@ -175,3 +175,18 @@ def test_store_is_the_engines_sink_and_log_is_too(tmp_path, small_policy):
         assert store.log.head("k") == d
     assert len(store.history("k")) == 1
     store.close()
+
+
+def test_pending_heads_are_the_heads_with_a_stage_still_pending(store, small_policy):
+    from referee.model import StageRun
+
+    pending = (StageRun(stage="detect", status="ran"), StageRun(stage="llm", status="pending"))
+    items = [ContentItem(id=f"q{i}", text=f"text {i}") for i in range(4)]
+    decided = [_decide(small_policy, item) for item in items]
+    waiting = [d.model_copy(update={"stages": pending, "provisional": True}) for d in decided[:3]]
+    store.log.append([(items[0], waiting[0]), (items[1], waiting[1]), (items[2], waiting[2]), (items[3], decided[3])])
+    assert [d.item_id for d in store.log.pending_heads()] == ["q0", "q1", "q2"]
+    done = _decide(small_policy, items[1], supersedes=waiting[1], score=0.2)
+    store.log.append([(items[1], done)])  # the stage wrote its decision: q1 is no longer waiting
+    assert [d.item_id for d in store.log.pending_heads()] == ["q0", "q2"]
+    assert [d.item_id for d in store.pending_heads(limit=1)] == ["q0"]
