@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from referee.build import build_engine
 from referee.engine import Engine
@@ -93,6 +94,22 @@ class _RefereeApp(FastAPI):
     FastAPI's inner layers (exception handlers, its exit stack, the router) are
     skipped for it, which cost about as much as the answer itself (cProfile).
     ``answer_moderate`` handles its own errors in the same shape."""
+
+    _telemetry: bool | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # FastAPI asks OpenTelemetry whether tracing is configured on every request
+        # (three os.environ lookups, about a tenth of the handler's own time); the
+        # answer is read once, at the first request: configure telemetry before serving.
+        if scope["type"] == "http":
+            if self._telemetry is None:
+                self._telemetry = bool(self._native_telemetry.enabled())
+            if not self._telemetry:
+                if self.root_path:
+                    scope["root_path"] = self.root_path
+                await Starlette.__call__(self, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         declared = self.user_middleware
