@@ -178,7 +178,7 @@ def test_the_index_finds_what_brute_force_finds_on_real_pdq_hashes() -> None:
     exact = HashIndex(codes, brute_below=10**9).search_exact(queries, 31)
     for tables, flips in [(11, 1), (16, 1)]:
         index = HashIndex(codes, tables=tables, flips=flips, brute_below=0)
-        assert index._tables, "the tables must be in use, not brute force"
+        assert index._tables is not None, "the tables must be in use, not brute force"
         found = index.search(queries, 31)
         hits = sum(len(h) for h in exact)
         recall = sum(len(set(a) & set(b)) for a, b in zip(found, exact)) / max(hits, 1)

@@ -88,21 +88,44 @@ def _flip_masks(width: int, flips: int) -> NDArray[np.uint64]:
     return np.array(masks, dtype=np.uint64)
 
 
-class _Table:
-    def __init__(self, values: NDArray[np.uint64], chunk: _Chunk) -> None:
-        self.chunk = chunk
-        self.low_bits = max(0, chunk.width - _BUCKET_BITS)
-        bucket = (values >> np.uint64(self.low_bits)).astype(np.int64)
-        order = np.argsort(bucket, kind="stable")
-        self.ids = order.astype(np.uint32)
-        counts = np.bincount(bucket, minlength=1 << (chunk.width - self.low_bits))
-        self.offsets = np.zeros(len(counts) + 1, dtype=np.uint32 if len(values) < 2**32 else np.uint64)
-        np.cumsum(counts, out=self.offsets[1:])
-        self.low = (values[order] & np.uint64((1 << self.low_bits) - 1)).astype(np.uint8)
+class _Tables:
+    """Every table stacked into one set of arrays, so a batch of probes is one vectorised lookup.
 
-    def probe(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """For each probe key: (probe index, code id) of every code whose chunk equals it."""
-        bucket = (keys >> np.uint64(self.low_bits)).astype(np.int64)
+    Table ``t`` holds entries ``[t*n, (t+1)*n)`` of ``ids``/``low``; its buckets are
+    ``offsets[base[t] + b]``. ``low`` keeps the chunk bits below the bucket bits."""
+
+    def __init__(self, words: NDArray[np.uint64], chunks: list[_Chunk]) -> None:
+        n = len(words)
+        self.chunks = chunks
+        self.low_bits = np.array([max(0, c.width - _BUCKET_BITS) for c in chunks], dtype=np.uint64)
+        sizes = [1 << (c.width - int(lb)) for c, lb in zip(chunks, self.low_bits)]
+        self.base = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        big = len(chunks) * n >= 2**32
+        ids, low, offsets = [], [], []
+        for t, (chunk, size) in enumerate(zip(chunks, sizes)):
+            values = _chunk_values(words, chunk)
+            lb = np.uint64(self.low_bits[t])
+            bucket = (values >> lb).astype(np.int64)
+            order = np.argsort(bucket, kind="stable")
+            ids.append(order.astype(np.uint32))
+            low.append((values[order] & ((np.uint64(1) << lb) - np.uint64(1))).astype(np.uint8))
+            counts = np.bincount(bucket, minlength=size)
+            starts = np.concatenate(([0], np.cumsum(counts[:-1]))) + t * n
+            offsets.append(starts.astype(np.uint64 if big else np.uint32))
+        offsets.append(np.array([len(chunks) * n], dtype=np.uint64 if big else np.uint32))
+        self.ids = np.concatenate(ids)
+        self.low = np.concatenate(low)
+        self.offsets = np.concatenate(offsets)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.low.nbytes + self.offsets.nbytes)
+
+    def probe(self, keys: NDArray[np.uint64], table: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """For each probe (a chunk value and its table): (probe index, code id) of every code whose
+        chunk in that table equals it."""
+        shift = self.low_bits[table]
+        bucket = self.base[table] + (keys >> shift).astype(np.int64)
         starts = self.offsets[bucket].astype(np.int64)
         counts = self.offsets[bucket + 1].astype(np.int64) - starts
         total = int(counts.sum())
@@ -111,11 +134,9 @@ class _Table:
         which = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
         first = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         pos = first + np.arange(total, dtype=np.int64)
-        if self.low_bits:
-            want = (keys & np.uint64((1 << self.low_bits) - 1)).astype(np.uint8)
-            keep = self.low[pos] == want[which]
-            which, pos = which[keep], pos[keep]
-        return which, self.ids[pos].astype(np.int64)
+        want = (keys & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.uint8)
+        keep = self.low[pos] == want[which]
+        return which[keep], self.ids[pos[keep]].astype(np.int64)
 
 
 class HashIndex:
@@ -132,7 +153,7 @@ class HashIndex:
         self._words = np.empty((0, WORDS), np.uint64)
         self._enabled = np.empty(0, bool)
         self._indexed = 0  # codes [0, _indexed) are in the tables; the rest are searched by brute force
-        self._tables: list[_Table] = []
+        self._tables: _Tables | None = None
         self._masks = {w: _flip_masks(w, flips) for w in {c.width for c in _chunks(tables)}}
         if codes is not None and len(codes):
             self.add(codes)
@@ -147,7 +168,7 @@ class HashIndex:
 
     @property
     def nbytes(self) -> int:
-        t = sum(x.ids.nbytes + x.offsets.nbytes + x.low.nbytes for x in self._tables)
+        t = self._tables.nbytes if self._tables is not None else 0
         return t + self._words.nbytes + self._enabled.nbytes
 
     def add(self, codes: Codes) -> range:
@@ -157,7 +178,7 @@ class HashIndex:
         self._words = np.concatenate([self._words, words]) if first else words
         self._enabled = np.concatenate([self._enabled, np.ones(len(words), bool)])
         limit = self.merge_at if self.merge_at is not None else 20_000
-        if len(self._words) >= self.brute_below and (not self._tables or len(self._words) - self._indexed >= limit):
+        if len(self._words) >= self.brute_below and (self._tables is None or len(self._words) - self._indexed >= limit):
             self.rebuild()
         return range(first, len(self._words))
 
@@ -165,7 +186,7 @@ class HashIndex:
         self._enabled[np.asarray(ids, dtype=np.int64)] = enabled
 
     def rebuild(self) -> None:
-        self._tables = [_Table(_chunk_values(self._words, c), c) for c in _chunks(self.tables_n)]
+        self._tables = _Tables(self._words, _chunks(self.tables_n))
         self._indexed = len(self._words)
 
     # -- search -------------------------------------------------------------
@@ -202,13 +223,17 @@ class HashIndex:
         n = len(q)
         pieces_q: list[NDArray[np.int64]] = []
         pieces_c: list[NDArray[np.int64]] = []
-        if self._tables:
-            for table in self._tables:
-                masks = self._masks[table.chunk.width]
-                keys = (_chunk_values(q, table.chunk)[:, None] ^ masks[None, :]).ravel()
-                which, ids = table.probe(keys)
-                pieces_q.append(which // len(masks))
-                pieces_c.append(ids)
+        if self._tables is not None and self._indexed:
+            keys, qids, tids = [], [], []
+            for t, chunk in enumerate(self._tables.chunks):
+                masks = self._masks[chunk.width]
+                keys.append((_chunk_values(q, chunk)[:, None] ^ masks[None, :]).ravel())
+                qids.append(np.repeat(np.arange(n, dtype=np.int64), len(masks)))
+                tids.append(np.full(n * len(masks), t, dtype=np.int64))
+            qid = np.concatenate(qids)
+            which, ids = self._tables.probe(np.concatenate(keys), np.concatenate(tids))
+            pieces_q.append(qid[which])
+            pieces_c.append(ids)
         side = np.arange(self._indexed, len(self._words), dtype=np.int64)
         if len(side):  # the side buffer (or a small index): every query against every code
             pieces_q.append(np.repeat(np.arange(n, dtype=np.int64), len(side)))
