@@ -79,7 +79,9 @@ class BulkInsert:
 
 def _passing_raw_json(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """JSON already serialised goes to the driver as it is (the JSON type's own processor
-    would hand it to the serialiser, which hands it back: three calls a value)."""
+    would hand it to the serialiser, which hands it back: three calls a value), as a plain
+    ``str``: sqlite3 binds exact built-in types directly but runs its adapter lookup for a
+    subclass (~1 µs a value, measured)."""
     def process(value: Any) -> Any:
-        return value if type(value) is RawJSON else proc(value)
+        return str(value) if type(value) is RawJSON else proc(value)
     return process
