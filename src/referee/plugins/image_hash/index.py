@@ -121,22 +121,25 @@ class _Tables:
     def nbytes(self) -> int:
         return int(self.ids.nbytes + self.low.nbytes + self.offsets.nbytes)
 
-    def probe(self, keys: NDArray[np.uint64], table: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """For each probe (a chunk value and its table): (probe index, code id) of every code whose
-        chunk in that table equals it."""
-        shift = self.low_bits[table]
-        bucket = self.base[table] + (keys >> shift).astype(np.int64)
+    def probe(self, bucket: NDArray[np.int64], want: NDArray[np.uint8]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """For each probe (a global bucket and the low bits wanted in it): (probe index, code id)
+        of every code there whose low bits match."""
         starts = self.offsets[bucket].astype(np.int64)
         counts = self.offsets[bucket + 1].astype(np.int64) - starts
         total = int(counts.sum())
         if total == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        which = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
-        first = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        pos = first + np.arange(total, dtype=np.int64)
-        want = (keys & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.uint8)
+        which = np.repeat(np.arange(len(bucket), dtype=np.int64), counts)
+        pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
         keep = self.low[pos] == want[which]
         return which[keep], self.ids[pos[keep]].astype(np.int64)
+
+    def keys(self, q: NDArray[np.uint64], t: int, masks: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """Table ``t``'s probes for queries ``q`` (every chunk variant in ``masks``): global buckets, low bits."""
+        keys = (_chunk_values(q, self.chunks[t])[:, None] ^ masks[None, :]).ravel()
+        shift = np.uint64(self.low_bits[t])
+        bucket = (keys >> shift).astype(np.int64) + int(self.base[t])
+        return bucket, (keys & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.uint8)
 
 
 class HashIndex:
@@ -224,14 +227,15 @@ class HashIndex:
         pieces_q: list[NDArray[np.int64]] = []
         pieces_c: list[NDArray[np.int64]] = []
         if self._tables is not None and self._indexed:
-            keys, qids, tids = [], [], []
+            buckets, wants, qids = [], [], []
             for t, chunk in enumerate(self._tables.chunks):
                 masks = self._masks[chunk.width]
-                keys.append((_chunk_values(q, chunk)[:, None] ^ masks[None, :]).ravel())
+                bucket, want = self._tables.keys(q, t, masks)
+                buckets.append(bucket)
+                wants.append(want)
                 qids.append(np.repeat(np.arange(n, dtype=np.int64), len(masks)))
-                tids.append(np.full(n * len(masks), t, dtype=np.int64))
             qid = np.concatenate(qids)
-            which, ids = self._tables.probe(np.concatenate(keys), np.concatenate(tids))
+            which, ids = self._tables.probe(np.concatenate(buckets), np.concatenate(wants))
             pieces_q.append(qid[which])
             pieces_c.append(ids)
         side = np.arange(self._indexed, len(self._words), dtype=np.int64)
