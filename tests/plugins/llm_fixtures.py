@@ -64,7 +64,7 @@ class TriageDetector(Detector):
         return cls()
 
 
-def policy_doc(llm: dict[str, Any], plan: list[dict[str, Any]] | None = None,
+def policy_doc(llm: dict[str, Any] | None, plan: list[dict[str, Any]] | None = None,
                on_error: str = "hold_for_review", version: str = "1") -> dict[str, Any]:
     rules = [
         {"id": "violence.remove", "categories": ["violence", "hate"], "threshold": 0.8, "action": "remove",
@@ -75,7 +75,7 @@ def policy_doc(llm: dict[str, Any], plan: list[dict[str, Any]] | None = None,
     ]
     doc: dict[str, Any] = {
         "id": "llm-test", "version": version, "categories": CATEGORIES,
-        "detectors": {"triage": {}, "llm": llm},
+        "detectors": {"triage": {}, **({"llm": llm} if llm is not None else {})},
         "surfaces": {"default": {"rules": rules}},
         "on_uninspected": "hold_for_review",
     }
@@ -84,7 +84,7 @@ def policy_doc(llm: dict[str, Any], plan: list[dict[str, Any]] | None = None,
     return doc
 
 
-def make_policy(llm: dict[str, Any], plan: list[dict[str, Any]] | None = None, **kw: Any) -> Policy:
+def make_policy(llm: dict[str, Any] | None, plan: list[dict[str, Any]] | None = None, **kw: Any) -> Policy:
     return Policy.from_yaml(yaml.safe_dump(policy_doc(llm, plan, **kw), sort_keys=False), source="llm-test.yaml")
 
 
