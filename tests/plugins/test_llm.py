@@ -62,7 +62,7 @@ def test_policy_prompt_is_built_from_the_policy_and_content_is_data():
         signals = detector.detect(playlist)
         detector.close()
     body = server.requests[0]
-    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    system = body["messages"][0]["content"]
     for cat, spec in (("violence", "Threats or incitement"), ("spam", "Unsolicited commercial")):
         assert f"## {cat} (severity:" in system and spec in system
     assert json.dumps("I will kill you tonight.") in system  # an example
