@@ -19,6 +19,7 @@ from referee.store.memory import MemoryStore
 from referee.store.sql.store import Store
 from tests.plugins import chat_server as cs
 from tests.plugins.chat_server import ChatServer, Reply
+from tests.conftest import requires_shared
 from tests.plugins.llm_fixtures import TriageDetector, cascade_plan, make_policy, policy_doc
 
 #: (text, in the band [0.2, 0.8) of the triage stage?, labels)
@@ -207,3 +208,39 @@ def test_build_detector_is_the_registered_llm():
     detector = build_detector("llm", make_policy({"endpoint": "http://127.0.0.1:9/v1"}))
     assert detector.name == "llm" and detector.per_part is False and detector.uses_prior_signals
     detector.close()
+
+
+@pytest.mark.shared
+@requires_shared("datasets/ethos")
+def test_eval_cascade_on_a_shared_dataset(tmp_path):
+    """The lexicon of the default policy, then the (keyword toy) judge, on ETHOS: the calls the
+    server counts are exactly the items each band escalates."""
+    from pathlib import Path
+
+    from tests.conftest import REPO, SHARED
+
+    data = tmp_path / "ethos.jsonl"
+    imported = CliRunner().invoke(app, ["data", "import", str(SHARED / "datasets" / "ethos"), "-f", "ethos",
+                                        "-o", str(data)])
+    assert imported.exit_code == 0, imported.output
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    lex = doc["detectors"]["lexicon"]
+    lex["lists"] = {k: str(REPO / "policies" / v) for k, v in lex["lists"].items()}
+    lex["allow"] = str(REPO / "policies" / lex["allow"])
+    doc.pop("tests_file", None)
+    with ChatServer(cs.judge) as server:
+        doc["detectors"] = {"lexicon": lex, "llm": {"endpoint": server.url, "model": "scripted"}}
+        doc["plan"] = [{"id": "fast", "detectors": ["lexicon"]},
+                       {"id": "second_look", "detectors": ["llm"],
+                        "when": {"band": {"categories": "*", "min": 0.2, "max": 0.8}}}]
+        policy = Path(tmp_path / "policy.yaml")
+        policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+        out = tmp_path / "cascade.json"
+        result = CliRunner().invoke(app, ["eval", "cascade", "--data", str(data), "--policy", str(policy),
+                                          "--band", "0.2-0.8", "--band", "0.4-0.6", "--limit", "300",
+                                          "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = json.loads(out.read_text())["table"]
+    calls = [r["llm_calls"] for r in table[1:]]
+    assert server.calls == sum(calls) and calls[0] >= calls[1] > 0
+    assert [round(r["escalated"] * 300) for r in table[1:]] == calls
