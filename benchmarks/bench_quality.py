@@ -19,7 +19,7 @@ table. Skips with a message when ../shared is absent.
 ``--loso`` runs the leave-one-source-out table and the benign look-alike
 false-positive tests instead (``referee.eval.loso``; same as ``referee eval loso``):
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py --loso [--mix v2] [--universe v2]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py --loso [--mix v1] [--universe v2]
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main() -> int:
     ap.add_argument("--policy", default=str(REPO / "policies" / "default.yaml"))
     ap.add_argument("--json", help="also write the numbers to this file")
     ap.add_argument("--loso", action="store_true", help="leave-one-source-out table + false-positive tests")
-    ap.add_argument("--mix", default="v2", help="--loso: training mix (v1, v2)")
+    ap.add_argument("--mix", default="v1", help="--loso: training mix (v1, v2, v2-no-spans)")
     ap.add_argument("--universe", default=None, help="--loso: also hold out this mix's sources")
     ap.add_argument("--held-out", action="append", default=None, help="--loso: only this source (repeatable)")
     args = ap.parse_args()

@@ -340,7 +340,8 @@ def loso_cmd(
     = DEFAULT_POLICY,
     model: Annotated[Path | None, typer.Option(help="Model directory for the false-positive tests "
                                                     "(default: models/default when built).")] = None,
-    mix: Annotated[str, typer.Option(help="Training mix: v1 (the first default model's) or v2.")] = "v2",
+    mix: Annotated[str, typer.Option(help="Training mix: v1 (the shipped default model's), v2, "
+                                          "v2-no-spans.")] = "v1",
     universe: Annotated[str | None, typer.Option(help="Also hold out the sources of this mix (to compare "
                                                       "two mixes on the same held-out sources).")] = None,
     held_out: Annotated[list[str] | None, typer.Option("--held-out", help="Only these sources (repeatable).")]

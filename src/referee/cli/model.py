@@ -218,8 +218,9 @@ def corpus_cmd(
         "policies/default.yaml"
     ),
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,
-    mix: Annotated[str, typer.Option(help="Training mix: v1 (the first default model's) or v2 (adds Toxic "
-                                          "Spans, EDOS, ConvAbuse and benign music comments).")] = "v2",
+    mix: Annotated[str, typer.Option(help="Training mix: v1 (the shipped default model's), v2 (adds Toxic Spans, "
+                                          "EDOS, ConvAbuse and benign music comments) or v2-no-spans (v2 "
+                                          "without Toxic Spans).")] = "v1",
 ) -> None:
     """Build the default model's training corpus (licence-filtered, seeded splits)."""
     from referee.eval.corpus import MIXES, build
