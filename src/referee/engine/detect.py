@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from referee.detectors.base import Detector
 from referee.model import ContentItem, DetectorFailure, Evidence, Signal, TextPart
@@ -43,15 +43,18 @@ log = logging.getLogger(__name__)
 _Outcome = list[Signal] | DetectorFailure
 
 
-@dataclass
 class Found:
-    """One item's results from one run of a set of detectors."""
+    """One item's results from the detectors run so far (one per item per batch:
+    a plain slotted class, as a dataclass with four factories cost more than the lexicon)."""
 
-    signals: list[Signal] = field(default_factory=list)
-    failures: list[DetectorFailure] = field(default_factory=list)
-    derived: list[TextPart] = field(default_factory=list)
-    #: Ids of the parts some detector was handed.
-    read: set[str] = field(default_factory=set)
+    __slots__ = ("signals", "failures", "derived", "read")
+
+    def __init__(self, signals: list[Signal] | None = None, failures: list[DetectorFailure] | None = None) -> None:
+        self.signals: list[Signal] = signals if signals is not None else []
+        self.failures: list[DetectorFailure] = failures if failures is not None else []
+        self.derived: list[TextPart] = []
+        #: Ids of the parts some detector was handed.
+        self.read: set[str] = set()
 
 
 @dataclass
@@ -89,9 +92,11 @@ def run_detectors(
     categories: frozenset[str],
     prior: Sequence[Sequence[Signal]] | None = None,
     stage: str | None = None,
+    into: list[Found] | None = None,
 ) -> list[Found]:
-    """Every detector's signals, failures and derived parts per item."""
-    found = [Found() for _ in items]
+    """Every detector's signals, failures and derived parts per item, added to ``into``
+    (one Found per item, e.g. what earlier stages found) or to new ones."""
+    found = into if into is not None else [Found() for _ in items]
     plans = {d.name: _views(d, items) for d in detectors}
     for d in detectors:
         for i, view in zip(plans[d.name].owner, plans[d.name].views):
