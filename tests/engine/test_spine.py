@@ -378,3 +378,15 @@ def test_media_fetching_is_bounded_and_only_from_allowed_hosts(tmp_path) -> None
             resolver.resolve(big)
     finally:
         server.shutdown()
+
+
+def test_an_async_stage_gate_is_checked_at_once_so_skipped_items_are_final() -> None:
+    policy = Policy.from_yaml(PLAN_POLICY.replace("detectors: [second]", "detectors: [second]\n    async: true"))
+    sink, second = ChainSink(), Second()
+    with Engine(policy, [FakeOCR(), KeywordDetector(), second], sink=sink) as engine:
+        unsure, clear = engine.moderate_many([item("vile", id="a"), item("lovely", id="b")])
+        engine.wait_async()
+    assert unsure.provisional and unsure.pending_stages == ("second_look",)
+    assert not clear.provisional and {r.stage: r.status for r in clear.stages}["second_look"] == "skipped"
+    assert sink.heads(["b"])["b"] == clear  # nothing superseded the clear item
+    assert sink.heads(["a"])["a"].supersedes == unsure.decision_id

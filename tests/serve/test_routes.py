@@ -256,3 +256,37 @@ def test_client_that_hangs_up_mid_body_is_not_a_server_error(app, keys: dict[str
             asyncio.run(app(scope, receive, send))
     assert sent == []  # nobody left to answer
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_the_app_resumes_async_stages_a_previous_process_left_pending(settings: Settings, tmp_path) -> None:
+    """The decision log is the durable queue: a head left pending is finished at start-up."""
+    import time as _time
+
+    from referee.engine import Engine
+    from referee.model import ContentItem
+    from referee.policy import Policy
+    from referee.store import DecisionStore
+    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
+    from tests.conftest import KeywordDetector
+
+    policy = Policy.from_yaml(PLAN_POLICY.replace("detectors: [second]", "detectors: [second]\n    async: true"))
+    store = DecisionStore(f"sqlite:///{tmp_path}/p.db")
+
+    class Broken(Second):
+        def detect_many(self, items, prior=None):  # type: ignore[no-untyped-def,override]
+            raise RuntimeError("model server down")
+
+    first = Engine(policy, [FakeOCR(), KeywordDetector(), Broken()], sink=store)
+    held = first.moderate(ContentItem(id="p1", text="vile"))
+    first.close()
+    assert store.log.head("p1") == held and held.pending_stages == ("second_look",)
+
+    engine = Engine(policy, [FakeOCR(), KeywordDetector(), Second()], sink=store)
+    with TestClient(create_app(settings, engine=engine, store=store)):
+        for _ in range(100):
+            head = store.log.head("p1")
+            if head is not None and head.decision_id != held.decision_id:
+                break
+            _time.sleep(0.05)
+    assert head.supersedes == held.decision_id and not head.provisional
+    engine.close()

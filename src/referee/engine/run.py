@@ -271,29 +271,33 @@ class Engine:
         self, items: Sequence[ContentItem], stages: Sequence[PlanStage] | None = None,
         found: list[Found] | None = None, runs: list[list[StageRun]] | None = None,
     ) -> list[tuple[Found, list[StageRun], list[str]]]:
-        """Run stages (all synchronous ones, stopping at the first async one, by default)
-        and return per item what was found, what each stage did and the unread parts."""
+        """Run the plan's stages (or ``stages``, all run now) and return per item what was
+        found, what each stage did and the unread parts. An async stage whose gate admits
+        an item is left pending for it, with every later stage; one whose gate skips an
+        item is skipped, and that item's later stages run now."""
         work = list(items)
         found = found or [Found() for _ in work]
         runs = runs or [[] for _ in work]
-        pending = False
+        # Items whose async stage the gate admitted: that stage and every later one run after the decision.
+        deferred: set[int] = set()
         for stage in (stages if stages is not None else self.plan.stages):
             admitted: list[int] = []
             for i, item in enumerate(work):
-                if pending or stage.run_async and stages is None:
-                    runs[i].append(self._stage_run(stage, "pending", "async: runs after the decision"))
+                if i in deferred:
+                    runs[i].append(self._stage_run(stage, "pending", "after an async stage"))
                     continue
                 if stage.gate is None:
                     ok, why = True, "no gate"
                 else:
                     ok, why = stage.admits(item.surface, self.policy.jurisdictions_for(item.country),
                                            found[i].signals)
+                if ok and stage.run_async and stages is None:
+                    deferred.add(i)
+                    runs[i].append(self._stage_run(stage, "pending", f"async: runs after the decision ({why})"))
+                    continue
                 if ok:
                     admitted.append(i)
                 runs[i].append(self._stage_run(stage, "ran" if ok else "skipped", why))
-            if stage.run_async and stages is None:
-                pending = True
-                continue
             if not admitted:
                 continue
             detectors = [self._by_name[name] for name in stage.detectors]
@@ -313,7 +317,7 @@ class Engine:
         for i, item in enumerate(work):
             unread = [p.id for p in item.parts if p.id not in found[i].read
                       and not (p.kind == "text" and getattr(p, "derived", None) is not None)]
-            if pending and unread:
+            if i in deferred and unread:
                 unread = self._unread_after(item, unread)
             out.append((found[i], runs[i], unread))
         return out
@@ -324,7 +328,7 @@ class Engine:
         key = (stage.id, status, why)
         run = self._stage_runs.get(key)
         if run is None:
-            run = StageRun(stage=stage.id, status=status, why=why, detectors=stage.detectors)  # type: ignore[arg-type]
+            run = StageRun.model_validate({"stage": stage.id, "status": status, "why": why, "detectors": stage.detectors})
             if len(self._stage_runs) < 10_000:  # whys that quote scores vary; keep the cache bounded
                 self._stage_runs[key] = run
         return run

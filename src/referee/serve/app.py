@@ -9,6 +9,8 @@ unreachable database fails the start, loudly, instead of the first client.
 from __future__ import annotations
 
 import gc
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +31,8 @@ from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.settings import Settings
 from referee.store.repo import DecisionStore
 from referee.serve.state import ServeState
+
+log = logging.getLogger(__name__)
 
 #: Request bodies that the routes validate themselves (to report per-item
 #: errors) and so must add to the OpenAPI components by hand.
@@ -67,6 +71,10 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
         # whole p99. Frozen, a full collection sees only per-request garbage.
         gc.collect()
         gc.freeze()
+        if any(stage.run_async for stage in engine.plan.stages):
+            # The log is the durable queue of async stages: finish what a previous
+            # process left pending (a crash, a failed call), beside the traffic.
+            threading.Thread(target=_resume_pending, args=(engine,), name="referee-resume", daemon=True).start()
         try:
             yield
         finally:
@@ -118,6 +126,14 @@ class _RefereeApp(FastAPI):
             return super().build_middleware_stack()
         finally:
             self.user_middleware = declared
+
+
+def _resume_pending(engine: Engine, limit: int = 1000) -> None:
+    """One pass at start-up (a head that still fails stays pending for the next start)."""
+    try:
+        engine.resume_pending(limit)
+    except Exception:  # noqa: BLE001 - resuming is best effort; the heads stay pending for the next start
+        log.exception("resuming pending async stages failed")
 
 
 def app_from_env() -> FastAPI:
