@@ -154,3 +154,7 @@ APPEND_ONLY_MESSAGE = "is append-only: insert a superseding decision instead"
 
 __all__ = ["APPEND_ONLY", "APPEND_ONLY_MESSAGE", "NAMING", "api_keys", "content", "decision_seq", "decisions",
            "items", "metadata", "signals"]
+
+# The capability tables declare themselves on ``metadata``; importing them here
+# makes every user of ``metadata`` (migrations, their comparison test) see them.
+from referee.store.sql import audit_tables, review_tables  # noqa: E402,F401

@@ -1,0 +1,9 @@
+"""Tables of human review and appeals (queues, leases, verdict metadata).
+
+Registered on the store's one ``metadata``, so the migrations and the tables are
+compared as a whole (tests/store/test_migrations.py). Created by migration 0004.
+"""
+
+from __future__ import annotations
+
+from referee.store.sql.tables import metadata  # noqa: F401  (tables are declared on it)
