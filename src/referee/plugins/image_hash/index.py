@@ -94,10 +94,10 @@ class _Tables:
     Table ``t`` holds entries ``[t*n, (t+1)*n)`` of ``ids``/``low``; its buckets are
     ``offsets[base[t] + b]``. ``low`` keeps the chunk bits below the bucket bits."""
 
-    def __init__(self, words: NDArray[np.uint64], chunks: list[_Chunk]) -> None:
+    def __init__(self, words: NDArray[np.uint64], chunks: list[_Chunk], bucket_bits: int = _BUCKET_BITS) -> None:
         n = len(words)
         self.chunks = chunks
-        self.low_bits = np.array([max(0, c.width - _BUCKET_BITS) for c in chunks], dtype=np.uint64)
+        self.low_bits = np.array([max(0, c.width - bucket_bits) for c in chunks], dtype=np.uint64)
         sizes = [1 << (c.width - int(lb)) for c, lb in zip(chunks, self.low_bits)]
         self.base = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         big = len(chunks) * n >= 2**32
@@ -146,13 +146,14 @@ class HashIndex:
     """Codes within a Hamming radius of each query. Ids are positions in the order codes were added."""
 
     def __init__(self, codes: Codes | None = None, tables: int = 11, flips: int = 1,
-                 brute_below: int = 50_000, merge_at: int | None = None) -> None:
+                 brute_below: int = 50_000, merge_at: int | None = None, bucket_bits: int = _BUCKET_BITS) -> None:
         if not 2 <= tables <= 64 or flips not in (0, 1, 2):
             raise ValueError(f"tables must be 2-64 and flips 0-2, got tables={tables}, flips={flips}")
         self.tables_n = tables
         self.flips = flips
         self.brute_below = brute_below
         self.merge_at = merge_at
+        self.bucket_bits = bucket_bits
         self._words = np.empty((0, WORDS), np.uint64)
         self._enabled = np.empty(0, bool)
         self._indexed = 0  # codes [0, _indexed) are in the tables; the rest are searched by brute force
@@ -189,7 +190,7 @@ class HashIndex:
         self._enabled[np.asarray(ids, dtype=np.int64)] = enabled
 
     def rebuild(self) -> None:
-        self._tables = _Tables(self._words, _chunks(self.tables_n))
+        self._tables = _Tables(self._words, _chunks(self.tables_n), self.bucket_bits)
         self._indexed = len(self._words)
 
     # -- search -------------------------------------------------------------

@@ -34,7 +34,7 @@ from referee.errors import InputError, ModelError
 from referee.model import ContentItem, Derivation, ImagePart, Signal, TextPart
 
 #: Bump when the same image can give different text (preprocessing, ordering).
-_CODE_VERSION = "1"
+_CODE_VERSION = "2"
 
 
 class OcrConfig(DetectorConfig):
@@ -125,27 +125,28 @@ class OcrDetector(Detector):
         bgr = rgb[:, :, ::-1].copy()  # RapidOCR follows OpenCV's channel order
         with self._lock:  # one onnxruntime session; its run() is thread-safe but we keep threads bounded
             result, _ = engine(bgr)
-        lines: list[tuple[float, float, str]] = []
+        boxes: list[tuple[float, float, float, str]] = []  # top, bottom, left, text
         for box, text, score in result or []:
             if float(score) < self.min_confidence or not str(text).strip():
                 continue
-            ys = [p[1] for p in box]
-            xs = [p[0] for p in box]
-            lines.append((min(ys), min(xs), str(text).strip()))
-        if not lines:
+            ys = [float(p[1]) for p in box]
+            xs = [float(p[0]) for p in box]
+            boxes.append((min(ys), max(ys), min(xs), str(text).strip()))
+        if not boxes:
             return ""
-        # Group boxes whose tops are within half a typical line height into one row.
-        heights = sorted(max(p[1] for p in box) - min(p[1] for p in box) for box, *_ in result)
-        row = max(heights[len(heights) // 2] / 2, 1.0)
-        lines.sort()
-        out: list[list[tuple[float, str]]] = []
-        top = None
-        for y, x, text in lines:
-            if top is None or y - top > row:
-                out.append([])
-                top = y
-            out[-1].append((x, text))
-        return "\n".join(" ".join(t for _, t in sorted(r)) for r in out)
+        # A box joins a row when it overlaps the row's last box vertically by at least half
+        # the smaller height (slightly rotated text still reads as one line).
+        rows: list[list[tuple[float, float, float, str]]] = []
+        for box in sorted(boxes, key=lambda b: (b[0] + b[1]) / 2):
+            for row in rows:
+                top, bottom = row[-1][0], row[-1][1]
+                overlap = min(bottom, box[1]) - max(top, box[0])
+                if overlap >= 0.5 * min(bottom - top, box[1] - box[0]):
+                    row.append(box)
+                    break
+            else:
+                rows.append([box])
+        return "\n".join(" ".join(b[3] for b in sorted(row, key=lambda b: b[2])) for row in rows)
 
     def derive_many(self, items: Sequence[ContentItem]) -> list[list[TextPart]]:
         results: list[list[TextPart]] = []
