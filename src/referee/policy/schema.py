@@ -158,6 +158,63 @@ class Stage(_Strict):
         return (value,) if isinstance(value, str) else value
 
 
+class ReviewRoute(_Strict):
+    """Items matching every given condition go to ``queue`` (first matching route wins)."""
+
+    queue: str = Field(min_length=1)
+    categories: tuple[str, ...] | None = None
+    surfaces: tuple[str, ...] | None = None
+    jurisdictions: tuple[str, ...] | None = None
+    severities: tuple[Severity, ...] | None = None
+
+
+class ReviewQueue(_Strict):
+    """A named review queue: its SLA and the weights of its priority (docs/review.md)."""
+
+    description: str | None = None
+    sla_hours: float = Field(default=24.0, gt=0)
+    severity_weight: float = Field(default=1.0, ge=0)
+    reach_weight: float = Field(default=1.0, ge=0)
+    uncertainty_weight: float = Field(default=1.0, ge=0)
+    deadline_weight: float = Field(default=1.0, ge=0)
+    reach_field: str = Field(default="followers", description="The item context field giving expected reach.")
+
+
+class StrikeThreshold(_Strict):
+    points: float = Field(gt=0)
+    account_action: str = Field(min_length=1, description="e.g. warn, suspend_7d, terminate")
+
+
+class Strikes(_Strict):
+    window_days: int = Field(default=90, gt=0)
+    weights: dict[str, float] = Field(default_factory=dict, description="Category -> strike points.")
+    thresholds: tuple[StrikeThreshold, ...] = ()
+
+
+class Review(_Strict):
+    """Human review: queues, routing, QA sampling, appeals, strikes."""
+
+    queues: dict[str, ReviewQueue] = Field(min_length=1)
+    routes: tuple[ReviewRoute, ...] = ()
+    default_queue: str
+    appeals_queue: str
+    senior_queue: str
+    qa_sample_rate: float = Field(default=0.0, ge=0, le=1, description="Share of decisions sampled for double review.")
+    held_uphold_action: Action = Field(default=Action.remove, description="An upheld hold_for_review becomes this.")
+    strikes: Strikes | None = None
+
+    @model_validator(mode="after")
+    def _queues_exist(self) -> "Review":
+        named = [("default_queue", self.default_queue), ("appeals_queue", self.appeals_queue),
+                 ("senior_queue", self.senior_queue)]
+        named += [(f"routes[{i}].queue", r.queue) for i, r in enumerate(self.routes)]
+        for where, queue in named:
+            if queue not in self.queues:
+                raise ValueError(f"{where}: unknown queue {queue!r}; declare it under review.queues "
+                                 f"(declared: {', '.join(sorted(self.queues))})")
+        return self
+
+
 class PolicyDocument(_Strict):
     """The YAML file as written."""
 
@@ -188,6 +245,7 @@ class PolicyDocument(_Strict):
         default="keep_human",
         description="Whether re-moderating an item whose current decision is a human verdict may replace it.",
     )
+    review: Review | None = Field(default=None, description="Human review queues and appeals (docs/review.md).")
     tests: tuple[PolicyTest, ...] = ()
     tests_file: str | None = Field(default=None, description="A sibling YAML file with more tests.")
 
