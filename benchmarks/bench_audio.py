@@ -7,7 +7,7 @@ runs the plan [transcribe] -> [lexicon], as a policy would. Prints ``audio_s=``,
 seconds per audio second: 0.1 is 10x faster than real time), ``x_realtime=`` and the
 flagged time ranges found.
 
-    .venv/bin/python benchmarks/bench_audio.py [--paragraphs 12] [--repeat 2] [--threads 2]
+    .venv/bin/python benchmarks/bench_audio.py [--paragraphs 12] [--repeat 2] [--threads 2] [--word-timestamps]
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--paragraphs", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--word-timestamps", action="store_true", help="one time span per word")
     args = ap.parse_args()
     ensure_tools()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +89,7 @@ def main() -> None:
         with wave.open(str(path)) as w:
             audio_s = w.getnframes() / w.getframerate()
         data = base64.b64encode(path.read_bytes()).decode()
-    transcribe = TranscribeDetector(threads=args.threads)
+    transcribe = TranscribeDetector(threads=args.threads, word_timestamps=args.word_timestamps)
     lexicon = LexiconDetector({"spam": ["click here", "win money"]})
     times = []
     with Engine(Policy.from_yaml(POLICY), [transcribe, lexicon]) as engine:

@@ -118,6 +118,17 @@ def test_an_engine_flags_an_episode_with_the_time_range_of_the_words(
     assert not any(r.kind == "uninspected" for r in decision.reasons)
 
 
+def test_word_timestamps_give_the_seconds_of_the_words_themselves(episode: tuple[Path, float, float]) -> None:
+    path, benign_s, total_s = episode
+    text, segments = TranscribeDetector(word_timestamps=True).transcribe(str(path))
+    words = [text[s.start:s.end].lower().strip(".,!?") for s in segments]
+    assert "welcome" in words and "click" in words, text
+    welcome, click = segments[words.index("welcome")], segments[words.index("click")]
+    assert welcome.end_s - welcome.start_s < 1.5 and welcome.end_s <= benign_s + 0.3
+    assert benign_s - 0.5 <= click.start_s < click.end_s <= total_s + 0.5
+    assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(segments, segments[1:]))  # in order, not overlapping
+
+
 def test_corrupt_audio_is_a_clear_error(transcriber: TranscribeDetector) -> None:
     bad = ContentItem(id="bad", parts=[{"kind": "audio", "id": "ep", "data": base64.b64encode(b"RIFF junk").decode()}])
     with pytest.raises(InputError, match="part ep: "):

