@@ -169,3 +169,12 @@ def test_a_corrupt_image_is_a_clear_error_and_other_parts_are_still_moderated(en
     d = engine.moderate(item)
     assert any(f.detector == "ocr" and "not a readable image" in f.message for f in d.failures)
     assert any(s.detector == "lexicon" and s.evidence[0].part_id == "title" for s in d.signals)
+
+
+def test_a_corrupt_image_in_a_batch_fails_only_its_own_item(engine: Engine) -> None:
+    good = cover_item(make_cover("FREE FOLLOWERS", background="blocky", seed=4), id="good")
+    bad = cover_item(b"not an image", id="bad")
+    d_good, d_bad = engine.moderate_many([good, bad])
+    assert d_good.action is Action.limit_reach and not d_good.failures
+    assert d_good.signals[0].evidence[0].source_part == "cover"
+    assert [f.detector for f in d_bad.failures] == ["ocr"]

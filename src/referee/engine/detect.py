@@ -199,14 +199,37 @@ def _run_one(
     outcomes = _detect_isolated(detector, views.views, view_prior)
     derived: list[list[TextPart]] = [[] for _ in views.views]
     if detector.derives:
-        try:
-            derived = [list(parts) for parts in detector.derive_many(views.views)]
-            if len(derived) != len(views.views):
-                raise RuntimeError(f"derive_many returned {len(derived)} results for {len(views.views)} items")
-        except Exception as exc:  # noqa: BLE001 - a failed derivation is that detector's failure
-            failure = _failure(detector, exc)
-            return [failure] * len(views.views), [[] for _ in views.views]
+        derived, failed = _derive_isolated(detector, views.views)
+        outcomes = [f if f is not None else o for o, f in zip(outcomes, failed)]
     return outcomes, derived
+
+
+def _derive_isolated(
+    detector: Detector, items: Sequence[ContentItem]
+) -> tuple[list[list[TextPart]], list[DetectorFailure | None]]:
+    """Derived parts for the batch if it works, else view by view, so one corrupt image or
+    audio file fails only its own item (as ``_detect_isolated`` does for signals)."""
+    try:
+        derived = [list(parts) for parts in detector.derive_many(items)]
+        if len(derived) != len(items):
+            raise RuntimeError(f"derive_many returned {len(derived)} results for {len(items)} items")
+        return derived, [None] * len(items)
+    except Exception as exc:  # noqa: BLE001 - a failed derivation is that detector's failure
+        if len(items) == 1:
+            return [[]], [_failure(detector, exc)]
+        log.warning("detector %s failed to derive for a batch of %d (%s); retrying one by one",
+                    detector.name, len(items), exc)
+    out: list[list[TextPart]] = []
+    failures: list[DetectorFailure | None] = []
+    for item in items:
+        try:
+            (parts,) = detector.derive_many([item])
+            out.append(list(parts))
+            failures.append(None)
+        except Exception as exc:  # noqa: BLE001
+            out.append([])
+            failures.append(_failure(detector, exc))
+    return out, failures
 
 
 def _timed_out(detector: Detector, n: int) -> list[_Outcome]:
