@@ -1,0 +1,215 @@
+"""The tamper-evident chain: sealing, verifying, and each kind of tampering found at its link.
+
+The attacker goes around the triggers: the tests drop them on the database file (as
+someone with write access to it could) and then edit, delete or reorder records."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import pytest
+import sqlalchemy
+
+from referee.records.chain import GENESIS, AuditChain, canonical_record, link_hash
+from referee.store import Store, upgrade
+from tests.records.conftest import decision, fill, item
+
+
+def _db_path(store: Store) -> str:
+    return store.url.removeprefix("sqlite:///")
+
+
+def _attack(store: Store, *sql: str) -> None:
+    """Run SQL on the file with the append-only triggers dropped (and foreign keys off)."""
+    conn = sqlite3.connect(_db_path(store))
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    for name in names:
+        conn.execute(f"DROP TRIGGER {name}")
+    for statement in sql:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def test_an_untouched_log_verifies_and_sealing_is_incremental(store):
+    fill(store, 5)
+    chain = AuditChain(store.db, checkpoint_every=2)
+    first = chain.seal()
+    assert (first.sealed, first.head_seq) == (5, 5)
+    assert [c.seq for c in chain.checkpoints()] == [2, 4, 5]
+    assert chain.seal().sealed == 0
+    fill_more = [item(f"x{i}") for i in range(3)]
+    for it in fill_more:
+        store.log.append([(it, decision(it))])
+    assert chain.verify().unsealed == 3
+    second = chain.seal()
+    assert (second.sealed, second.head_seq) == (3, 8)
+    full = chain.verify()
+    assert full.ok and full.checked == 8 and full.head_hash == second.head_hash and full.unsealed == 0
+    quick = chain.verify(from_checkpoint=True)
+    assert quick.ok and quick.checked == 0 and quick.head_hash == second.head_hash
+    assert chain.verify(expect_head=first.head_hash).ok
+
+
+def test_an_empty_log_verifies(store):
+    chain = AuditChain(store.db)
+    assert chain.seal().sealed == 0
+    v = chain.verify()
+    assert v.ok and v.head_hash == GENESIS
+
+
+def test_the_chain_tables_refuse_update_and_delete(store):
+    fill(store, 2)
+    AuditChain(store.db).seal()
+    with store.db.engine.begin() as conn:
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
+            conn.execute(sqlalchemy.text("UPDATE audit_chain SET record_hash = 'x'"))
+    with store.db.engine.begin() as conn:
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
+            conn.execute(sqlalchemy.text("DELETE FROM audit_checkpoints"))
+
+
+def test_an_edited_record_is_found_at_its_link(store):
+    fill(store, 6)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE decisions SET payload = replace(payload, '\"remove\"', '\"allow\"'), action = 'allow' "
+                   "WHERE seq = 4")
+    v = AuditChain(store.db).verify()
+    assert not v.ok and v.broken.seq == 4 and v.broken.kind == "edited", v.broken
+    assert v.checked == 3
+
+
+def test_a_column_edited_beside_its_payload_is_found(store):
+    fill(store, 3)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE decisions SET action = 'allow' WHERE seq = 2")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (2, "edited")
+    assert "'action'" in v.broken.message
+
+
+def test_an_edited_recorded_at_is_found(store):
+    fill(store, 3)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE decisions SET recorded_at = '2020-01-01 00:00:00.000000' WHERE seq = 3")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (3, "edited")
+
+
+def test_a_deleted_record_is_found(store):
+    fill(store, 6)
+    AuditChain(store.db).seal()
+    _attack(store, "DELETE FROM signals WHERE decision_id IN (SELECT decision_id FROM decisions WHERE seq = 3)",
+            "DELETE FROM decisions WHERE seq = 3")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (3, "deleted")
+
+
+def test_a_deleted_record_and_its_link_are_found(store):
+    fill(store, 6)
+    AuditChain(store.db).seal()
+    _attack(store, "DELETE FROM decisions WHERE seq = 3", "DELETE FROM audit_chain WHERE seq = 3")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (3, "deleted")
+
+
+def test_records_removed_from_the_end_are_found(store):
+    fill(store, 6)
+    AuditChain(store.db, checkpoint_every=100).seal()
+    _attack(store, "DELETE FROM decisions WHERE seq >= 5", "DELETE FROM audit_chain WHERE seq >= 5")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and v.broken.kind == "deleted" and v.broken.seq == 5, v.broken
+
+
+def test_unsealed_records_removed_from_the_end_are_found(store):
+    fill(store, 6)
+    AuditChain(store.db).seal()
+    fill_more = item("late")
+    store.log.append([(fill_more, decision(fill_more))])
+    _attack(store, "DELETE FROM decisions WHERE seq = 7")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (7, "truncated")
+
+
+def test_reordered_records_are_found(store):
+    fill(store, 6)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE decisions SET seq = -2 WHERE seq = 2", "UPDATE decisions SET seq = 2 WHERE seq = 5",
+            "UPDATE decisions SET seq = 5 WHERE seq = -2")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (2, "reordered"), v.broken
+
+
+def _relink(store: Store, from_seq: int) -> None:
+    """What an attacker with the code does after editing: recompute the links from ``from_seq``."""
+    with store.db.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text("SELECT seq, decision_id, recorded_at, payload FROM decisions "
+                                            "ORDER BY seq")).all()
+        prev = conn.execute(sqlalchemy.text("SELECT record_hash FROM audit_chain WHERE seq = :s"),
+                            {"s": from_seq - 1}).scalar() or GENESIS
+    links = []
+    for seq, decision_id, recorded_at, payload in rows:
+        if seq < from_seq:
+            continue
+        stamp = datetime.fromisoformat(recorded_at)
+        h = link_hash(prev, seq, canonical_record(seq, stamp, payload))
+        links.append((seq, decision_id, prev, h))
+        prev = h
+    conn2 = sqlite3.connect(_db_path(store))
+    conn2.executemany("INSERT INTO audit_chain VALUES (?, ?, ?, ?, '2026-01-01 00:00:00')", links)
+    conn2.commit()
+    conn2.close()
+
+
+def test_a_rewritten_chain_is_caught_by_its_checkpoint_and_by_a_published_head(store):
+    fill(store, 6)
+    chain = AuditChain(store.db, checkpoint_every=3)
+    published = chain.seal().head_hash
+    _attack(store, "UPDATE decisions SET payload = replace(payload, '\"remove\"', '\"allow\"'), action = 'allow' "
+                   "WHERE seq = 2", "DELETE FROM audit_chain WHERE seq >= 2")
+    _relink(store, 2)
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (3, "checkpoint"), v.broken
+    # With the checkpoints gone too, only a head published outside the database shows it.
+    _attack(store, "DELETE FROM audit_checkpoints")
+    assert AuditChain(store.db).verify().ok
+    v = AuditChain(store.db).verify(expect_head=published)
+    assert v.broken is not None and v.broken.kind == "checkpoint"
+
+
+def test_an_altered_link_is_found(store):
+    fill(store, 4)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE audit_chain SET prev_hash = 'ff' || substr(prev_hash, 3) WHERE seq = 3")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (3, "chain")
+
+
+def test_review_verdicts_are_links_of_the_chain(store):
+    it = item("r")
+    first = store.log.append([(it, decision(it))])[0]
+    store.log.supersede(first.decision_id, decision(it, source="review", supersedes=first))
+    chain = AuditChain(store.db)
+    assert chain.seal().sealed == 2 and chain.verify().ok
+
+
+@pytest.mark.postgres
+def test_the_chain_verifies_on_postgres_as_on_sqlite(pg_url):
+    upgrade(pg_url)
+    pg = Store(pg_url)
+    try:
+        fill(pg, 5)
+        chain = AuditChain(pg.db, checkpoint_every=2)
+        assert chain.seal().sealed == 5 and chain.verify().ok
+        with pg.db.engine.begin() as conn:
+            with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
+                conn.execute(sqlalchemy.text("DELETE FROM audit_chain"))
+        with pg.db.engine.begin() as conn:  # the attacker, as the table's owner, disables the triggers
+            conn.execute(sqlalchemy.text("ALTER TABLE decisions DISABLE TRIGGER USER"))
+            conn.execute(sqlalchemy.text("UPDATE decisions SET recorded_at = recorded_at + interval '1 second' "
+                                         "WHERE seq = 4"))
+        v = chain.verify()
+        assert v.broken is not None and (v.broken.seq, v.broken.kind) == (4, "edited")
+    finally:
+        pg.close()
