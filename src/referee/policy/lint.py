@@ -383,6 +383,20 @@ def check_semantics(data: dict[str, Any], node: yaml.Node | None, source: str,
                     found.add(("tests", i, "expect_categories"), f"test expects unknown category {cat!r}",
                               did_you_mean(cat, categories))
 
+    dsa = _as_dict(data.get("dsa"))
+    for cat in _as_dict(dsa.get("categories")):
+        if categories is not None and cat not in categories:
+            found.add(("dsa", "categories", cat), f"DSA mapping for unknown category {cat!r}",
+                      did_you_mean(str(cat), categories))
+    for cat, spec in _as_dict(dsa.get("categories")).items():
+        spec = _as_dict(spec)
+        if spec.get("ground") == "illegal" and not spec.get("legal_ground"):
+            found.add(("dsa", "categories", cat), f"DSA category {cat!r} has ground 'illegal' but no legal_ground",
+                      "name the law relied on in legal_ground (it is the statement's illegal_content_legal_ground)")
+        elif spec.get("ground", "incompatible") == "incompatible" and not spec.get("terms_ground"):
+            found.add(("dsa", "categories", cat), f"DSA category {cat!r} has ground 'incompatible' but no terms_ground",
+                      "name the terms-of-service clause in terms_ground (the statement's incompatible_content_ground)")
+
     tests_file = data.get("tests_file")
     if base_dir is not None and isinstance(tests_file, str) and not (base_dir / tests_file).is_file():
         found.add(("tests_file",), f"tests file {tests_file!r} not found next to the policy",

@@ -215,6 +215,44 @@ class Review(_Strict):
         return self
 
 
+class DsaRestriction(_Strict):
+    """The DSA restriction fields a referee action maps to (statements of reasons)."""
+
+    visibility: tuple[str, ...] = Field(default=(), description="DECISION_VISIBILITY_* values.")
+    visibility_other: str | None = None
+    monetary: str | None = Field(default=None, description="A DECISION_MONETARY_* value.")
+    provision: str | None = Field(default=None, description="A DECISION_PROVISION_* value.")
+    account: str | None = Field(default=None, description="A DECISION_ACCOUNT_* value.")
+    duration_days: int | None = Field(default=None, gt=0, description="End of the restriction; none: indefinite.")
+
+
+class DsaCategory(_Strict):
+    """How a policy category is reported: the DSA category, keywords and the decision's ground."""
+
+    category: str = Field(pattern=r"^STATEMENT_CATEGORY_[A-Z_]+$")
+    keywords: tuple[str, ...] = Field(default=(), description="KEYWORD_* values (category_specification).")
+    ground: Literal["illegal", "incompatible"] = "incompatible"
+    legal_ground: str | None = Field(default=None, description="The law relied on (ground: illegal).")
+    terms_ground: str | None = Field(default=None, description="The terms-of-service clause (ground: incompatible).")
+    explanation: str = Field(min_length=1)
+    reference_url: str | None = None
+
+
+class Dsa(_Strict):
+    """The mapping from referee's categories and actions to DSA statements of reasons (docs/compliance.md)."""
+
+    puid_prefix: str = Field(default="referee", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    countries: tuple[str, ...] | None = Field(
+        default=None, description="Countries whose decisions get a statement; none: every EU/EEA country.")
+    actions: dict[Action, DsaRestriction] = Field(min_length=1, description="Restricting actions only.")
+    strike: DsaRestriction | None = Field(default=None, description="Added to a decision carrying a strike.")
+    categories: dict[str, DsaCategory] = Field(min_length=1)
+    default_category: DsaCategory | None = Field(default=None, description="For a category not listed.")
+    content_types: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Surface -> CONTENT_TYPE_* values (default: CONTENT_TYPE_TEXT).")
+    reference_url: str | None = Field(default=None, description="The terms of service (decision_ground_reference_url).")
+
+
 class PolicyDocument(_Strict):
     """The YAML file as written."""
 
@@ -246,6 +284,7 @@ class PolicyDocument(_Strict):
         description="Whether re-moderating an item whose current decision is a human verdict may replace it.",
     )
     review: Review | None = Field(default=None, description="Human review queues and appeals (docs/review.md).")
+    dsa: Dsa | None = Field(default=None, description="DSA statements of reasons: the mapping (docs/compliance.md).")
     tests: tuple[PolicyTest, ...] = ()
     tests_file: str | None = Field(default=None, description="A sibling YAML file with more tests.")
 
