@@ -15,6 +15,7 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0004.
   decision log (``new_decision_id``).
 - ``reviewers``: console accounts, scrypt password hashes, granted queues.
 - ``appeals``: DSA Art. 20 complaints against a decision and their outcome.
+- ``review_state``: one row, how far ``sync`` has read the decision log.
 """
 
 from __future__ import annotations
@@ -97,4 +98,11 @@ appeals = Table(
     Index(None, "decision_id"),
 )
 
-__all__ = ["appeals", "review_tasks", "review_verdicts", "reviewers"]
+review_state = Table(
+    "review_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", Integer, nullable=False),  # the last log record ``sync`` looked at
+)
+
+__all__ = ["appeals", "review_state", "review_tasks", "review_verdicts", "reviewers"]

@@ -84,9 +84,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("appeal_id", name="pk_appeals"),
     )
     op.create_index("ix_appeals_decision_id", "appeals", ["decision_id"])
+    op.create_table(
+        "review_state",
+        sa.Column("id", sa.Integer, autoincrement=False, nullable=False),
+        sa.Column("last_seq", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_review_state"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("review_state")
     op.drop_table("appeals")
     op.drop_table("reviewers")
     op.drop_table("review_verdicts")
