@@ -57,7 +57,7 @@ from referee.model import Action, Decision
 from referee.model.base import Frozen
 from referee.policy import Policy
 from referee.policy.schema import Review, ReviewQueue
-from referee.store.sql.review_tables import review_state, review_tasks, review_verdicts
+from referee.store.sql.review_tables import appeals, review_state, review_tasks, review_verdicts
 from referee.store.sql.store import Store
 
 __all__ = [
@@ -530,7 +530,16 @@ class ReviewDesk:
         return record
 
     def _after_verdict(self, conn: Connection, task: Task, record: VerdictRecord, new: Decision | None) -> None:
-        """Hook for appeals (records the outcome on the appeal)."""
+        """An appeal's verdict is its outcome: upheld, or overturned with the reversed action kept."""
+        if task.kind != "appeal" or task.appeal_id is None:
+            return
+        reviewed = self.store.log.get(task.decision_id)
+        overturned = record.verdict == "overturn"
+        conn.execute(update(appeals).where(appeals.c.appeal_id == task.appeal_id).values(
+            status="overturned" if overturned else "upheld",
+            outcome_decision_id=new.decision_id if new else None,
+            reversed_action=reviewed.action.value if overturned and reviewed else None,
+            decided_by=record.reviewer_id, decided_at=record.recorded_at))
 
     def _disagrees(self, conn: Connection, task: Task, record: VerdictRecord, reviewed: Decision) -> bool:
         others = conn.execute(select(review_verdicts.c.action, review_verdicts.c.categories).where(
