@@ -9,7 +9,11 @@ from referee.model import Action
 from referee.records.appeals import file_appeal, get_appeal, list_appeals
 from referee.records.review import ReviewDesk, ReviewError, Verdict
 from referee.store import Store
-from tests.records.test_review import automated, clock, desk, make_item, pg_url, policy, put, store, url  # noqa: F401
+from tests.records import test_review as base
+from tests.records.test_review import automated, make_item, put
+
+# the fixtures of test_review: a desk on SQLite and on PostgreSQL
+clock, desk, pg_url, policy, store, url = base.clock, base.desk, base.pg_url, base.policy, base.store, base.url
 
 
 def reviewed_by(desk: ReviewDesk, store: Store, reviewer: str, n: int = 1):
