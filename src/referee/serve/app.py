@@ -103,16 +103,16 @@ class _RefereeApp(FastAPI):
     skipped for it, which cost about as much as the answer itself (cProfile).
     ``answer_moderate`` handles its own errors in the same shape."""
 
-    _telemetry: bool | None = None
+    _telemetry_on: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # FastAPI asks OpenTelemetry whether tracing is configured on every request
         # (three os.environ lookups, about a tenth of the handler's own time); the
         # answer is read once, at the first request: configure telemetry before serving.
         if scope["type"] == "http":
-            if self._telemetry is None:
-                self._telemetry = bool(self._native_telemetry.enabled())
-            if not self._telemetry:
+            if self._telemetry_on is None:
+                self._telemetry_on = bool(self._native_telemetry.enabled())
+            if not self._telemetry_on:
                 if self.root_path:
                     scope["root_path"] = self.root_path
                 await Starlette.__call__(self, scope, receive, send)
