@@ -268,8 +268,9 @@ class ReviewDesk:
             return self._insert_task(c, row)
 
     def _insert_task(self, conn: Connection, row: dict[str, Any]) -> Task | None:
-        stmt = self.store.db.insert_ignoring_duplicates(review_tasks).values(**row)
-        if conn.execute(stmt).rowcount == 0:
+        # RETURNING says whether the row went in (psycopg's rowcount is -1 after ON CONFLICT DO NOTHING)
+        stmt = self.store.db.insert_ignoring_duplicates(review_tasks).values(**row).returning(review_tasks.c.task_id)
+        if conn.execute(stmt).first() is None:
             return None
         return Task(**row)
 
@@ -312,8 +313,9 @@ class ReviewDesk:
                 if task is not None:
                     made.append(task)
             new_last = records[-1].seq
-            stmt = self.store.db.insert_ignoring_duplicates(review_state).values(id=1, last_seq=new_last)
-            if conn.execute(stmt).rowcount == 0:
+            stmt = (self.store.db.insert_ignoring_duplicates(review_state).values(id=1, last_seq=new_last)
+                    .returning(review_state.c.id))
+            if conn.execute(stmt).first() is None:
                 conn.execute(update(review_state).where(review_state.c.id == 1).values(last_seq=new_last))
         return made
 
@@ -505,7 +507,7 @@ class ReviewDesk:
                 self._close(task, "stale", now)
                 raise ReviewConflict(f"item {task.item_id!r} was decided meanwhile ({new.decision_id})", new)
         record = VerdictRecord(
-            verdict_id="vrd_" + uuid.uuid4().hex[:24], task_id=task.task_id, kind=task.kind, item_id=task.item_id,
+            verdict_id=_ordered_id("vrd_"), task_id=task.task_id, kind=task.kind, item_id=task.item_id,
             decision_id=task.decision_id, reviewer_id=reviewer_id, verdict=verdict.kind, action=action,
             categories=categories, new_decision_id=new.decision_id if new else None,
             seconds_spent=verdict.seconds_spent, notes=verdict.notes, recorded_at=now)
@@ -567,6 +569,11 @@ class ReviewDesk:
             q = q.where(v.c.decision_id == decision_id)
         with self.store.db.read() as conn:
             return [VerdictRecord(**{**r._mapping, "categories": tuple(r.categories)}) for r in conn.execute(q)]
+
+
+def _ordered_id(prefix: str) -> str:
+    """Wall-clock nanoseconds first, so ids sort in the order they were made (ties on ``recorded_at``)."""
+    return f"{prefix}{time.time_ns():016x}{uuid.uuid4().hex[:8]}"
 
 
 def _slot(conn: Connection, decision_id: str, kind: str) -> int:
