@@ -10,6 +10,7 @@ from referee.cli import eval as _eval
 from referee.cli import cascade as _cascade
 from referee.cli import model as _model
 from referee.cli import core as _core
+from referee.cli import review as _review
 from referee.serve import cli as _serve
 
 app = typer.Typer(
@@ -25,3 +26,4 @@ _eval.register(app)
 _cascade.register(_eval.eval_app)
 _data.register(app)
 _db.register(app)
+_review.register(app)

@@ -328,6 +328,10 @@ class ReviewDesk:
         candidates = [d for d in self.store.log.list(limit=limit) if d.source == "automated"]
         heads = self.store.log.heads(list({d.item_id for d in candidates}))
         pool = [d for d in candidates if heads.get(d.item_id) == d]
+        with self.store.db.read() as conn:  # items already queued, or already labelled, add nothing
+            queued = set(conn.execute(select(review_tasks.c.decision_id).where(
+                review_tasks.c.decision_id.in_([d.decision_id for d in pool]))).scalars())
+        pool = [d for d in pool if d.decision_id not in queued]
         if strategy == "random":
             chosen = self._rng.sample(pool, min(n, len(pool)))
         elif strategy == "uncertainty":
