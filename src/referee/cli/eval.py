@@ -339,7 +339,8 @@ def loso_cmd(
                                                                 "false-positive tests, policy examples.")]
     = DEFAULT_POLICY,
     model: Annotated[Path | None, typer.Option(help="Model directory for the false-positive tests "
-                                                    "(default: models/default when built).")] = None,
+                                                    "(default: models/default when built; 'none': skip them).")]
+    = None,
     mix: Annotated[str, typer.Option(help="Training mix: v1 (the shipped default model's), v2, "
                                           "v2-no-spans.")] = "v1",
     universe: Annotated[str | None, typer.Option(help="Also hold out the sources of this mix (to compare "
@@ -363,6 +364,8 @@ def loso_cmd(
         raise _fail(ConfigError(f"--shared: {shared} is not a folder; pass the folder holding the datasets"))
     if model is None and (Path("models/default") / "model.int8.onnx").exists():
         model = Path("models/default")
+    elif model is not None and str(model) == "none":
+        model = None  # the table only, no false-positive tests
     try:
         result = loso.run(shared, policy_path, model, MIXES[mix], MIXES[universe] if universe else None,
                           held_out, seed, progress=lambda m: _err.print(m),
