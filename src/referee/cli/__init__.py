@@ -8,6 +8,7 @@ from referee.cli import data as _data
 from referee.cli import db as _db
 from referee.cli import eval as _eval
 from referee.cli import cascade as _cascade
+from referee.cli import compliance as _compliance
 from referee.cli import model as _model
 from referee.cli import core as _core
 from referee.cli import review as _review
@@ -27,3 +28,4 @@ _cascade.register(_eval.eval_app)
 _data.register(app)
 _db.register(app)
 _review.register(app)
+_compliance.register(app)
