@@ -160,3 +160,13 @@ def test_an_invalid_statement_is_reported_and_not_exported(store, tmp_path):
     (err,) = result.invalid
     assert err.field == "category_specification.0" and "'KEYWORD_HATEFUL' is not an allowed value" in err.reason
     assert err.decision_id == decision(it).decision_id
+
+
+@pytest.mark.parametrize("changes", [
+    {"puid": "bad puid"}, {"content_date": "2026-13-01"}, {"decision_facts": "y" * 5001}, {"content_language": "en"},
+    {"category": "STATEMENT_CATEGORY_X"}, {"end_date_account_restriction": "2020-01-01"},
+])
+def test_the_shape_cache_gives_the_verdict_of_the_whole_schema(validator, changes):
+    validator.errors(GOOD)  # the shape of GOOD is cached as valid
+    body = _with(**changes)
+    assert validator.errors(body) == validator.full_errors(body) != []

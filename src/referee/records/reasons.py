@@ -49,6 +49,12 @@ _SOURCES = {"article_16": "SOURCE_ARTICLE_16", "trusted_flagger": "SOURCE_TRUSTE
 _END_DATES = ("end_date_visibility_restriction", "end_date_monetary_restriction", "end_date_service_restriction",
               "end_date_account_restriction")
 
+#: The fields that differ between statements of one mapping, each with a valid stand-in.
+_VARYING = {"puid": "x", "content_date": "2026-01-01", "application_date": "2026-01-01",
+            "end_date_visibility_restriction": "2026-01-01", "end_date_monetary_restriction": "2026-01-01",
+            "end_date_service_restriction": "2026-01-01", "end_date_account_restriction": "2026-01-01",
+            "decision_facts": "x", "content_language": "EN"}
+
 _ITEMS = select(items.c.item_id, items.c.content_hash, items.c.language, items.c.created_at, items.c.first_seen_at,
                 items.c.context).where(items.c.item_id.in_(bindparam("ids", expanding=True)))
 
@@ -86,11 +92,41 @@ class StatementValidator:
     def __init__(self, schema: dict[str, Any] | None = None) -> None:
         self.schema = schema or load_schema()
         self._validator = jsonschema.Draft202012Validator(self.schema)
+        self._fields = {name: jsonschema.Draft202012Validator(self.schema["properties"][name])
+                        for name in _VARYING if name in self.schema.get("properties", {})}
+        self._shapes: dict[str, bool] = {}
 
     def errors(self, body: dict[str, Any]) -> list[tuple[str, str]]:
+        """The problems of ``body`` (empty when valid).
+
+        Statements made by one mapping differ in a few free fields (puid, dates, facts,
+        language); the rest (the *shape*) repeats. A shape is validated once against the
+        whole schema, with valid stand-ins for the free fields (which no required-when rule
+        looks at), and each free field against its own sub-schema: the same verdict as
+        validating the whole statement, at a tenth of the cost (``bench_compliance``). Any
+        problem is reported by validating the statement itself, so the messages are its own."""
+        shape = {k: (_VARYING[k] if k in _VARYING else v) for k, v in body.items()}
+        key = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        ok = self._shapes.get(key)
+        if ok is None:
+            ok = self._validator.is_valid(shape)
+            if len(self._shapes) >= 4096:
+                self._shapes.clear()
+            self._shapes[key] = ok
+        if ok and all(v.is_valid(body[k]) for k, v in self._fields.items() if k in body):
+            return self._dates(body)
+        return self.full_errors(body)
+
+    def full_errors(self, body: dict[str, Any]) -> list[tuple[str, str]]:
+        """Validate the whole statement against the whole schema (no shape cache)."""
         found: list[tuple[str, str]] = []
         for err in sorted(self._validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
             found.append(_explain(err))
+        return found + self._dates(body)
+
+    @staticmethod
+    def _dates(body: dict[str, Any]) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
         app = _date(body.get("application_date"))
         content = _date(body.get("content_date"))
         if content is not None and content < date(2000, 1, 1):
