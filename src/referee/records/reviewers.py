@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 import time
 from collections.abc import Sequence
 
@@ -18,11 +19,14 @@ from sqlalchemy import select, update
 
 from referee.model.base import Frozen
 from referee.records.review import ReviewError
-from referee.store.sql.review_tables import reviewers
+from referee.store.sql.review_tables import console_sessions, reviewers
 from referee.store.sql.store import Store
 
-__all__ = ["Reviewer", "add_reviewer", "check_password", "get_reviewer", "hash_password", "list_reviewers",
-           "set_blur", "verify_password"]
+__all__ = ["SESSION_TTL_S", "Reviewer", "add_reviewer", "check_password", "close_session", "get_reviewer",
+           "hash_password", "list_reviewers", "open_session", "session", "set_blur", "verify_password"]
+
+#: A console login lasts one shift.
+SESSION_TTL_S = 8 * 3600.0
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -100,3 +104,37 @@ def check_password(store: Store, reviewer_id: str, password: str) -> Reviewer | 
 def set_blur(store: Store, reviewer_id: str, blur: bool) -> None:
     with store.db.write() as conn:
         conn.execute(update(reviewers).where(reviewers.c.reviewer_id == reviewer_id).values(blur_images=blur))
+
+
+# -- console sessions: a random token in the cookie, its sha256 in the store, a CSRF token beside it --
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(store: Store, reviewer_id: str, ttl_s: float = SESSION_TTL_S) -> tuple[str, str]:
+    """A new login: ``(cookie token, CSRF token)``. Expired sessions are swept here."""
+    token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(24), time.time()
+    with store.db.write() as conn:
+        conn.execute(console_sessions.delete().where(console_sessions.c.expires_at < now))
+        conn.execute(console_sessions.insert().values(token_hash=_token_hash(token), reviewer_id=reviewer_id,
+                                                      csrf=csrf, created_at=now, expires_at=now + ttl_s))
+    return token, csrf
+
+
+def session(store: Store, token: str | None) -> tuple[Reviewer, str] | None:
+    """The reviewer behind a cookie token and the session's CSRF token; None if unknown or expired."""
+    if not token:
+        return None
+    with store.db.read() as conn:
+        row = conn.execute(select(console_sessions).where(
+            console_sessions.c.token_hash == _token_hash(token), console_sessions.c.expires_at > time.time())).first()
+    if row is None:
+        return None
+    reviewer = get_reviewer(store, row.reviewer_id)
+    return (reviewer, row.csrf) if reviewer is not None else None
+
+
+def close_session(store: Store, token: str | None) -> None:
+    if token:
+        with store.db.write() as conn:
+            conn.execute(console_sessions.delete().where(console_sessions.c.token_hash == _token_hash(token)))

@@ -27,6 +27,7 @@ from referee.engine import Engine
 from referee.errors import ConfigError
 from referee.policy import Policy
 from referee.serve import openai_compat, problems, routes
+from referee.serve import console
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.settings import Settings
 from referee.store.repo import DecisionStore
@@ -91,6 +92,7 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
+    app.include_router(console.router)  # the reviewer console and POST /v1/appeals (docs/review.md)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,7 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0004.
 - ``reviewers``: console accounts, scrypt password hashes, granted queues.
 - ``appeals``: DSA Art. 20 complaints against a decision and their outcome.
 - ``review_state``: one row, how far ``sync`` has read the decision log.
+- ``console_sessions``: reviewer console logins (the cookie's token, hashed) and their CSRF token.
 """
 
 from __future__ import annotations
@@ -105,4 +106,14 @@ review_state = Table(
     Column("last_seq", Integer, nullable=False),  # the last log record ``sync`` looked at
 )
 
-__all__ = ["appeals", "review_state", "review_tasks", "review_verdicts", "reviewers"]
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie's random token
+    Column("reviewer_id", String(128), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+__all__ = ["appeals", "console_sessions", "review_state", "review_tasks", "review_verdicts", "reviewers"]

@@ -90,9 +90,19 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_review_state"),
     )
+    op.create_table(
+        "console_sessions",
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("reviewer_id", sa.String(128), nullable=False),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("token_hash", name="pk_console_sessions"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("console_sessions")
     op.drop_table("review_state")
     op.drop_table("appeals")
     op.drop_table("reviewers")
