@@ -65,6 +65,7 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
         ("/v1/decisions/{decision_id}", "get"): [{"bearer": ["read"]}],
         ("/v1/items/{item_id}/history", "get"): [{"bearer": ["read"]}],
         ("/v1/moderations", "post"): [{"bearer": ["moderate"]}],
+        ("/v1/appeals", "post"): [{"bearer": ["moderate"]}],
         ("/healthz", "get"): None,
         ("/readyz", "get"): None,
     }

@@ -175,7 +175,7 @@ def _scopes() -> list[tuple[str, str, str]]:
     """``(path, method, scope)`` of every documented route that depends on ``auth.require(scope)``
     (it names its dependency ``require_<scope>``), read from the routers ``create_app`` includes."""
     found: list[tuple[str, str, str]] = []
-    for route in (*routes.router.routes, *openai_compat.router.routes):
+    for route in (*routes.router.routes, *openai_compat.router.routes, *console.router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:
