@@ -138,7 +138,7 @@ def sor_submit(endpoint: Annotated[str, typer.Option(help="The API's multiple-st
         store = _store(db_url)
         try:
             if infile is not None:
-                statements = [Statement(puid=b["puid"], decision_id=b["puid"].split("-", 1)[-1], seq=0, body=b)
+                statements = [Statement(puid=b["puid"], decision_id=b["puid"].rsplit("-", 1)[-1], seq=0, body=b)
                               for b in read_export(infile)]
             else:
                 pol = load_policy(str(policy or Settings().policy))
