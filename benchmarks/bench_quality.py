@@ -97,7 +97,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write the numbers to this file")
     ap.add_argument("--loso", action="store_true", help="leave-one-source-out table + false-positive tests")
     ap.add_argument("--mix", default="v1", help="--loso: training mix (v1, v2, v2-no-spans)")
-    ap.add_argument("--universe", default=None, help="--loso: also hold out this mix's sources")
+    ap.add_argument("--universe", default="v2", help="--loso: also hold out this mix's sources (default v2: all)")
     ap.add_argument("--held-out", action="append", default=None, help="--loso: only this source (repeatable)")
     args = ap.parse_args()
     if not SHARED.exists():

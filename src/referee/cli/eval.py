@@ -343,8 +343,9 @@ def loso_cmd(
     = None,
     mix: Annotated[str, typer.Option(help="Training mix: v1 (the shipped default model's), v2, "
                                           "v2-no-spans.")] = "v1",
-    universe: Annotated[str | None, typer.Option(help="Also hold out the sources of this mix (to compare "
-                                                      "two mixes on the same held-out sources).")] = None,
+    universe: Annotated[str | None, typer.Option(help="Also hold out the sources of this mix (default v2: "
+                                                      "every trainable shared dataset), so two mixes are "
+                                                      "compared on the same held-out sources.")] = "v2",
     held_out: Annotated[list[str] | None, typer.Option("--held-out", help="Only these sources (repeatable).")]
     = None,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 13,

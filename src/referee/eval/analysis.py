@@ -63,7 +63,7 @@ def analyse(rows: Sequence[Row], scores: dict[str, np.ndarray], thresholds: dict
 
     cats = list(scores)
     warnings: list[str] = []
-    confusion: dict[str, dict[str, int]] = {}
+    confusion: dict[str, dict[str, float]] = {}
     sweep: dict[str, list[dict[str, Any]]] = {}
     mistakes: dict[str, dict[str, list[dict[str, Any]]]] = {}
     slice_rows: list[dict[str, Any]] = []
@@ -105,11 +105,12 @@ def analyse(rows: Sequence[Row], scores: dict[str, np.ndarray], thresholds: dict
         }
         for sname, members in slices.items():
             m = members[known[members]]
-            for kind, cls, err in (("FNR", 1, lambda v: v < thr), ("FPR", 0, lambda v: v >= thr)):
+            for kind, cls in (("FNR", 1), ("FPR", 0)):
                 sel = m[y_all[m] == cls]
                 if len(sel) < MIN_SLICE:
                     continue
-                errors = int(err(s_all[sel]).sum())
+                wrong = s_all[sel] < thr if cls == 1 else s_all[sel] >= thr
+                errors = int(wrong.sum())
                 lo, hi = wilson(errors, len(sel))
                 slice_rows.append({"slice": sname, "view": name, "error": kind, "n": int(len(sel)),
                                    "errors": errors, "rate": round(errors / len(sel), 4), "lo": round(lo, 4),

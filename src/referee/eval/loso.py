@@ -115,8 +115,8 @@ def source_metrics(rows: Sequence[Row], scores: dict[str, np.ndarray], threshold
     labels = label_matrix(rows, cats)
     views: dict[str, tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
     anyl = any_labels(rows)
-    views["any"] = (anyl, {n: s.max(axis=1) for n, s in scores.items()},
-                    {n: (s >= thresholds[n]).any(axis=1).astype(np.float32) for n, s in scores.items()})
+    views["any"] = (anyl, {n: np.asarray(s.max(axis=1)) for n, s in scores.items()},
+                    {n: np.asarray((s >= thresholds[n]).any(axis=1), dtype=np.float32) for n, s in scores.items()})
     for c, cat in enumerate(cats):
         views[cat] = (labels[:, c], {n: s[:, c] for n, s in scores.items()},
                       {n: (s[:, c] >= thresholds[n][c]).astype(np.float32) for n, s in scores.items()})
@@ -331,7 +331,7 @@ def policy_flag_rates(policy: Any, sets: dict[str, list[Row]], model_dir: str | 
                 continue
             actions: dict[str, int] = {}
             by_cat: dict[str, int] = {}
-            flagged_examples = []
+            flagged_examples: list[dict[str, Any]] = []
             for i, item in enumerate(items):
                 sig = [s for u in use for s in signals[u][i]]
                 decision = decide(policy, item, sig)
@@ -430,7 +430,8 @@ def run(shared: str | Path, policy_path: str | Path, model_dir: str | Path | Non
     from referee.policy import load_policy
 
     policy = load_policy(policy_path)
-    sources = list(dict.fromkeys([*mix, *(universe or ())]))
+    # Held-out sources outside the mix are loaded too (scored by a head trained on the whole mix).
+    sources = list(dict.fromkeys([*mix, *(universe or ()), *(held_out or ())]))
     t0 = time.perf_counter()
     corpus = load_corpus(shared, policy_path, sources, seed=seed, cache_dir=cache_dir)
     cfg = config or head_config()

@@ -106,10 +106,10 @@ class ClassifierDetector(Detector):
                     (Evidence(start=start, end=end, detail={"window_of": int(windows[row])}),)
                     if windows[row] > 1 and 0 <= start < end <= len(text) else ()
                 )
-                alt = alt_row.get(row)
-                if alt is not None and probs[alt, col] > score:
+                alt_index = alt_row.get(row)
+                if alt_index is not None and probs[alt_index, col] > score:
                     # The normalised spelling scored higher: the whole text is the evidence.
-                    score = probs[alt, col]
+                    score = probs[alt_index, col]
                     evidence = (Evidence(start=0, end=len(text), detail={"normalised_text": True}),)
                 signals.append(Signal(
                     detector=self.name,

@@ -175,8 +175,6 @@ class LexiconConfig(DetectorConfig):
     lists: dict[str, str | list[Any]] = Field(
         default_factory=dict, description="Category -> list file (relative to the policy) or inline list of terms.")
     allow: str | list[Any] | None = Field(default=None, description="Terms whose matches suppress overlapping ones.")
-    directed: bool | dict[str, Any] | None = Field(default=None, description=(
-        "Insults aimed at the reader: {categories, weight, min_term_weight, window, pronouns}; see Directed."))
     directed: dict[str, Any] | None = Field(
         default=None, description="Insults aimed at 'you': categories, weight, min_term_weight, window.")
 
