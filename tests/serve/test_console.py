@@ -19,9 +19,9 @@ from referee.store.repo import DecisionStore
 from tests.serve.conftest import DEFAULT_POLICY, bearer
 
 
-def png(width: int = 64, height: int = 48) -> bytes:
+def png(width: int = 240, height: int = 160) -> bytes:
     """A small red/blue PNG, written by hand (no imaging library needed)."""
-    rows = b"".join(b"\x00" + b"".join(bytes((200, 30, 30) if (x // 8 + y // 8) % 2 else (30, 30, 200))
+    rows = b"".join(b"\x00" + b"".join(bytes((200, 30, 30) if (x // 20 + y // 20) % 2 else (30, 30, 200))
                                          for x in range(width)) for y in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
