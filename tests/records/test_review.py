@@ -326,3 +326,28 @@ def test_no_double_assignment_under_concurrent_reviewers(url: str, policy: Polic
     finally:
         for s in stores:
             s.close()
+
+
+# -- the policy's review: section --------------------------------------------------------
+def test_lint_names_unknown_categories_jurisdictions_and_queues_in_review() -> None:
+    from referee.errors import PolicyError
+    bad = POLICY.replace("jurisdictions: [EU]}", "jurisdictions: [EUR]}").replace(
+        "severities: [critical]}", "severities: [critical], categories: [hat]}")
+    with pytest.raises(PolicyError) as err:
+        Policy.from_yaml(bad)
+    text = str(err.value)
+    assert "review route for unknown category 'hat'" in text and "did you mean 'hate'" in text
+    assert "review route for unknown jurisdiction 'EUR'" in text
+    with pytest.raises(PolicyError, match="unknown queue 'seniors'"):
+        Policy.from_yaml(POLICY.replace("senior_queue: senior", "senior_queue: seniors"))
+
+
+def test_an_overturn_takes_the_strike_back(desk: ReviewDesk, store: Store) -> None:
+    it = make_item(1)
+    d = put(store, it, automated(it, action=Action.remove).model_copy(update={"strike": True}))
+    desk.enqueue(d)
+    task = desk.claim("alice", "general")
+    assert task is not None
+    desk.submit(task.task_id, "alice", Verdict(kind="overturn"))
+    head = store.log.head(it.id)
+    assert head is not None and head.action is Action.allow and not head.strike

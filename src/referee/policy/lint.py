@@ -397,6 +397,23 @@ def check_semantics(data: dict[str, Any], node: yaml.Node | None, source: str,
             found.add(("dsa", "categories", cat), f"DSA category {cat!r} has ground 'incompatible' but no terms_ground",
                       "name the terms-of-service clause in terms_ground (the statement's incompatible_content_ground)")
 
+    review = _as_dict(data.get("review"))  # human review (docs/review.md): routes and strikes name categories
+    jurisdictions = [str(j) for j in _as_dict(data.get("jurisdictions"))]
+    for i, route in enumerate(_as_list(review.get("routes"))):
+        route = _as_dict(route)
+        for k, cat in enumerate(_as_list(route.get("categories"))):
+            if categories is not None and cat not in categories:
+                found.add(("review", "routes", i, "categories", k), f"review route for unknown category {cat!r}",
+                          did_you_mean(str(cat), categories))
+        for k, name in enumerate(_as_list(route.get("jurisdictions"))):
+            if name not in jurisdictions:
+                found.add(("review", "routes", i, "jurisdictions", k), f"review route for unknown jurisdiction {name!r}",
+                          did_you_mean(str(name), jurisdictions))
+    for cat in _as_dict(_as_dict(review.get("strikes")).get("weights")):
+        if categories is not None and cat not in categories:
+            found.add(("review", "strikes", "weights", cat), f"strike weight for unknown category {cat!r}",
+                      did_you_mean(str(cat), categories))
+
     tests_file = data.get("tests_file")
     if base_dir is not None and isinstance(tests_file, str) and not (base_dir / tests_file).is_file():
         found.add(("tests_file",), f"tests file {tests_file!r} not found next to the policy",

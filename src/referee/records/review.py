@@ -503,6 +503,7 @@ class ReviewDesk:
                 "decision_id": ids.decision_id(head.input_key, head.decision_id, source,
                                                salt=f"{reviewer_id}@{stamp.isoformat()}"),
                 "action": action, "categories": categories, "source": source,
+                "strike": head.strike and action is not Action.allow,  # an overturn takes the strike back
                 "supersedes": head.decision_id, "automated_decision": False, "review_required": False,
                 "provisional": False, "created_at": stamp,
             })
