@@ -81,6 +81,16 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+@dataclass(frozen=True, slots=True)
+class Brief:
+    """What the report needs of a record outside the period (a few fields, not the decision)."""
+
+    action: Action
+    human: bool
+    created_at: datetime
+    categories: tuple[str, ...]
+
+
 @dataclass
 class Table:
     name: str
@@ -127,13 +137,17 @@ class TransparencyReport:
 
     def build(self, period: str) -> Report:
         start, end = parse_period(period)
-        by_id: dict[str, Decision] = {}
+        # Every record's brief (what a successor in the period is compared with); whole
+        # decisions only for the period's records.
+        by_id: dict[str, Decision | Brief] = {}
         in_period: list[Decision] = []
         for record in self._log.records():
             d = record.decision
-            by_id[d.decision_id] = d
             if start <= _utc(d.created_at) < end:
                 in_period.append(d)
+                by_id[d.decision_id] = d
+            else:
+                by_id[d.decision_id] = Brief(d.action, d.human, d.created_at, d.categories[:1])
         metas = self._metas({d.item_id for d in in_period})
         tables = {t.name: t for t in (
             self._notices(in_period, metas, by_id),
@@ -160,20 +174,20 @@ class TransparencyReport:
                                                         notice if isinstance(notice, str) else None)
         return out
 
-    def _restricts(self, d: Decision) -> bool:
+    def _restricts(self, d: Decision | Brief) -> bool:
         return d.action in self.restricting
 
     @staticmethod
-    def _category(d: Decision) -> str:
+    def _category(d: Decision | Brief) -> str:
         return d.categories[0] if d.categories else "(none)"
 
-    def _first_restriction(self, d: Decision, by_id: dict[str, Decision]) -> bool:
+    def _first_restriction(self, d: Decision, by_id: dict[str, Decision | Brief]) -> bool:
         """A restriction the record it supersedes did not already impose."""
         prev = by_id.get(d.supersedes) if d.supersedes else None
         return self._restricts(d) and (prev is None or not self._restricts(prev))
 
     # -- tables ----------------------------------------------------------------
-    def _notices(self, ds: list[Decision], metas: dict[tuple[str, str], Any], by_id: dict[str, Decision]) -> Table:
+    def _notices(self, ds: list[Decision], metas: dict[tuple[str, str], Any], by_id: dict[str, Decision | Brief]) -> Table:
         received: Counter[tuple[str, str]] = Counter()
         actioned: Counter[tuple[str, str]] = Counter()
         restricted = {d.item_id for d in ds if self._restricts(d)}
@@ -191,7 +205,7 @@ class TransparencyReport:
         return table
 
     def _own_initiative(self, ds: list[Decision], metas: dict[tuple[str, str], Any],
-                        by_id: dict[str, Decision]) -> Table:
+                        by_id: dict[str, Decision | Brief]) -> Table:
         counts: Counter[tuple[str, str, str, str]] = Counter()
         for d in ds:
             if not self._first_restriction(d, by_id) or metas.get((d.item_id, d.content_hash), (None, None))[1] is not None:
@@ -205,7 +219,7 @@ class TransparencyReport:
             table.rows.append([*key, counts[key]])
         return table
 
-    def _automation(self, ds: list[Decision], by_id: dict[str, Decision]) -> Table:
+    def _automation(self, ds: list[Decision], by_id: dict[str, Decision | Brief]) -> Table:
         restr = [d for d in ds if self._first_restriction(d, by_id)]
         n = len(restr)
         detected = sum(d.automated_detection for d in restr)
@@ -216,7 +230,7 @@ class TransparencyReport:
         return table
 
     def _time_to_action(self, ds: list[Decision], metas: dict[tuple[str, str], Any],
-                        by_id: dict[str, Decision]) -> Table:
+                        by_id: dict[str, Decision | Brief]) -> Table:
         hours: dict[str, list[float]] = defaultdict(list)
         for d in ds:
             if not self._first_restriction(d, by_id):
@@ -233,7 +247,7 @@ class TransparencyReport:
             table.rows.append([cat, len(hours[cat]), _median(hours[cat])])
         return table
 
-    def _appeals(self, ds: list[Decision], by_id: dict[str, Decision], start: datetime, end: datetime) -> Table:
+    def _appeals(self, ds: list[Decision], by_id: dict[str, Decision | Brief], start: datetime, end: datetime) -> Table:
         table = Table("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
                       ["source", "received", "decided", "reversed", "median_hours"])
         from_tables = self._appeal_rows(start, end)
@@ -267,7 +281,7 @@ class TransparencyReport:
         hours = [(r.decided_at - r.received_at) / 3600 for r in decided if r.decided_at is not None]
         return [len(rows), len(decided), sum(r.status == "overturned" for r in decided), _median(hours)]
 
-    def _accuracy(self, ds: list[Decision], by_id: dict[str, Decision]) -> Table:
+    def _accuracy(self, ds: list[Decision], by_id: dict[str, Decision | Brief]) -> Table:
         reviewed: Counter[str] = Counter()
         upheld: Counter[str] = Counter()
         for d in ds:
