@@ -35,6 +35,7 @@ from referee.model import Action, Decision
 from referee.records.agreement import agreement, automated_precision
 from referee.records.appeals import file_appeal, list_appeals
 from referee.records.review import ReviewConflict, ReviewDesk, ReviewError, Task, Verdict
+from referee.records.strikes import standing
 from referee.records.reviewers import Reviewer, check_password, close_session, open_session, session, set_blur
 from referee.serve.auth import Principal, require
 from referee.serve.problems import error_body
@@ -273,6 +274,7 @@ def task_page(request: Request, task_id: str) -> Response:
         request, "task.html", reviewer=reviewer, csrf=csrf, task=task, decision=decision,
         parts=_parts(task, decision, content), erased=content is None, history=history,
         author=_author_history(request, content.author_id if content else None, decision.item_id),
+        standing=standing(store, desk.policy, content.author_id) if content and content.author_id else None,
         policy_text=policy_text, actions=[a.value for a in Action], categories=list(categories),
         appeal=appeal, blur=reviewer.blur_images, now=time.time(),
     )
