@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: setup run serve test test-fast model-build model eval bench lint clean
+.PHONY: setup run serve test test-fast model-build model eval loso bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ model: setup
 # Evaluate detectors on every shared dataset; HTML + JSON reports under reports/eval/.
 eval: model-build
 	SHARED=$(SHARED) bash scripts/eval_all.sh
+
+# Leave-one-source-out table + benign look-alike false-positive tests, beside the baselines.
+loso: model-build
+	$(BIN)/pip install -q -e '.[baselines]' || echo "alt-profanity-check not installed: its column stays empty"
+	$(BIN)/referee eval loso --shared $(SHARED)/datasets --out reports/loso
 
 # bench_http drives load with wrk (Debian package) when present; it falls back to a Python client.
 bench: model-build
