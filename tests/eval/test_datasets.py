@@ -46,7 +46,7 @@ def test_null_label_means_unknown(tmp_path: Path) -> None:
     [
         ('{"id": "a", "text": "x"', "not valid JSON"),
         ('["a"]', "expected a JSON object"),
-        ('{"id": "a", "text": "x", "hat": 1}', "unknown field 'hat'"),
+        ('{"id": "a", "text": "x", "txt": "hello"}', "unknown field 'txt'"),
         ('{"id": "a", "text": "x", "hate": 2}', "must be 0, 1 or null"),
         ('{"id": "a", "text": "x", "split": "val"}', "split"),
         ('{"id": "", "text": "x"}', "id"),
@@ -192,3 +192,44 @@ def test_decontaminate_drops_near_duplicates_and_shared_users():
     ]
     assert [r.id for r in decontaminate(rows, seen)] == ["c"]
     assert decontaminate(rows, []) == rows
+
+
+def test_labels_are_the_policys_taxonomy_and_typos_fail_where_data_meets_the_policy() -> None:
+    """A team's own category is a label like any other; a label the policy lacks is an
+    error naming it (with a did-you-mean), not silently dropped."""
+    from referee.eval.datasets import Row, check_labels
+
+    rows = [Row.from_json({"id": "1", "text": "cheap loans dm me", "scam": 1, "hate": 0}),
+            Row.from_json({"id": "2", "text": "nice", "scam": 0})]
+    assert rows[0].any_unsafe() == 1 and rows[0].to_json()["scam"] == 1
+    assert check_labels(rows, ["hate", "spam", "scam"]) == ["hate", "scam"]
+    with pytest.raises(InputError, match="label 'scam' is not a category of the policy. Did you mean 'scams'"):
+        check_labels(rows, ["hate", "scams"])
+
+
+def test_eval_run_scores_a_category_a_team_added_to_its_policy(tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from referee.cli import app
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "id: team\nversion: '1'\n"
+        "categories:\n  scam: {description: Fake offers and phishing.}\n  spam: {description: Unsolicited ads.}\n"
+        "detectors:\n  lexicon: {lists: {scam: ['cheap loans', 'wire the fee'], spam: ['free followers']}}\n"
+        "surfaces:\n  default:\n    rules:\n      - {id: any, categories: '*', threshold: 0.5, action: hold_for_review}\n",
+        encoding="utf-8")
+    data = _write(tmp_path / "d.jsonl", [
+        _json.dumps({"id": str(i), "text": t, "scam": y})
+        for i, (t, y) in enumerate([("cheap loans today", 1), ("wire the fee to unlock", 1), ("great song", 0),
+                                    ("see you at the show", 0)])])
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["eval", "run", "--detector", "lexicon", "--data", str(data), "--out", str(out),
+                                      "--policy", str(policy), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    report = _json.loads(out.read_text(encoding="utf-8"))
+    scam = report["metrics"]["per_category"]["scam"]
+    assert scam["auprc"]["value"] == 1.0  # both scams matched, neither benign text
+    assert "spam" not in report["metrics"]["per_category"]  # the data does not label it

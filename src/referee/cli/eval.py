@@ -70,7 +70,7 @@ def run(
                           "JSONL, e.g. a model's training data. Repeatable.")] = None,
 ) -> None:
     """Score a detector on a labelled dataset; write metrics JSON (and HTML)."""
-    from referee.eval.datasets import CATEGORIES, load_rows, read_card
+    from referee.eval.datasets import check_labels, load_rows, read_card
     from referee.eval.report import build_result, write_html, write_json
     from referee.eval.runner import build_detector, load_predictions, score_detector, score_engine
     from referee.policy import load_policy
@@ -93,7 +93,7 @@ def run(
         if limit:
             rows = rows[:limit]
         policy = load_policy(policy_path)
-        categories = [c for c in policy.categories if c in CATEGORIES] or list(CATEGORIES)
+        categories = check_labels(rows, policy.categories, where=str(data))
         if scores_from:
             scores = load_predictions(scores_from, rows, categories)
         elif detector == "engine":

@@ -28,10 +28,12 @@ how out-of-policy material such as AILuminate's privacy prompts is left out.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ __all__ = [
     "DatasetCard",
     "Format",
     "Row",
+    "check_labels",
     "decontaminate",
     "dedup_key",
     "describe",
@@ -79,6 +82,24 @@ __all__ = [
 ]
 
 _RESERVED = {"id", "text", "groups", "split", "meta"}
+_CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_labels(rows: Sequence[Row], categories: Sequence[str], where: str = "dataset") -> list[str]:
+    """The policy categories these rows label, in the policy's order. A label that is
+    not a category of the policy (nor ``unsafe``) is an error naming it, with a
+    did-you-mean: a typo must fail where the data meets the taxonomy, not vanish."""
+    known = set(categories) | {UNSAFE}
+    seen: set[str] = set()
+    for row in rows:
+        seen.update(row.labels)
+    stray = sorted(seen - known)
+    if stray:
+        close = difflib.get_close_matches(stray[0], list(categories), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"label {stray[0]!r} is not a category of the policy.{hint} "
+                         f"Categories: {', '.join(categories)}", where=where)
+    return [c for c in categories if c in seen] or list(categories)
 
 
 class Row(BaseModel):
@@ -96,9 +117,13 @@ class Row(BaseModel):
     @field_validator("labels")
     @classmethod
     def _known_labels(cls, value: dict[str, int]) -> dict[str, int]:
+        # The taxonomy is the policy's: a row may label any category name (a team's
+        # own "scam"), and ``check_labels`` holds the rows against a policy's
+        # categories where they meet one (evaluation, training), naming typos there.
         for key, label in value.items():
-            if key not in LABEL_KEYS:
-                raise ValueError(f"unknown category {key!r}; expected one of {', '.join(LABEL_KEYS)}")
+            if not _CATEGORY_NAME.match(key):
+                raise ValueError(f"label {key!r} is not a category name (lower_snake_case, like 'hate'); "
+                                 f"known fields: {', '.join(sorted(_RESERVED))}")
             if label not in (0, 1):
                 raise ValueError(f"label {key!r} must be 0, 1 or null, got {label!r}")
         return value
@@ -117,7 +142,8 @@ class Row(BaseModel):
         """
         if UNSAFE in self.labels:
             return self.labels[UNSAFE]
-        values = [self.labels.get(c) for c in CATEGORIES]
+        names = CATEGORIES + tuple(k for k in self.labels if k not in LABEL_KEYS)
+        values = [self.labels.get(c) for c in names]
         if any(v == 1 for v in values):
             return 1
         if all(v == 0 for v in values):
@@ -126,7 +152,7 @@ class Row(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "text": self.text}
-        for key in LABEL_KEYS:
+        for key in LABEL_KEYS + tuple(sorted(k for k in self.labels if k not in LABEL_KEYS)):
             if key in self.labels:
                 out[key] = self.labels[key]
         if self.groups:
@@ -140,11 +166,11 @@ class Row(BaseModel):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Row":
         labels = {k: v for k, v in data.items() if k not in _RESERVED and v is not None}
-        unknown = [k for k in labels if k not in LABEL_KEYS]
+        unknown = [k for k, v in labels.items() if not _CATEGORY_NAME.match(k) or not isinstance(v, int)]
         if unknown:
             raise ValueError(
                 f"unknown field {unknown[0]!r}; a row has id, text, groups, split, meta and "
-                f"category labels ({', '.join(LABEL_KEYS)})"
+                f"category labels (a category name with 0, 1 or null, e.g. {', '.join(LABEL_KEYS[:3])})"
             )
         groups = data.get("groups") or ()
         if isinstance(groups, str) or not isinstance(groups, list | tuple):
