@@ -221,13 +221,14 @@ def collect(shared: str | Path, policy_path: str | Path | None = None,
 
         pol = load_policy(policy_path)
         pol_rows = []
+        # The policy is the taxonomy: a category a team adds trains on its own examples
+        # (the shared datasets label only the default categories).
+        zero = {c: 0 for c in (*CATEGORIES, *pol.categories)}
         for name, cat in pol.document.categories.items():
-            if name not in CATEGORIES:
-                continue
             for i, text in enumerate(cat.examples):
                 pol_rows.append(Row(id=f"policy-{name}-ex{i}", text=text, labels={name: 1}, split="train"))
             for i, text in enumerate(cat.counter_examples):
-                pol_rows.append(Row(id=f"policy-{name}-cx{i}", text=text, labels=dict(ZERO), split="train"))
+                pol_rows.append(Row(id=f"policy-{name}-cx{i}", text=text, labels=dict(zero), split="train"))
         rows.extend(r.model_copy(update={"meta": {"source": "policy"}}) for r in pol_rows)
         provenance["policy"] = {"file": str(policy_path), "rows": len(pol_rows)}
     return rows, provenance, users
@@ -242,8 +243,13 @@ def build(shared: str | Path, out_dir: str | Path, policy_path: str | Path | Non
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, sources_info, users = collect(shared, policy_path, sources or MIXES[DEFAULT_MIX])
-    # Keep only rows that label at least one of our categories.
-    rows = [x for x in rows if any(k in CATEGORIES for k in x.labels)]
+    # Keep only rows that label at least one of our categories (the defaults and the policy's).
+    wanted = set(CATEGORIES)
+    if policy_path:
+        from referee.policy import load_policy
+
+        wanted |= set(load_policy(policy_path).categories)
+    rows = [x for x in rows if any(k in wanted for k in x.labels)]
     rows = split_rows(rows, seed=seed, ratios=ratios)
     by_split: dict[str, list[Any]] = {"train": [], "dev": [], "test": []}
     for x in rows:
