@@ -166,6 +166,9 @@ def test_a_refused_statement_is_failed_with_its_reason_and_not_resent(store, ser
                               {"p": bad.puid}).scalar()
     assert "category" in detail and "invalid" in detail
     assert sub.submit(statements).requests == 0
+    statements[2] = bad.model_copy(update={"body": {**bad.body, "category": "STATEMENT_CATEGORY_VIOLENCE"}})
+    fixed = sub.submit(statements, retry_failed=True)
+    assert (fixed.submitted, fixed.skipped) == (1, 4) and len(fake.creations) == 5
 
 
 def test_state_survives_a_restart_of_the_submitter(tmp_path, server):

@@ -131,6 +131,7 @@ def sor_submit(endpoint: Annotated[str, typer.Option(help="The API's multiple-st
                infile: Annotated[Path | None, typer.Option("--in", help="An export file; default: the log.")] = None,
                since: Annotated[str | None, typer.Option(help="Decisions made from this date (UTC).")] = None,
                max_attempts: Annotated[int, typer.Option(help="Tries per batch for 5xx and timeouts.")] = 5,
+               retry_failed: Annotated[bool, typer.Option(help="Send statements the API refused again.")] = False,
                policy: PolicyOpt = None, db_url: DbUrl = None) -> None:
     """Post the statements not submitted yet; the state per statement is kept in the store (exit 1 if any stay pending)."""
     token = os.environ.get(token_env, "")
@@ -146,7 +147,7 @@ def sor_submit(endpoint: Annotated[str, typer.Option(help="The API's multiple-st
                 statements = [s for s in source.iter(since=_date(since)) if isinstance(s, Statement)]
             submitter = Submitter(store.db, endpoint, token, max_attempts=max_attempts)
             try:
-                result = submitter.submit(statements)
+                result = submitter.submit(statements, retry_failed=retry_failed)
             finally:
                 submitter.close()
         finally:

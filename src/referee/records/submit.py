@@ -125,11 +125,14 @@ class Submitter:
         return {str(status): int(n) for status, n in rows}
 
     # -- sending ---------------------------------------------------------------
-    def submit(self, statements: Iterable[Statement]) -> SubmitResult:
+    def submit(self, statements: Iterable[Statement], retry_failed: bool = False) -> SubmitResult:
+        """Send the statements not done yet; ``retry_failed`` sends refused ones again too
+        (after the mapping or the statement was fixed)."""
         result = SubmitResult()
+        sendable = ("pending", "failed") if retry_failed else ("pending",)
         for chunk in batches(statements, self.batch_size):
             state = self.register(chunk)
-            todo = [s for s in chunk if state.get(s.puid) == "pending"]
+            todo = [s for s in chunk if state.get(s.puid) in sendable]
             result.skipped += len(chunk) - len(todo)
             if not todo:
                 continue
