@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import Select, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
@@ -258,7 +258,9 @@ class ReviewDesk:
         row = {
             "task_id": "tsk_" + uuid.uuid4().hex[:24], "queue": queue, "kind": kind, "slot": slot,
             "item_id": decision.item_id, "decision_id": decision.decision_id, "category": category,
-            "severity": severity, "priority": base, "rank": base - cfg.deadline_weight * now / sla_s,
+            "severity": severity, "priority": base,
+            # the deadline term folded in (module docstring); a later slot (a double review) sorts just after
+            "rank": base - cfg.deadline_weight * now / sla_s - slot * 1e-6,
             "enqueued_at": now, "due_at": now + sla_s, "status": "open", "exclude_reviewer": exclude_reviewer,
             "appeal_id": appeal_id,
         }
@@ -350,41 +352,58 @@ class ReviewDesk:
 
     # -- claims --------------------------------------------------------------------------
     def claim(self, reviewer_id: str, queue: str) -> Task | None:
-        """The next task of ``queue`` for this reviewer, leased to them for ``lease_s``; None when none."""
+        """The next task of ``queue`` for this reviewer, leased to them for ``lease_s``; None when none.
+
+        Expired leases of the queue go back to ``open`` first (their holder can no longer
+        submit). Then the first overdue task the reviewer may take, else the first in time,
+        by ``rank``: each a walk of an index that stops at the first eligible row."""
         self.queue_config(queue)
         now = self.clock()
         t = review_tasks
-        other = aliased(review_tasks)
-        v = review_verdicts
-        available = or_(t.c.status == "open", and_(t.c.status == "claimed", t.c.lease_until < now))
-        query = (
-            select(t.c.task_id)
-            .where(
-                t.c.queue == queue, available,
-                or_(t.c.exclude_reviewer.is_(None), t.c.exclude_reviewer != reviewer_id),
-                ~exists().where(v.c.decision_id == t.c.decision_id, v.c.reviewer_id == reviewer_id),
-                ~exists().where(v.c.new_decision_id == t.c.decision_id, v.c.reviewer_id == reviewer_id,
-                                t.c.kind.in_(("appeal", "qa", "senior"))),
-                ~exists().where(other.c.decision_id == t.c.decision_id, other.c.task_id != t.c.task_id,
-                                other.c.claimed_by == reviewer_id, other.c.status == "claimed",
-                                other.c.lease_until >= now),
-            )
-            .order_by(case((t.c.due_at < now, 0), else_=1), t.c.rank.desc(), t.c.slot, t.c.enqueued_at, t.c.task_id)
-            .limit(1)
-            .with_for_update(skip_locked=True, of=t)
-        )
+        self._reap(queue, now)
         with self.store.db.write() as conn:
-            task_id = conn.execute(query).scalar()
+            task_id = (conn.execute(self._candidate(queue, reviewer_id, now, overdue=True)).scalar()
+                       or conn.execute(self._candidate(queue, reviewer_id, now, overdue=False)).scalar())
             if task_id is None:
                 return None
             done = conn.execute(
-                update(t).where(t.c.task_id == task_id, available)
+                update(t).where(t.c.task_id == task_id, t.c.status == "open")
                 .values(status="claimed", claimed_by=reviewer_id, claimed_at=now, lease_until=now + self.lease_s)
             )
-            if done.rowcount != 1:  # cannot happen under the lock / row lock; refuse rather than share
+            if done.rowcount != 1:  # cannot happen under the write lock / row lock; refuse rather than share
                 return None
             row = conn.execute(select(t).where(t.c.task_id == task_id)).one()
         return Task(**row._mapping)
+
+    def _candidate(self, queue: str, reviewer_id: str, now: float, overdue: bool) -> Select[tuple[str]]:
+        t = review_tasks
+        other = aliased(review_tasks)
+        v = review_verdicts
+        query = select(t.c.task_id).where(
+            t.c.queue == queue, t.c.status == "open",
+            or_(t.c.exclude_reviewer.is_(None), t.c.exclude_reviewer != reviewer_id),
+            ~exists().where(v.c.decision_id == t.c.decision_id, v.c.reviewer_id == reviewer_id),
+            ~exists().where(v.c.new_decision_id == t.c.decision_id, v.c.reviewer_id == reviewer_id,
+                            t.c.kind.in_(("appeal", "qa", "senior"))),
+            ~exists().where(other.c.decision_id == t.c.decision_id, other.c.task_id != t.c.task_id,
+                            other.c.claimed_by == reviewer_id, other.c.status == "claimed"),
+        )
+        if overdue:
+            query = query.where(t.c.due_at < now)
+        # rank alone, so the (queue, status, rank) index gives the order (the slot is folded into rank)
+        return query.order_by(t.c.rank.desc()).limit(1).with_for_update(skip_locked=True, of=t)
+
+    def _reap(self, queue: str, now: float) -> None:
+        """Abandoned tasks (lease expired) return to the queue."""
+        t = review_tasks
+        expired = select(t.c.task_id).where(t.c.queue == queue, t.c.status == "claimed", t.c.lease_until < now)
+        with self.store.db.read() as conn:  # most claims find none: no write transaction for them
+            if conn.execute(expired.limit(1)).first() is None:
+                return
+        expired = expired.with_for_update(skip_locked=True)
+        with self.store.db.write() as conn:
+            conn.execute(update(t).where(t.c.task_id.in_(expired.scalar_subquery()))
+                         .values(status="open", claimed_by=None, claimed_at=None, lease_until=None))
 
     def renew(self, task_id: str, reviewer_id: str) -> Task:
         """Extend a held lease (the console calls this while the item is open)."""

@@ -49,6 +49,7 @@ review_tasks = Table(
     Column("completed_at", Float),
     UniqueConstraint("decision_id", "kind", "slot"),
     Index(None, "queue", "status", "rank"),
+    Index(None, "queue", "status", "due_at"),
 )
 
 review_verdicts = Table(
@@ -68,6 +69,7 @@ review_verdicts = Table(
     Column("notes", Text, nullable=False),
     Column("recorded_at", Float, nullable=False),
     Index(None, "decision_id"),
+    Index(None, "new_decision_id"),
     Index(None, "recorded_at"),
 )
 

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("decision_id", "kind", "slot", name="uq_review_tasks_decision_id_kind_slot"),
     )
     op.create_index("ix_review_tasks_queue_status_rank", "review_tasks", ["queue", "status", "rank"])
+    op.create_index("ix_review_tasks_queue_status_due_at", "review_tasks", ["queue", "status", "due_at"])
     op.create_table(
         "review_verdicts",
         sa.Column("verdict_id", sa.String(64), nullable=False),
@@ -57,6 +58,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("verdict_id", name="pk_review_verdicts"),
     )
     op.create_index("ix_review_verdicts_decision_id", "review_verdicts", ["decision_id"])
+    op.create_index("ix_review_verdicts_new_decision_id", "review_verdicts", ["new_decision_id"])
     op.create_index("ix_review_verdicts_recorded_at", "review_verdicts", ["recorded_at"])
     op.create_table(
         "reviewers",
