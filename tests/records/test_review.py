@@ -351,3 +351,19 @@ def test_an_overturn_takes_the_strike_back(desk: ReviewDesk, store: Store) -> No
     desk.submit(task.task_id, "alice", Verdict(kind="overturn"))
     head = store.log.head(it.id)
     assert head is not None and head.action is Action.allow and not head.strike
+
+
+def test_a_share_of_automated_decisions_and_of_verdicts_is_double_reviewed(store: Store, clock: Clock) -> None:
+    policy = Policy.from_yaml(POLICY.replace("senior_queue: senior", "senior_queue: senior\n  qa_sample_rate: 1.0"))
+    desk = ReviewDesk(store, policy, clock=clock)
+    a, b = make_item("a"), make_item("b")
+    put(store, a, automated(a, action=Action.allow))
+    held = put(store, b, automated(b))
+    assert sorted((t.item_id, t.kind) for t in desk.sync()) == [("it-a", "qa"), ("it-b", "review")]
+    task = desk.claim("alice", "general")
+    assert task is not None and task.item_id == "it-b"
+    desk.submit(task.task_id, "alice", Verdict(kind="uphold"))
+    again = [t for t in desk.tasks("general") if t.item_id == "it-b"]
+    assert [(t.kind, t.decision_id) for t in again] == [("qa", held.decision_id)]  # alice's verdict, checked
+    assert desk.claim("alice", "general").item_id == "it-a"  # type: ignore[union-attr]  # not her own verdict
+    assert desk.claim("bob", "general").item_id == "it-b"  # type: ignore[union-attr]

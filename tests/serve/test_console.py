@@ -131,3 +131,27 @@ def test_post_appeal(client: TestClient, store: DecisionStore, keys: dict[str, s
     assert client.post("/v1/appeals", json={"decision_id": "x"}, headers=bearer(keys["moderate"])).status_code == 422
     desk = ReviewDesk(store, Policy.from_file(DEFAULT_POLICY))
     assert [t.kind for t in desk.tasks("appeals")] == ["appeal"]
+
+
+def test_change_and_escalate_from_the_console(client: TestClient, store: DecisionStore) -> None:
+    add_reviewer(store, "alice", "correct horse", ["general"])
+    add_reviewer(store, "sam", "senior staff", ["general"], senior=True)
+    a, _ = held_item(store, n=1)
+    b, _ = held_item(store, n=2)
+    csrf = sign_in(client, "alice", "correct horse")
+    first = client.post("/console/queues/general/next", data={"csrf": csrf}, follow_redirects=False).headers["location"]
+    second = client.post(first + "/verdict", data={"csrf": csrf, "verdict": "change", "action": "limit_reach",
+                                                   "categories": "harassment"}, follow_redirects=False)
+    assert second.status_code == 303 and second.headers["location"].startswith("/console/tasks/")
+    bad = client.post(second.headers["location"] + "/verdict", data={"csrf": csrf, "verdict": "change",
+                                                                     "categories": "nonsense"})
+    assert bad.status_code == 422 and "not in the policy" in bad.text
+    client.post(second.headers["location"] + "/verdict", data={"csrf": csrf, "verdict": "escalate"})
+    heads = store.log.heads([a.id, b.id])
+    changed = [h for h in heads.values() if h.source == "review"]
+    assert len(changed) == 1 and changed[0].action is Action.limit_reach and changed[0].categories == ("harassment",)
+    client.post("/console/logout", data={"csrf": csrf})
+    csrf = sign_in(client, "sam", "senior staff")
+    assert 'data-queue="senior"' in client.get("/console/").text  # senior reviewers see the senior queue
+    r = client.post("/console/queues/senior/next", data={"csrf": csrf}, follow_redirects=False)
+    assert r.headers["location"].startswith("/console/tasks/")
