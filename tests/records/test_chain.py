@@ -213,3 +213,26 @@ def test_the_chain_verifies_on_postgres_as_on_sqlite(pg_url):
         assert v.broken is not None and (v.broken.seq, v.broken.kind) == (4, "edited")
     finally:
         pg.close()
+
+
+def test_signed_checkpoints_catch_a_chain_rewritten_with_its_checkpoints(store):
+    fill(store, 6)
+    key = b"kept-outside-the-database"
+    AuditChain(store.db, checkpoint_every=3, key=key).seal()
+    assert AuditChain(store.db, key=key).verify().ok
+    assert not AuditChain(store.db, key=b"another key").verify().ok
+    # The attacker edits record 2, recomputes the links and rewrites the checkpoints (no key).
+    _attack(store, "UPDATE decisions SET payload = replace(payload, '\"remove\"', '\"allow\"'), action = 'allow' "
+                   "WHERE seq = 2", "DELETE FROM audit_chain WHERE seq >= 2", "DELETE FROM audit_checkpoints")
+    _relink(store, 2)
+    assert AuditChain(store.db).verify().ok  # no checkpoints: nothing in the database shows it
+    v = AuditChain(store.db, key=key).verify()
+    assert v.broken is not None and v.broken.kind == "checkpoint" and "no signed checkpoint" in v.broken.message
+    AuditChain(store.db, checkpoint_every=3, key=b"attacker's key").seal()  # nothing left to seal
+    conn = sqlite3.connect(_db_path(store))
+    conn.execute("INSERT INTO audit_checkpoints VALUES (6, (SELECT record_hash FROM audit_chain WHERE seq = 6), "
+                 "'2026-01-01 00:00:00', NULL)")
+    conn.commit()
+    conn.close()
+    v = AuditChain(store.db, key=key).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (6, "checkpoint") and "unsigned" in v.broken.message

@@ -25,10 +25,13 @@ def _store_with(tmp_path, n: int = 5) -> str:
 
 def test_seal_and_verify_and_a_tampered_log_exits_1(tmp_path):
     url = _store_with(tmp_path)
-    sealed = runner.invoke(app, ["audit", "seal", "--db-url", url])
+    env = {"AUDIT_KEY": "k"}
+    sealed = runner.invoke(app, ["audit", "seal", "--db-url", url, "--key-env", "AUDIT_KEY"], env=env)
     assert sealed.exit_code == 0 and "sealed 5 record(s)" in sealed.output, sealed.output
-    ok = runner.invoke(app, ["audit", "verify", "--db-url", url])
+    ok = runner.invoke(app, ["audit", "verify", "--db-url", url, "--key-env", "AUDIT_KEY"], env=env)
     assert ok.exit_code == 0 and "ok: 5 link(s) verified" in ok.output
+    wrong = runner.invoke(app, ["audit", "verify", "--db-url", url, "--key-env", "AUDIT_KEY"], env={"AUDIT_KEY": "x"})
+    assert wrong.exit_code == 1 and "not signed by this key" in wrong.output
     conn = sqlite3.connect(f"{tmp_path}/cli.db")
     conn.execute("DROP TRIGGER decisions_no_update")
     conn.execute("UPDATE decisions SET seq = 99 WHERE seq = 2")

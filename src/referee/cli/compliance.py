@@ -64,14 +64,28 @@ def _date(text: str | None) -> datetime | None:
 
 
 # -- audit -------------------------------------------------------------------------
+KeyEnv = Annotated[str | None, typer.Option("--key-env", help="Environment variable holding the checkpoint key.")]
+
+
+def _key(key_env: str | None) -> bytes | None:
+    if key_env is None:
+        return None
+    value = os.environ.get(key_env, "")
+    if not value:
+        raise typer.BadParameter(f"--key-env {key_env}: that environment variable is empty or not set")
+    return value.encode()
+
+
 @audit_app.command("seal")
 def seal(db_url: DbUrl = None,
-         checkpoint_every: Annotated[int, typer.Option(help="A checkpoint every N links.")] = 100_000) -> None:
+         checkpoint_every: Annotated[int, typer.Option(help="A checkpoint every N links.")] = 100_000,
+         key_env: KeyEnv = None) -> None:
     """Link every record after the last sealed one; print the head (publish it)."""
+    key = _key(key_env)
     try:
         store = _store(db_url)
         try:
-            result = AuditChain(store.db, checkpoint_every=checkpoint_every).seal()
+            result = AuditChain(store.db, checkpoint_every=checkpoint_every, key=key).seal()
         finally:
             store.close()
     except RefereeError as exc:
@@ -83,12 +97,14 @@ def seal(db_url: DbUrl = None,
 @audit_app.command("verify")
 def verify(db_url: DbUrl = None,
            from_checkpoint: Annotated[bool, typer.Option(help="Trust the last checkpoint; walk only after it.")] = False,
-           expect_head: Annotated[str | None, typer.Option(help="A head hash published earlier.")] = None) -> None:
+           expect_head: Annotated[str | None, typer.Option(help="A head hash published earlier.")] = None,
+           key_env: KeyEnv = None) -> None:
     """Recompute the chain from the log; exit 1 at the first broken link."""
+    key = _key(key_env)
     try:
         store = _store(db_url)
         try:
-            result = AuditChain(store.db).verify(from_checkpoint=from_checkpoint, expect_head=expect_head)
+            result = AuditChain(store.db, key=key).verify(from_checkpoint=from_checkpoint, expect_head=expect_head)
         finally:
             store.close()
     except RefereeError as exc:

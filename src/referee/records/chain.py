@@ -21,6 +21,11 @@ reports the first broken one:
   (the chain was rewritten after the checkpoint was published);
 - ``truncated``: the log's counter handed out seqs the log no longer holds.
 
+Sealed with a ``key`` (``referee audit seal --key-env VAR``), each checkpoint carries an
+HMAC-SHA256 of ``seq:head_hash``; verifying with the key rejects an unsigned or wrongly signed
+checkpoint, and a chain whose checkpoints are all gone. Whoever rewrites the log, the links and
+the checkpoints without the key is then caught, as by a head hash published outside.
+
 The triggers of migration 0003 keep the chain tables append-only, and 0002's keep the log
 append-only; the chain is what shows a change made by someone who went around them.
 """
@@ -28,6 +33,7 @@ append-only; the chain is what shows a change made by someone who went around th
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -69,6 +75,7 @@ class Checkpoint(Frozen):
     seq: int
     head_hash: str
     created_at: datetime
+    signature: str | None = None
 
 
 class SealResult(Frozen):
@@ -116,11 +123,20 @@ def link_hash(prev_hash: str, seq: int, record: bytes) -> str:
 class AuditChain:
     """The chain over one SQL store's decision log (``Store.db``)."""
 
-    def __init__(self, db: Database, checkpoint_every: int = 100_000) -> None:
+    def __init__(self, db: Database, checkpoint_every: int = 100_000, key: bytes | None = None) -> None:
+        """``key``: sign checkpoints when sealing (HMAC-SHA256) and require valid signatures when
+        verifying. Keep it outside the database: whoever can rewrite the log and the chain
+        cannot then write checkpoints that verify."""
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         self._db = db
         self.checkpoint_every = checkpoint_every
+        self._key = key or None
+
+    def sign(self, seq: int, head_hash: str) -> str | None:
+        if self._key is None:
+            return None
+        return hmac.new(self._key, f"{seq}:{head_hash}".encode("ascii"), hashlib.sha256).hexdigest()
 
     # -- sealing ---------------------------------------------------------------
     def head(self) -> tuple[int, str]:
@@ -156,7 +172,8 @@ class AuditChain:
                                       "record_hash": new_hash, "sealed_at": now})
                         last_seq, last_hash = row.seq, new_hash
                         if row.seq % self.checkpoint_every == 0:
-                            marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now})
+                            marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now,
+                                          "signature": self.sign(row.seq, new_hash)})
                     if links:
                         conn.execute(_c.insert(), links)
                     if marks:
@@ -168,7 +185,8 @@ class AuditChain:
             if sealed and last_seq % self.checkpoint_every != 0:
                 with self._db.write() as conn:
                     conn.execute(audit_checkpoints.insert(),
-                                 [{"seq": last_seq, "head_hash": last_hash, "created_at": utcnow()}])
+                                 [{"seq": last_seq, "head_hash": last_hash, "created_at": utcnow(),
+                                   "signature": self.sign(last_seq, last_hash)}])
                 checkpoints += 1
         except IntegrityError as exc:
             raise StoreError("another `referee audit seal` extended the chain at the same time; run it again "
@@ -180,14 +198,23 @@ class AuditChain:
     def checkpoints(self) -> list[Checkpoint]:
         with self._db.read() as conn:
             rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
-        return [Checkpoint(seq=r.seq, head_hash=r.head_hash, created_at=r.created_at) for r in rows]
+        return [Checkpoint(seq=r.seq, head_hash=r.head_hash, created_at=r.created_at, signature=r.signature)
+                for r in rows]
 
     # -- verifying -------------------------------------------------------------
     def verify(self, from_checkpoint: bool = False, expect_head: str | None = None) -> Verification:
         """Recompute every link from the log (from the last checkpoint when ``from_checkpoint``:
         its hash is trusted, so only the links after it are walked) and report the first break.
         ``expect_head``: a head hash published earlier; the chain must pass through it."""
-        marks = {c.seq: c.head_hash for c in self.checkpoints()}
+        checkpoints = self.checkpoints()
+        marks = {c.seq: c.head_hash for c in checkpoints}
+        if self._key is not None:
+            for c in checkpoints:
+                if c.signature is None or not hmac.compare_digest(c.signature, self.sign(c.seq, c.head_hash) or ""):
+                    return Verification(checked=0, from_seq=1, head_seq=0, head_hash=GENESIS, unsealed=0, broken=Break(
+                        seq=c.seq, kind="checkpoint",
+                        message=f"checkpoint {c.seq} is {'unsigned' if c.signature is None else 'not signed by this key'}"
+                                ": it was forged or altered (or sealed without the key)"))
         start, running = 0, GENESIS
         if from_checkpoint and marks:
             start = max(marks)
@@ -256,6 +283,9 @@ class AuditChain:
             return result(Break(seq=max(seq, max_logged) + 1, kind="truncated",
                                 message=f"the log's counter handed out seq {last_issued} but the log ends at "
                                         f"{max_logged}: records were removed from its end"))
+        if self._key is not None and seq > 0 and not marks:
+            return result(Break(seq=seq, kind="checkpoint",
+                                message="the chain has links but no signed checkpoint: its checkpoints were removed"))
         if not expected_seen:
             return result(Break(seq=seq, kind="checkpoint",
                                 message=f"the published head {expect_head[:16] if expect_head else ''} is not on "

@@ -10,8 +10,8 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0003.
   No foreign key to ``decisions``: the chain must outlive a deleted record to
   report it.
 - ``audit_checkpoints``: the head hash at a seq, written by ``seal`` every so many
-  links and at its end; publish them (or compare with ``verify --expect-head``)
-  and a rewritten chain shows. Append-only (triggers).
+  links and at its end, signed (HMAC-SHA256) when sealed with a key; publish them (or
+  compare with ``verify --expect-head``) and a rewritten chain shows. Append-only (triggers).
 - ``sor_submissions``: the submission state of each statement of reasons, by
   puid (one statement per restricting decision): ``pending``, ``submitted``
   (201), ``duplicate`` (422 for an existing puid: it was submitted before),
@@ -41,6 +41,7 @@ audit_checkpoints = Table(
     Column("seq", SEQ, primary_key=True, autoincrement=False),
     Column("head_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("signature", String(64)),  # HMAC-SHA256 of "seq:head_hash" when sealed with a key
 )
 
 sor_submissions = Table(

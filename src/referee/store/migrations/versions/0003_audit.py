@@ -5,7 +5,7 @@ Revises: 0002
 
 - ``audit_chain``: a link per sealed decision record (seq, decision id, previous
   hash, hash); append-only.
-- ``audit_checkpoints``: head hashes at seqs; append-only.
+- ``audit_checkpoints``: head hashes at seqs (HMAC-signed when sealed with a key); append-only.
 - ``sor_submissions``: the submission state of each statement of reasons by puid.
 
 Triggers refuse UPDATE and DELETE on the two chain tables (and TRUNCATE on
@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("seq", SEQ, autoincrement=False, nullable=False),
         sa.Column("head_hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("signature", sa.String(64)),
         sa.PrimaryKeyConstraint("seq", name="pk_audit_checkpoints"),
     )
     op.create_table(
