@@ -100,14 +100,17 @@ def run_detectors(
     plans = {d.name: _views(d, items) for d in detectors}
     for d in detectors:
         for i, view in zip(plans[d.name].owner, plans[d.name].views):
-            found[i].read.update(p.id for p in view.parts)
+            if len(view.parts) == 1:
+                found[i].read.add(view.parts[0].id)
+            else:
+                found[i].read.update(p.id for p in view.parts)
 
     started = time.monotonic()
-    futures: dict[str, Future[tuple[list[_Outcome], list[list[TextPart]]]]] = {}
+    futures: dict[str, Future[tuple[list[_Outcome], list[list[TextPart]] | None]]] = {}
     for d in detectors:
         if not d.runs_inline and plans[d.name].views:
             futures[d.name] = pool.submit(_run_one, d, plans[d.name], prior)
-    results: dict[str, tuple[list[_Outcome], list[list[TextPart]]]] = {}
+    results: dict[str, tuple[list[_Outcome], list[list[TextPart]] | None]] = {}
     for d in detectors:
         views = plans[d.name].views
         if not views:
@@ -116,7 +119,7 @@ def run_detectors(
             begun = time.monotonic()
             results[d.name] = _run_one(d, plans[d.name], prior)
             if time.monotonic() - begun > d.timeout_s:
-                results[d.name] = (_timed_out(d, len(views)), [[] for _ in views])
+                results[d.name] = (_timed_out(d, len(views)), None)
     for d in detectors:
         if d.name not in futures:
             continue
@@ -126,7 +129,7 @@ def run_detectors(
         except FutureTimeout:
             futures[d.name].cancel()
             n = len(plans[d.name].views)
-            results[d.name] = (_timed_out(d, n), [[] for _ in range(n)])
+            results[d.name] = (_timed_out(d, n), None)
 
     for d in detectors:
         if d.name not in results:
@@ -137,11 +140,14 @@ def run_detectors(
         failed: set[int] = set()
         for k, outcome in enumerate(outcomes):
             i = plan.owner[k]
-            found[i].derived.extend(derived[k])
+            if derived is not None and derived[k]:
+                found[i].derived.extend(derived[k])
             if isinstance(outcome, DetectorFailure):
                 if i not in failed:
                     failed.add(i)
                     found[i].failures.append(outcome)
+                continue
+            if not outcome:
                 continue
             part = plan.part[k]
             per_category = best.setdefault(i, {})
@@ -194,10 +200,11 @@ def _merge(a: Signal, b: Signal) -> Signal:
 
 def _run_one(
     detector: Detector, views: _Views, prior: Sequence[Sequence[Signal]] | None
-) -> tuple[list[_Outcome], list[list[TextPart]]]:
+) -> tuple[list[_Outcome], list[list[TextPart]] | None]:
+    """Outcomes per view, and derived parts per view (None for a detector that derives nothing)."""
     view_prior = [prior[i] for i in views.owner] if prior is not None and detector.uses_prior_signals else None
     outcomes = _detect_isolated(detector, views.views, view_prior)
-    derived: list[list[TextPart]] = [[] for _ in views.views]
+    derived: list[list[TextPart]] | None = None
     if detector.derives:
         derived, failed = _derive_isolated(detector, views.views)
         outcomes = [f if f is not None else o for o, f in zip(outcomes, failed)]
