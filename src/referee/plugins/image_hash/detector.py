@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
+from referee.detectors.media import part_bytes
 from referee.errors import ConfigError, InputError, ModelError
 from referee.model import ContentItem, Evidence, ImagePart, Signal
 from referee.plugins.image_hash import hasher
@@ -70,18 +71,6 @@ class Match:
     entry: BankEntry
     distance: int
     orientation: str = "original"
-
-
-def _image_bytes(part: ImagePart) -> bytes:
-    if part.data is not None:
-        return bytes(part.data)
-    if part.path is not None:
-        try:
-            return Path(part.path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read image file {part.path!r}: {exc.strerror}", f"part {part.id}") from exc
-    raise InputError("the image was not fetched (URL fetching is off unless the operator allow-lists "
-                     "the host); send the bytes as 'data' or a local 'path'", f"part {part.id}")
 
 
 def _rgb(data: bytes, where: str, max_side: int) -> tuple[Any, tuple[int, int]]:
@@ -215,7 +204,7 @@ class ImageHashDetector(Detector):
 
     def match(self, part: ImagePart) -> tuple[list[Match], int | None, tuple[int, int]]:
         """Every bank match of one image, its PDQ quality and its size."""
-        data = _image_bytes(part)
+        data = part_bytes(part)
         exact = {("md5", hasher.md5(data)), ("sha256", hasher.sha256(data))}
         rgb, size = _rgb(data, f"part {part.id}", self.max_side)
         try:

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
+from referee.detectors.media import part_bytes
 from referee.errors import ConfigError, InputError, ModelError
 from referee.model import ContentItem, Evidence, ImagePart, Signal
 
@@ -80,15 +81,7 @@ def default_model_path() -> str:
 def _image(part: ImagePart) -> Any:
     from PIL import Image, UnidentifiedImageError
 
-    if part.data is not None:
-        data = bytes(part.data)
-    elif part.path is not None:
-        try:
-            data = Path(part.path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read image file {part.path!r}: {exc.strerror}", f"part {part.id}") from exc
-    else:
-        raise InputError("the image was not fetched; send the bytes as 'data' or a local 'path'", f"part {part.id}")
+    data = part_bytes(part)
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()

@@ -24,12 +24,12 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
+from referee.detectors.media import derived_part_id, part_bytes
 from referee.errors import InputError, ModelError
 from referee.model import ContentItem, Derivation, ImagePart, Signal, TextPart
 
@@ -43,19 +43,6 @@ class OcrConfig(DetectorConfig):
     max_side: int = Field(default=1280, ge=64, le=8192, description="Downscale so the longer side is at most this.")
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="Drop recognised lines below this score.")
     threads: int = Field(default=2, ge=1, le=64, description="onnxruntime threads per model.")
-
-
-def read_image_bytes(part: ImagePart) -> bytes:
-    """The bytes of an image part (inline data or a local path; URL parts arrive fetched)."""
-    if part.data is not None:
-        return bytes(part.data)
-    if part.path is not None:
-        try:
-            return Path(part.path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read image file {part.path!r}: {exc.strerror}", f"part {part.id}") from exc
-    raise InputError("the image was not fetched (URL fetching is off unless the operator allow-lists "
-                     "the host); send the bytes as 'data' or a local 'path'", f"part {part.id}")
 
 
 def load_rgb(data: bytes, where: str, max_side: int | None = None) -> Any:
@@ -155,12 +142,12 @@ class OcrDetector(Detector):
             for part in view.parts:
                 if not isinstance(part, ImagePart):
                     continue
-                rgb = load_rgb(read_image_bytes(part), f"part {part.id}", self.max_side)
+                rgb = load_rgb(part_bytes(part), f"part {part.id}", self.max_side)
                 text = self.read_text(rgb)
                 if not text:
                     continue
                 parts.append(TextPart(
-                    id=_derived_id(part.id, "ocr"), role="ocr", text=text,
+                    id=derived_part_id(part.id, "ocr"), role="ocr", text=text,
                     derived=Derivation(source_part=part.id, detector=self.name, detector_version=self.version)))
             results.append(parts)
         return results
@@ -173,7 +160,3 @@ class OcrDetector(Detector):
         # OCR emits no signals of its own: its example is that it scores nothing.
         return [Example(item=ContentItem(id="ocr-text", text="FREE FOLLOWERS click here"), category=None)]
 
-
-def _derived_id(part_id: str, suffix: str) -> str:
-    """``<part>.<suffix>``, cut to the 64-character part id limit."""
-    return f"{part_id[: 63 - len(suffix)]}.{suffix}"

@@ -31,8 +31,17 @@ from typing import Any
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
+from referee.detectors.media import derived_part_id
 from referee.errors import InputError, ModelError
-from referee.model import MAX_TEXT_CHARS, AudioPart, ContentItem, Derivation, Signal, TextPart, TimeSegment
+from referee.model import (
+    MAX_TEXT_CHARS,
+    AudioPart,
+    ContentItem,
+    Derivation,
+    Signal,
+    TextPart,
+    TimeSegment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +198,7 @@ class TranscribeDetector(Detector):
                 if not text:
                     continue
                 parts.append(TextPart(
-                    id=_derived_id(part.id, "transcript"), role="transcript", text=text,
+                    id=derived_part_id(part.id, "transcript"), role="transcript", text=text,
                     derived=Derivation(source_part=part.id, detector=self.name, detector_version=self.version,
                                        segments=segments)))
             results.append(parts)
@@ -203,6 +212,3 @@ class TranscribeDetector(Detector):
         # Transcription emits no signals of its own: its example is that it scores nothing.
         return [Example(item=ContentItem(id="transcribe-text", text="welcome to the show"), category=None)]
 
-
-def _derived_id(part_id: str, suffix: str) -> str:
-    return f"{part_id[: 63 - len(suffix)]}.{suffix}"
