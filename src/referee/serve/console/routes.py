@@ -34,11 +34,25 @@ from starlette.concurrency import run_in_threadpool
 from referee.model import Action, Decision
 from referee.records.agreement import agreement, automated_precision
 from referee.records.appeals import file_appeal, list_appeals
-from referee.records.review import ReviewConflict, ReviewDesk, ReviewError, Task, Verdict
+from referee.records.review import (
+    ReviewConflict,
+    ReviewDesk,
+    ReviewError,
+    Task,
+    Verdict,
+)
+from referee.records.reviewers import (
+    Reviewer,
+    check_password,
+    close_session,
+    open_session,
+    session,
+    set_blur,
+)
 from referee.records.strikes import standing
-from referee.records.reviewers import Reviewer, check_password, close_session, open_session, session, set_blur
 from referee.serve.auth import Principal, require
 from referee.serve.problems import error_body
+from referee.serve.routes import BODY_ERRORS
 from referee.serve.schemas import ErrorResponse
 from referee.serve.state import ServeState
 from referee.store.sql.tables import decisions, items
@@ -418,7 +432,8 @@ class AppealResponse(BaseModel):
     responses={401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
                403: {"model": ErrorResponse, "description": "The key lacks the scope."},
                404: {"model": ErrorResponse, "description": "No decision with this id."},
-               422: {"model": ErrorResponse, "description": "The body is not an appeal."}},
+               422: {"model": ErrorResponse, "description": "The body is not an appeal."},
+               **BODY_ERRORS},
 )
 async def post_appeal(body: AppealRequest, request: Request,
                       _: Annotated[Principal, Depends(require("moderate"))]) -> Response:
