@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         default=None, description="Only these detectors of the policy (comma-separated in the env)."
     )
     auth: bool = Field(default=True, description="Require API keys on every endpoint but health checks.")
+    follow_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="HTTP: seconds between passes that queue held decisions for review and seal new records "
+                    "into the audit chain (0 = off; run `referee review sync` and `referee audit seal` instead).")
+    audit_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the key that signs audit checkpoints.")
     media_allow_hosts: list[str] = Field(
         default_factory=list, description="Hosts media URLs may be fetched from (comma-separated); none by default.")
 

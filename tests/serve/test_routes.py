@@ -290,3 +290,27 @@ def test_the_app_resumes_async_stages_a_previous_process_left_pending(settings: 
             _time.sleep(0.05)
     assert head.supersedes == held.decision_id and not head.provisional
     engine.close()
+
+
+def test_held_decisions_reach_the_review_queue_and_the_chain_without_a_cron(settings: Settings, engine, store,
+                                                                            keys) -> None:
+    """The app follows the log: a held decision is queued for review, and new records are
+    sealed into the audit chain, within a couple of ticks, with no `review sync` or `audit seal`."""
+    import time as _time
+
+    from referee.records.chain import AuditChain
+    from referee.records.review import ReviewDesk
+
+    fast = settings.model_copy(update={"follow_s": 0.1})
+    with TestClient(create_app(fast, engine=engine, store=store)) as client:
+        r = client.post("/v1/moderate", json={"id": "f1", "surface": "comment", "text": "look #self_harm"},
+                        headers=bearer(keys["moderate"]))
+        assert r.status_code == 200 and r.json()["action"] == "hold_for_review"
+        desk, chain = ReviewDesk(store, engine.policy), AuditChain(store.db)
+        for _ in range(100):
+            queued = sum(s.open for s in desk.stats())
+            if queued and chain.head()[0] >= store.log.last_seq():
+                break
+            _time.sleep(0.05)
+    assert [t.decision_id for t in desk.tasks()] == [r.json()["decision_id"]]
+    assert chain.head()[0] == store.log.last_seq() == 1 and chain.verify().ok

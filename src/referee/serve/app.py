@@ -31,7 +31,9 @@ from referee.serve import console
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.settings import Settings
 from referee.store.repo import DecisionStore
+from referee.serve.follow import LogFollower
 from referee.serve.state import ServeState
+from referee.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,15 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             # The log is the durable queue of async stages: finish what a previous
             # process left pending (a crash, a failed call), beside the traffic.
             threading.Thread(target=_resume_pending, args=(engine,), name="referee-resume", daemon=True).start()
+        follower = None
+        if settings.follow_s > 0 and isinstance(store, Store):
+            follower = LogFollower(store, engine.policy, settings.follow_s, settings.audit_key_env)
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             gc.unfreeze()
             state.close()
 
