@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from referee.eval.datasets import Row
+from referee.stats import wilson_interval
 
 #: Row ``meta`` keys that name a slice worth reporting.
 SLICE_KEYS = ("functionality", "source", "subcategory", "hazard", "category", "file", "direction")
@@ -32,15 +33,9 @@ SWEEP = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MIN_SLICE = 10
 
 
-def wilson(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (sound for 0 and n errors, unlike the normal one)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = errors / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def wilson(errors: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of an error rate (``referee.stats``); NaN for an empty slice."""
+    return (math.nan, math.nan) if n == 0 else wilson_interval(errors, n)
 
 
 def _slices(rows: Sequence[Row]) -> dict[str, np.ndarray]:

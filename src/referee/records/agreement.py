@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from referee.model import Action
 from referee.records.review import ReviewDesk, VerdictRecord
+from referee.stats import wilson_interval
 
 __all__ = ["Agreement", "Precision", "agreement", "automated_precision", "cohen_kappa", "krippendorff_alpha",
            "wilson_interval"]
@@ -60,16 +61,6 @@ def krippendorff_alpha(units: Sequence[Sequence[Hashable]]) -> float:
     if expected == 0:
         return 1.0
     return 1.0 - disagree / expected
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)

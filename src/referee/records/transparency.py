@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import html
-import math
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -39,6 +38,7 @@ from referee.errors import InputError
 from referee.model import Action, Decision
 from referee.policy import Policy
 from referee.records.reasons import NOTICE_KEY
+from referee.stats import wilson_interval as wilson
 from referee.store.sql.database import Database
 from referee.store.sql.tables import items
 
@@ -69,16 +69,6 @@ def parse_period(text: str) -> tuple[datetime, datetime]:
         return datetime(y + (mo - 1) // 12, (mo - 1) % 12 + 1, 1, tzinfo=timezone.utc)
 
     return at(year, months[0]), at(year, months[1])
-
-
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion (95 % by default)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True, slots=True)
