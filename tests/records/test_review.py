@@ -4,11 +4,9 @@ no double assignment under concurrent reviewers (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy
 
 from referee import ids
 from referee.model import Action, ContentItem, Decision, Reason, Signal
@@ -22,7 +20,6 @@ from referee.records.review import (
     uncertainty_score,
 )
 from referee.store import Store, upgrade
-from tests.store.conftest import PG_URL, postgres_available
 
 POLICY = """
 id: small
@@ -86,20 +83,6 @@ def put(store: Store, it: ContentItem, d: Decision) -> Decision:
 @pytest.fixture
 def policy() -> Policy:
     return Policy.from_yaml(POLICY)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if not postgres_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    yield PG_URL + f"?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

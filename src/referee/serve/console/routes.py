@@ -200,7 +200,9 @@ def next_task(request: Request, queue: str, form: Form) -> Response:
 
 
 # -- the item view -------------------------------------------------------------------
-def _held(request: Request, task_id: str) -> tuple[Reviewer, str, ReviewDesk, Task] | Response:
+def _held(request: Request, task_id: str, form: Form | None = None
+          ) -> tuple[Reviewer, str, ReviewDesk, Task] | Response:
+    """The logged-in reviewer's claimed task (and, for a form post, a valid CSRF token), or the page saying why not."""
     who = _login(request)
     if who is None:
         return _to_login()
@@ -214,6 +216,8 @@ def _held(request: Request, task_id: str) -> tuple[Reviewer, str, ReviewDesk, Ta
     if task.claimed_by != reviewer.reviewer_id or task.status != "claimed":
         return _forbidden(request, "This task is not assigned to you (its lease may have expired): "
                                    "take the next task from the queue.")
+    if form is not None and not _csrf_ok(form, csrf):
+        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
     return reviewer, csrf, desk, task
 
 
@@ -322,12 +326,10 @@ def task_media(request: Request, task_id: str, part_id: str) -> Response:
 
 @router.post(f"{PREFIX}/tasks/{{task_id}}/verdict", include_in_schema=False)
 def submit_verdict(request: Request, task_id: str, form: Form) -> Response:
-    held = _held(request, task_id)
+    held = _held(request, task_id, form)
     if isinstance(held, Response):
         return held
-    reviewer, csrf, desk, task = held
-    if not _csrf_ok(form, csrf):
-        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
+    reviewer, _, desk, task = held
     kind = form.get("verdict", "")
     if kind not in ("uphold", "overturn", "change", "escalate"):
         return _page(request, "message.html", status=422, title="No verdict", reviewer=reviewer,
@@ -353,12 +355,10 @@ def submit_verdict(request: Request, task_id: str, form: Form) -> Response:
 
 @router.post(f"{PREFIX}/tasks/{{task_id}}/release", include_in_schema=False)
 def release_task(request: Request, task_id: str, form: Form) -> Response:
-    held = _held(request, task_id)
+    held = _held(request, task_id, form)
     if isinstance(held, Response):
         return held
-    reviewer, csrf, desk, task = held
-    if not _csrf_ok(form, csrf):
-        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
+    reviewer, _, desk, task = held
     desk.release(task.task_id, reviewer.reviewer_id)
     return RedirectResponse(f"{PREFIX}/", status_code=303)
 
