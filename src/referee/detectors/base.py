@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referee.errors import ConfigError
-
 from referee.model import ContentItem, Signal, TextPart
 from referee.registry import Registry
 

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from referee.detectors.base import Detector, DetectorConfig, Example
-from referee.plugins.lexicon.normalize import Normalizer, readable
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, Signal
+from referee.plugins.lexicon.normalize import Normalizer, readable
 
 
 class ClassifierConfig(DetectorConfig):

@@ -25,7 +25,6 @@ moderated again are decided again.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from typing import Any
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
-from referee.detectors.media import part_bytes
-from referee.errors import ConfigError, InputError, ModelError
+from referee.detectors.media import decode_rgb, part_bytes
+from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, ImagePart, Signal
 from referee.plugins.image_hash import hasher
 from referee.plugins.image_hash.banks import Bank, BankEntry, BankSet, spec_from_dict
@@ -76,18 +75,8 @@ class Match:
 def _rgb(data: bytes, where: str, max_side: int) -> tuple[Any, tuple[int, int]]:
     """RGB pixels (downscaled to ``max_side``) and the original (width, height)."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"not a readable image ({type(exc).__name__}: {exc})"[:300], where) from exc
-    size = rgb.size
-    if max(size) > max_side:
-        scale = max_side / max(size)
-        rgb = rgb.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BILINEAR)
+    rgb, size = decode_rgb(data, where, max_side, resample="bilinear")
     return np.asarray(rgb, dtype=np.uint8), size
 
 

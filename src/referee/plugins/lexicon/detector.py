@@ -36,9 +36,15 @@ import ahocorasick  # C extension without stubs (see [tool.mypy] overrides)
 from pydantic import Field
 
 from referee.detectors.base import Detector, DetectorConfig, Example
-from referee.plugins.lexicon.normalize import IL, MASK, NORMALIZER_VERSION, Normalized, Normalizer
 from referee.errors import ConfigError
 from referee.model import ContentItem, Evidence, Signal
+from referee.plugins.lexicon.normalize import (
+    IL,
+    MASK,
+    NORMALIZER_VERSION,
+    Normalized,
+    Normalizer,
+)
 
 #: What a caller may pass per term: ``"term"`` (weight 1.0) or ``("term", weight)``.
 TermSpec = str | tuple[str, float]

@@ -32,7 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from referee.plugins.llm.config import LLMConfig
-from referee.plugins.llm.transport import ChatRequest, ChatResponse, LLMOutputError, TokenLogprob
+from referee.plugins.llm.transport import (
+    ChatRequest,
+    ChatResponse,
+    LLMOutputError,
+    TokenLogprob,
+)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ from typing import Any
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
 from referee.errors import ConfigError, ModelError
-from referee.model import MAX_BLOB_BYTES, ContentItem, Evidence, ImagePart, Signal, TextPart
+from referee.model import (
+    MAX_BLOB_BYTES,
+    ContentItem,
+    Evidence,
+    ImagePart,
+    Signal,
+    TextPart,
+)
 from referee.plugins.llm.adapters import (
     ADAPTERS,
     Adapter,

@@ -19,7 +19,6 @@ and the label as ``entry``; the category's score is the best detection's.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +29,8 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
-from referee.detectors.media import part_bytes
-from referee.errors import ConfigError, InputError, ModelError
+from referee.detectors.media import decode_rgb, part_bytes
+from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Evidence, ImagePart, Signal
 
 #: NudeNet 3.4's class order for 320n.onnx.
@@ -79,15 +78,7 @@ def default_model_path() -> str:
 
 
 def _image(part: ImagePart) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    data = part_bytes(part)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"not a readable image ({type(exc).__name__}: {exc})"[:300], f"part {part.id}") from exc
+    return decode_rgb(part_bytes(part), f"part {part.id}")[0]
 
 
 def _bilinear(img: NDArray[np.float32], size: int) -> NDArray[np.float32]:

@@ -21,7 +21,6 @@ the lexicon matches on normalised text, which joins spaced-out phrases too.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -29,8 +28,8 @@ from typing import Any
 from pydantic import Field
 
 from referee.detectors.base import BuildContext, Detector, DetectorConfig, Example
-from referee.detectors.media import derived_part_id, part_bytes
-from referee.errors import InputError, ModelError
+from referee.detectors.media import decode_rgb, derived_part_id, part_bytes
+from referee.errors import ModelError
 from referee.model import ContentItem, Derivation, ImagePart, Signal, TextPart
 
 #: Bump when the same image can give different text (preprocessing, ordering).
@@ -48,18 +47,8 @@ class OcrConfig(DetectorConfig):
 def load_rgb(data: bytes, where: str, max_side: int | None = None) -> Any:
     """Decoded pixels as an RGB uint8 array, downscaled to ``max_side``; InputError when corrupt."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"not a readable image ({type(exc).__name__}: {exc})"[:300], where) from exc
-    if max_side is not None and max(rgb.size) > max_side:
-        scale = max_side / max(rgb.size)
-        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
-                         Image.Resampling.LANCZOS)
+    rgb, _ = decode_rgb(data, where, max_side, resample="lanczos")
     return np.asarray(rgb, dtype=np.uint8)
 
 
