@@ -20,7 +20,7 @@ from referee.model import ContentItem, Signal
 from referee.policy import Policy
 from referee.serve import create_app
 from referee.settings import Settings
-from referee.store.repo import DecisionStore
+from referee.store import DecisionStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from referee.engine import Engine
-from referee.model import ContentItem
 from referee.engine.batcher import Batcher
+from referee.model import ContentItem
 
 
 class GatedEngine:

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from referee.serve import cli
-from referee.store.repo import DecisionStore
+from referee.store import DecisionStore
 
 
 @pytest.fixture

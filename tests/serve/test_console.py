@@ -11,11 +11,20 @@ import zlib
 from fastapi.testclient import TestClient
 
 from referee import ids
-from referee.model import Action, ContentItem, Decision, Evidence, ImagePart, Reason, Signal, TextPart
-from referee.records.reviewers import add_reviewer
-from referee.records.review import ReviewDesk
+from referee.model import (
+    Action,
+    ContentItem,
+    Decision,
+    Evidence,
+    ImagePart,
+    Reason,
+    Signal,
+    TextPart,
+)
 from referee.policy import Policy
-from referee.store.repo import DecisionStore
+from referee.records.review import ReviewDesk
+from referee.records.reviewers import add_reviewer
+from referee.store import DecisionStore
 from tests.serve.conftest import DEFAULT_POLICY, bearer
 
 

@@ -23,7 +23,7 @@ from referee.records.review import ReviewDesk
 from referee.records.reviewers import add_reviewer
 from referee.serve import create_app
 from referee.settings import Settings
-from referee.store.repo import DecisionStore
+from referee.store import DecisionStore
 from tests.serve.conftest import DEFAULT_POLICY, REPO, HashtagDetector
 from tests.serve.test_console import held_item
 

@@ -174,7 +174,7 @@ def test_engine_with_another_sink_is_refused(settings: Settings, store, engine) 
     import pytest
 
     from referee.errors import ConfigError
-    from referee.store.repo import DecisionStore
+    from referee.store import DecisionStore
 
     other = DecisionStore(settings.db_url.replace("referee.db", "other.db"))
     with pytest.raises(ConfigError, match="sink"):
@@ -266,8 +266,8 @@ def test_the_app_resumes_async_stages_a_previous_process_left_pending(settings: 
     from referee.model import ContentItem
     from referee.policy import Policy
     from referee.store import DecisionStore
-    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
     from tests.conftest import KeywordDetector
+    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
 
     policy = Policy.from_yaml(PLAN_POLICY.replace("detectors: [second]", "detectors: [second]\n    async: true"))
     store = DecisionStore(f"sqlite:///{tmp_path}/p.db")

@@ -18,22 +18,20 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from starlette.middleware import Middleware
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from referee.build import build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError
 from referee.policy import Policy
-from referee.serve import openai_compat, problems, routes
-from referee.serve import console
-from referee.serve.schemas import BatchRequest, ModerationRequest
-from referee.settings import Settings
-from referee.store.repo import DecisionStore
+from referee.serve import console, openai_compat, problems, routes
 from referee.serve.follow import LogFollower
+from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
-from referee.store import Store
+from referee.settings import Settings
+from referee.store import DecisionStore, Store
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from referee.errors import AuthError
 from referee.serve.problems import ScopeError
 from referee.serve.state import ServeState
-from referee.store.repo import SCOPES
+from referee.store import SCOPES
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import typer
 
 from referee.errors import RefereeError
 from referee.settings import Settings
-from referee.store.repo import SCOPES, DecisionStore
+from referee.store import SCOPES, DecisionStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -36,14 +36,15 @@ from referee.serve.problems import PayloadTooLarge, field_path
 from referee.serve.schemas import (
     ErrorResponse,
     ImageInput,
-    TextInput,
     ModerationRequest,
     ModerationResponse,
     ModerationResult,
     RefereeExtras,
     Rejected,
+    TextInput,
 )
 from referee.serve.state import ServeState
+
 
 def category_map(policy: Policy) -> dict[str, tuple[str, ...]]:
     """OpenAI category name → the policy categories that must all fire: the policy's

@@ -18,19 +18,25 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from referee.errors import InputError, StoreError
 from referee.model import ContentItem, Decision
 from referee.serve.auth import Principal, authorise, require
 from referee.serve.body import parse_json_body
-from referee.serve.problems import InvalidItems, NotFound, PayloadTooLarge, field_path, respond
+from referee.serve.problems import (
+    InvalidItems,
+    NotFound,
+    PayloadTooLarge,
+    field_path,
+    respond,
+)
 from referee.serve.schemas import (
     BatchResponse,
     ErrorResponse,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from referee.engine import Engine
 from referee.engine.batcher import Batcher
 from referee.settings import Settings
-from referee.store.repo import DecisionStore
+from referee.store import DecisionStore
 
 
 @dataclass
