@@ -20,6 +20,7 @@ from referee.records.review import (
     uncertainty_score,
 )
 from referee.store import Store, upgrade
+from tests.store.conftest import pg_url  # noqa: F401  (re-exported to the other review test modules)
 
 POLICY = """
 id: small
