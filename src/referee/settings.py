@@ -1,7 +1,7 @@
 """Runtime settings, read from the environment (``REFEREE_*``) or a ``.env`` file.
 
-Only ``cli`` and ``serve`` read settings, and only through this module: it
-turns them into an ``EngineConfig`` for ``build_engine``, so library code never
+Only ``cli`` and ``serve`` read settings (the CLI hands stream workers what
+they need), and only through this module: it turns them into an ``EngineConfig`` for ``build_engine``, so library code never
 looks at the environment behind the caller's back.
 """
 
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default=None, description="Name of the environment variable holding the key that signs audit checkpoints.")
     media_allow_hosts: list[str] = Field(
         default_factory=list, description="Hosts media URLs may be fetched from (comma-separated); none by default.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis that stream workers read items from and publish decisions to (`referee worker`).")
 
     def engine_config(self, *, store: bool = True, detectors: str | None = None, batch_size: int = 64) -> EngineConfig:
         """The engine these settings describe; CLI flags override through the keywords."""
