@@ -1,8 +1,9 @@
 """Runtime settings, read from the environment (``REFEREE_*``) or a ``.env`` file.
 
 Only ``cli`` and ``serve`` read settings (the CLI hands stream workers what
-they need), and only through this module: it turns them into an ``EngineConfig`` for ``build_engine``, so library code never
-looks at the environment behind the caller's back.
+they need), and only through this module: it turns them into an
+``EngineConfig`` for ``build_engine``, so library code never looks at the
+environment behind the caller's back.
 """
 
 from __future__ import annotations
