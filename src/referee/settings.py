@@ -9,6 +9,7 @@ environment behind the caller's back.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +18,7 @@ from referee.build import EngineConfig
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REFEREE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REFEREE_", env_file=".env", extra="ignore", populate_by_name=True)
 
     policy: Path = Field(default=Path("policies/default.yaml"), description="Policy YAML file.")
     db_url: str = Field(default="sqlite:///referee.db", description="SQLAlchemy URL of the decision store.")
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="Redis that stream workers read items from and publish decisions to (`referee worker`).")
+    log_format: Literal["json", "text"] = Field(
+        default="text",
+        description="Log lines as JSON objects (one per line, with the request or batch id) or as plain text.")
+    metrics_multiprocess_dir: Path | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="Where worker processes share their metrics (prometheus_client's multiprocess mode); "
+                    "`referee serve --workers N` sets it. Unset: one process, metrics in memory.")
 
     def engine_config(self, *, store: bool = True, detectors: str | None = None, batch_size: int = 64) -> EngineConfig:
         """The engine these settings describe; CLI flags override through the keywords."""
