@@ -17,8 +17,10 @@ from typing import Any
 from referee.errors import AuthError, StoreError
 from referee.model import ContentItem, Decision, Part, Record, utcnow
 from referee.store.apikeys import check_scopes, hash_secret, new_key, parse_key
-from referee.store.roles import Roles
 from referee.store.chain import check_parent, check_supersedes
+from referee.store.protocols import Exposure, ShadowDecision
+from referee.store.roles import Roles
+from referee.store.sql.shadow import check_same_experiment, shadow_id
 
 
 class MemoryContentStore:
@@ -184,8 +186,59 @@ class MemoryKeyStore:
         return [{k: v for k, v in r.items() if k != "secret_hash"} for r in rows]
 
 
+class MemoryShadowStore:
+    """``ShadowStore`` in memory: shadow decisions, exposures and experiment configurations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shadow: dict[str, ShadowDecision] = {}
+        self._exposures: dict[tuple[str, str, str], Exposure] = {}
+        self._experiments: dict[str, dict[str, Any]] = {}
+
+    def add_shadow(self, rows: Sequence[ShadowDecision]) -> int:
+        with self._lock:
+            before = len(self._shadow)
+            for r in rows:
+                self._shadow.setdefault(shadow_id(r.candidate_id, r.champion_decision_id), r)
+            return len(self._shadow) - before
+
+    def shadow_decisions(self, candidate_id: str, since: datetime | None = None,
+                         until: datetime | None = None) -> list[ShadowDecision]:
+        with self._lock:
+            rows = [r for r in self._shadow.values() if r.candidate_id == candidate_id
+                    and _within(r.decision.created_at, since, until)]
+        return sorted(rows, key=lambda r: (_utc(r.decision.created_at),
+                                           shadow_id(r.candidate_id, r.champion_decision_id)))
+
+    def shadow_candidates(self) -> list[str]:
+        with self._lock:
+            return sorted({r.candidate_id for r in self._shadow.values()})
+
+    def register_experiment(self, name: str, config: dict[str, Any]) -> None:
+        with self._lock:
+            stored = self._experiments.setdefault(name, config)
+        check_same_experiment(name, stored, config)
+
+    def experiment_config(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._experiments.get(name)
+
+    def log_exposures(self, rows: Sequence[Exposure]) -> int:
+        with self._lock:
+            before = len(self._exposures)
+            for r in rows:
+                self._exposures.setdefault((r.experiment, r.unit, r.item_id), r)
+            return len(self._exposures) - before
+
+    def exposures(self, experiment: str, since: datetime | None = None,
+                  until: datetime | None = None) -> list[Exposure]:
+        with self._lock:
+            rows = [r for r in self._exposures.values() if r.experiment == experiment and _within(r.ts, since, until)]
+        return sorted(rows, key=lambda r: (_utc(r.ts), r.unit, r.item_id))
+
+
 class MemoryStore(Roles):
-    """``Store``'s roles in memory: ``.log``, ``.content``, ``.keys``."""
+    """``Store``'s roles in memory: ``.log``, ``.content``, ``.keys`` (and ``.shadow``)."""
 
     log: MemoryDecisionLog
     content: MemoryContentStore
@@ -195,6 +248,7 @@ class MemoryStore(Roles):
         self.content = MemoryContentStore()
         self.log = MemoryDecisionLog(self.content)
         self.keys = MemoryKeyStore()
+        self.shadow = MemoryShadowStore()
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -202,3 +256,7 @@ class MemoryStore(Roles):
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _within(value: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or _utc(value) >= _utc(since)) and (until is None or _utc(value) < _utc(until))

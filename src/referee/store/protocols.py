@@ -7,6 +7,8 @@
   hash, apart from the decisions, so retention and erasure can empty it
   without touching the log.
 - ``KeyStore``: API keys (stored hashed) and their scopes.
+- ``ShadowStore``: what shadow candidates would have decided (never enforced, never
+  in the decision log) and experiments' exposures and configurations.
 
 The engine needs only ``heads`` and ``append`` (``engine.DecisionSink``).
 """
@@ -17,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from referee.model import ContentItem, Decision, Record
+from referee.model import Action, ContentItem, Decision, Record
+from referee.model.base import Frozen
 
 
 class DecisionLog(Protocol):
@@ -73,3 +76,58 @@ class KeyStore(Protocol):
     def revoke_key(self, key_id: str) -> None: ...
 
     def list_keys(self) -> list[dict[str, Any]]: ...
+
+
+class ShadowDecision(Frozen):
+    """A shadow candidate's decision about an item, beside the champion decision it shadowed.
+
+    Stored apart from the decision log: nothing enforces, reviews, seals or reports it."""
+
+    candidate_id: str
+    champion_decision_id: str
+    champion_action: Action
+    decision: Decision
+
+
+class Exposure(Frozen):
+    """A unit (an author, or an item) saw an experiment's arm: that arm's engine decided ``item_id``."""
+
+    experiment: str
+    unit: str
+    arm: str
+    item_id: str
+    decision_id: str
+    ts: datetime
+
+
+class ShadowStore(Protocol):
+    def add_shadow(self, rows: Sequence[ShadowDecision]) -> int:
+        """Store shadow decisions; one already stored for its (candidate, champion decision)
+        is skipped. Returns how many were new."""
+        ...
+
+    def shadow_decisions(self, candidate_id: str, since: datetime | None = None,
+                         until: datetime | None = None) -> list[ShadowDecision]:
+        """The candidate's shadow decisions created in [since, until), oldest first."""
+        ...
+
+    def shadow_candidates(self) -> list[str]:
+        """Every candidate id with shadow decisions, sorted."""
+        ...
+
+    def register_experiment(self, name: str, config: dict[str, Any]) -> None:
+        """Record an experiment's configuration. The same again is a no-op; a different
+        configuration under a name already running raises StoreError (an experiment whose
+        arms change mid-run cannot be analysed: start one under a new name)."""
+        ...
+
+    def experiment_config(self, name: str) -> dict[str, Any] | None: ...
+
+    def log_exposures(self, rows: Sequence[Exposure]) -> int:
+        """Store exposures; one per (experiment, unit, item), later ones skipped. Returns how many were new."""
+        ...
+
+    def exposures(self, experiment: str, since: datetime | None = None,
+                  until: datetime | None = None) -> list[Exposure]:
+        """The experiment's exposures with ``ts`` in [since, until), oldest first."""
+        ...
