@@ -157,4 +157,4 @@ __all__ = ["APPEND_ONLY", "APPEND_ONLY_MESSAGE", "NAMING", "api_keys", "content"
 
 # The capability tables declare themselves on ``metadata``; importing them here
 # makes every user of ``metadata`` (migrations, their comparison test) see them.
-from referee.store.sql import audit_tables, review_tables, shadow_tables  # noqa: E402,F401
+from referee.store.sql import account_tables, audit_tables, review_tables, shadow_tables  # noqa: E402,F401
