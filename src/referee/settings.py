@@ -9,10 +9,10 @@ environment behind the caller's back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from referee.build import EngineConfig
 
@@ -52,6 +52,18 @@ class Settings(BaseSettings):
         default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR",
         description="Where worker processes share their metrics (prometheus_client's multiprocess mode); "
                     "`referee serve --workers N` sets it. Unset: one process, metrics in memory.")
+
+    shadow: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="HTTP: engine-config JSON files (comma-separated) of candidates that run in shadow beside the "
+                    "champion: their decisions are stored as shadow decisions, never enforced (docs/online.md).")
+
+    @field_validator("shadow", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def engine_config(self, *, store: bool = True, detectors: str | None = None, batch_size: int = 64) -> EngineConfig:
         """The engine these settings describe; CLI flags override through the keywords."""
