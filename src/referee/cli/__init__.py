@@ -12,6 +12,7 @@ from referee.cli import compliance as _compliance
 from referee.cli import model as _model
 from referee.cli import core as _core
 from referee.cli import review as _review
+from referee.cli import stream as _stream
 from referee.serve import cli as _serve
 
 app = typer.Typer(
@@ -29,3 +30,4 @@ _data.register(app)
 _db.register(app)
 _review.register(app)
 _compliance.register(app)
+_stream.register(app)
