@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from referee import ids
+from referee.model.account import AccountRestriction
 from referee.model.base import assemble
 from referee.model import (
     Action,
@@ -47,9 +48,12 @@ def decide(
     uninspected: Sequence[str] = (),
     supersedes: str | None = None,
     engine_config_id: str = "",
+    account: AccountRestriction | None = None,
 ) -> Decision:
     """The decision for one item. ``uninspected`` names parts no detector read
-    (the policy's ``on_uninspected`` applies); ``stages`` is what the plan did."""
+    (the policy's ``on_uninspected`` applies); ``stages`` is what the plan did;
+    ``account`` is the author's account restriction in force, whose item action
+    applies beside the rules (a reason of kind ``account``)."""
     versions = dict(detector_versions or {})
     by_category: dict[str, list[Signal]] = {}
     for s in signals:
@@ -76,6 +80,22 @@ def decide(
                 f"no configured detector reads part(s) {', '.join(uninspected)}; "
                 f"policy says on_uninspected → {action_if.value}"
             ),
+        ))
+
+    if account is not None:
+        until = f" until {account.until:%Y-%m-%d %H:%M} UTC" if account.until is not None else ""
+        reasons.append(assemble(Reason,
+            rule_id=account.rule_id,
+            kind="account",
+            category=None,
+            action=account.item_action,
+            strike=False,
+            threshold=None,
+            signals=(),
+            failed_detectors=(),
+            parts=(),
+            message=(f"the author's account is under '{account.account_action}'{until}; "
+                     f"policy says its items → {account.item_action.value}"),
         ))
 
     action = Action.most_severe([r.action for r in reasons])

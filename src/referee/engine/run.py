@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -34,8 +35,10 @@ from referee.engine.batcher import Batcher
 from referee.engine.decide import decide, input_key_of
 from referee.engine.detect import Found, run_detectors
 from referee.engine.media import MediaResolver
+from referee.engine.observe import NO_OBSERVER, Observer
 from referee.errors import ConfigError, ModelError
 from referee.model import ContentItem, Decision, DetectorFailure, Signal, StageRun
+from referee.model.account import AccountRestriction
 from referee.policy import Policy
 from referee.policy.plan import DEFAULT_STAGE, Plan, PlanStage, emitted_before
 from referee.registry import Registry
@@ -57,6 +60,16 @@ class DecisionSink(Protocol):
         ...
 
 
+class AccountStandings(Protocol):
+    """Which authors' accounts are under an account action that applies to their items
+    (``referee.records.accounts`` implements it over the store). The engine asks once a
+    batch and passes the answer to ``decide`` as data."""
+
+    def restrictions(self, author_ids: Sequence[str]) -> dict[str, AccountRestriction]:
+        """The restriction in force for each of these authors that has one."""
+        ...
+
+
 class Engine:
     """Moderates items under one policy with a fixed set of detectors, by its plan."""
 
@@ -68,7 +81,9 @@ class Engine:
         batch_size: int = 64,
         max_workers: int | None = None,
         config_id: str = "",
+        observer: Observer | None = None,
         plan: Plan | None = None,
+        accounts: AccountStandings | None = None,
     ) -> None:
         names = [d.name for d in detectors]
         if len(set(names)) != len(names):
@@ -78,6 +93,10 @@ class Engine:
         self.policy = policy
         self.detectors = list(detectors)
         self.sink = sink
+        #: Told each detector's and stage's time and every decision made (``referee.obs.Metrics``).
+        self.observer = observer or NO_OBSERVER
+        #: Account restrictions in force (suspended authors' items get the policy's item action).
+        self.accounts = accounts
         self.batch_size = batch_size
         self.config_id = config_id
         self.detector_versions = {d.name: d.version for d in self.detectors}
@@ -219,13 +238,14 @@ class Engine:
     def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
         answer: dict[int, Decision] = {}
         supersedes: dict[int, Decision] = {}
+        restricted = self._restrictions(items)
         if self.sink is not None:
             heads = self.sink.heads(list({item.id: None for item in items}))
             for i, item in enumerate(items):
                 head = heads.get(item.id)
                 if head is None:
                     continue
-                if self._head_stands(head, item):
+                if self._head_stands(head, item, restricted.get(item.author_id or "")):
                     answer[i] = head
                 else:
                     supersedes[i] = head
@@ -240,6 +260,7 @@ class Engine:
                 self.policy, item, found.signals, found.failures, self.detector_versions,
                 stages=runs, uninspected=uninspected, engine_config_id=self.config_id,
                 supersedes=head.decision_id if head is not None else None,
+                account=restricted.get(item.author_id or ""),
             )
             if head is not None and _same_outcome(head, decision):
                 answer[i] = head  # still failing the same way: no new link in the chain
@@ -254,16 +275,28 @@ class Engine:
                 if kept.decision_id == decision.decision_id:
                     kept_new.append((i, kept))
             fresh = kept_new
+        if fresh:
+            self.observer.on_decisions([decision for _, decision in fresh])
         for i, decision in fresh:
             if decision.pending_stages:
                 self._schedule_async(items[i], decision)
         return [answer[i] for i in range(len(items))]
 
-    def _head_stands(self, head: Decision, item: ContentItem) -> bool:
+    def _restrictions(self, items: Sequence[ContentItem]) -> dict[str, AccountRestriction]:
+        authors = sorted({item.author_id for item in items if item.author_id})
+        if self.accounts is None or not authors:
+            return {}
+        return self.accounts.restrictions(authors)
+
+    def _head_stands(self, head: Decision, item: ContentItem, account: AccountRestriction | None = None) -> bool:
         if head.content_hash != item.content_hash:
             return False  # the item was edited: its new content needs a decision
         if head.human:
             return self.policy.document.reautomation == "keep_human"
+        # An account action imposed or lifted since the head was made changes what the item gets.
+        applied = next((r.rule_id for r in head.reasons if r.kind == "account"), None)
+        if applied != (account.rule_id if account is not None else None):
+            return False
         return head.input_key == self.input_key(item) and not head.failures
 
     # -- the plan -----------------------------------------------------------
@@ -305,7 +338,10 @@ class Engine:
             prior = [found[i].signals for i in admitted]
             into = [found[i] for i in admitted]
             derived_before = [len(f.derived) for f in into]
-            run_detectors(detectors, subset, self._pool, self._categories, prior=prior, stage=stage.id, into=into)
+            begun = time.monotonic()
+            run_detectors(detectors, subset, self._pool, self._categories, prior=prior, stage=stage.id, into=into,
+                          observer=self.observer)
+            self.observer.on_stage(stage.id, time.monotonic() - begun, len(subset))
             for i, result, before in zip(admitted, into, derived_before):
                 if len(result.derived) > before:
                     work[i] = work[i].with_parts(tuple(result.derived[before:]))
@@ -405,6 +441,7 @@ class Engine:
         decision = decide(
             self.policy, item, result.signals, result.failures, self.detector_versions,
             stages=stage_runs, engine_config_id=self.config_id, supersedes=sync.decision_id,
+            account=self._restrictions([item]).get(item.author_id or ""),
         )
         if self.sink is not None:
             stored = self.sink.append([(item, decision)])[0]
@@ -412,6 +449,7 @@ class Engine:
                 log.info("async stage result for %s dropped: %s already superseded it", item.id, stored.decision_id)
                 return
             decision = stored
+        self.observer.on_decisions([decision])
         for listener in self.on_decision:
             listener(decision)
 

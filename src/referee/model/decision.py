@@ -49,11 +49,13 @@ class Reason(Frozen):
     """One rule that fired: readable by a user, checkable by a machine.
 
     ``kind`` is ``threshold`` (a signal crossed a rule), ``on_error`` (a detector
-    the rule depends on failed) or ``uninspected`` (a part of the item that no
-    configured detector reads, so the policy's ``on_uninspected`` applies)."""
+    the rule depends on failed), ``uninspected`` (a part of the item that no
+    configured detector reads, so the policy's ``on_uninspected`` applies) or
+    ``account`` (the author's account is under an account action whose
+    ``item_action`` applies to their items; ``rule_id`` names the record)."""
 
     rule_id: str
-    kind: Literal["threshold", "on_error", "uninspected"]
+    kind: Literal["threshold", "on_error", "uninspected", "account"]
     category: str | None
     action: Action
     strike: bool = False

@@ -183,6 +183,11 @@ class ReviewQueue(_Strict):
 class StrikeThreshold(_Strict):
     points: float = Field(gt=0)
     account_action: str = Field(min_length=1, description="e.g. warn, suspend_7d, terminate")
+    duration_days: int | None = Field(
+        default=None, gt=0, description="How long the account action lasts; none: until lifted (docs/review.md).")
+    item_action: Action | None = Field(
+        default=None, description="What the author's items get while the account action lasts (e.g. remove); "
+                                  "none: their items are decided as anyone's.")
 
 
 class Strikes(_Strict):
@@ -246,6 +251,8 @@ class Dsa(_Strict):
         default=None, description="Countries whose decisions get a statement; none: every EU/EEA country.")
     actions: dict[Action, DsaRestriction] = Field(min_length=1, description="Restricting actions only.")
     strike: DsaRestriction | None = Field(default=None, description="Added to a decision carrying a strike.")
+    account_actions: dict[str, DsaRestriction] = Field(
+        default_factory=dict, description="Account action (review.strikes) -> its restriction (decision_account).")
     categories: dict[str, DsaCategory] = Field(min_length=1)
     default_category: DsaCategory | None = Field(default=None, description="For a category not listed.")
     content_types: dict[str, tuple[str, ...]] = Field(
