@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from referee.build import build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError
+from referee.online.shadow import attach_shadow
 from referee.policy import Policy
 from referee.serve import console, openai_compat, problems, routes
 from referee.serve.follow import LogFollower
@@ -66,6 +67,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Candidates in shadow decide beside the champion, off the hot path (docs/online.md).
+        shadow = attach_shadow(engine, store, settings.shadow) if settings.shadow else None
         # Everything built so far (policy, lexicon automaton, models, routes, schemas)
         # lives as long as the process. Left in the collector, each full collection
         # walked all of it: 57 ms pauses twice a second under load, which were the
@@ -85,6 +88,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
         finally:
             if follower is not None:
                 follower.stop()
+            if shadow is not None:
+                shadow.close()
             gc.unfreeze()
             state.close()
 
