@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from referee.detectors.base import Detector, detector_registry
 from referee.engine import Engine
 from referee.engine.media import MediaResolver
+from referee.engine.observe import Observer
 from referee.errors import ConfigError
 from referee.policy import Policy
 from referee.registry import Registry
@@ -55,8 +56,11 @@ class EngineConfig(BaseModel):
         return "cfg_" + hashlib.sha256(payload).hexdigest()[:16]
 
 
-def build_engine(config: EngineConfig, registry: Registry[type[Detector]] | None = None) -> Engine:
-    """The engine ``config`` describes, with its store open (closed with the engine)."""
+def build_engine(config: EngineConfig, registry: Registry[type[Detector]] | None = None,
+                 observer: Observer | None = None) -> Engine:
+    """The engine ``config`` describes, with its store open (closed with the engine). An
+    ``observer`` (``referee.obs.Metrics``) is not part of the config: watching an engine
+    changes no decision, and each process brings its own."""
     policy = Policy.from_file(config.policy)
     store = DecisionStore(config.store_url) if config.store_url else None
     try:
@@ -68,6 +72,7 @@ def build_engine(config: EngineConfig, registry: Registry[type[Detector]] | None
             batch_size=config.batch_size,
             max_workers=config.max_workers,
             config_id=config.id,
+            observer=observer,
         )
     except BaseException:
         if store is not None:

@@ -36,11 +36,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from referee.detectors.base import Detector
+from referee.engine.observe import NO_OBSERVER, Observer
 from referee.model import ContentItem, DetectorFailure, Evidence, Signal, TextPart
 
 log = logging.getLogger(__name__)
 
 _Outcome = list[Signal] | DetectorFailure
+#: A detector's outcomes per view, its derived parts per view (None if it derives nothing), and its own time.
+_Run = tuple[list[_Outcome], list[list[TextPart]] | None, float]
 
 
 class Found:
@@ -93,9 +96,11 @@ def run_detectors(
     prior: Sequence[Sequence[Signal]] | None = None,
     stage: str | None = None,
     into: list[Found] | None = None,
+    observer: Observer = NO_OBSERVER,
 ) -> list[Found]:
     """Every detector's signals, failures and derived parts per item, added to ``into``
-    (one Found per item, e.g. what earlier stages found) or to new ones."""
+    (one Found per item, e.g. what earlier stages found) or to new ones; each detector's
+    time and failures go to ``observer``."""
     found = into if into is not None else [Found() for _ in items]
     plans = {d.name: _views(d, items) for d in detectors}
     for d in detectors:
@@ -106,20 +111,19 @@ def run_detectors(
                 found[i].read.update(p.id for p in view.parts)
 
     started = time.monotonic()
-    futures: dict[str, Future[tuple[list[_Outcome], list[list[TextPart]] | None]]] = {}
+    futures: dict[str, Future[_Run]] = {}
     for d in detectors:
         if not d.runs_inline and plans[d.name].views:
             futures[d.name] = pool.submit(_run_one, d, plans[d.name], prior)
-    results: dict[str, tuple[list[_Outcome], list[list[TextPart]] | None]] = {}
+    results: dict[str, _Run] = {}
     for d in detectors:
         views = plans[d.name].views
         if not views:
             continue
         if d.runs_inline:  # one after another, each on its own clock
-            begun = time.monotonic()
-            results[d.name] = _run_one(d, plans[d.name], prior)
-            if time.monotonic() - begun > d.timeout_s:
-                results[d.name] = (_timed_out(d, len(views)), None)
+            results[d.name] = run = _run_one(d, plans[d.name], prior)
+            if run[2] > d.timeout_s:
+                results[d.name] = (_timed_out(d, len(views)), None, run[2])
     for d in detectors:
         if d.name not in futures:
             continue
@@ -129,20 +133,22 @@ def run_detectors(
         except FutureTimeout:
             futures[d.name].cancel()
             n = len(plans[d.name].views)
-            results[d.name] = (_timed_out(d, n), None)
+            results[d.name] = (_timed_out(d, n), None, time.monotonic() - started)
 
     for d in detectors:
         if d.name not in results:
             continue
-        outcomes, derived = results[d.name]
+        outcomes, derived, seconds = results[d.name]
         plan = plans[d.name]
         best: dict[int, dict[str, Signal]] = {}
         failed: set[int] = set()
+        failed_views = 0
         for k, outcome in enumerate(outcomes):
             i = plan.owner[k]
             if derived is not None and derived[k]:
                 found[i].derived.extend(derived[k])
             if isinstance(outcome, DetectorFailure):
+                failed_views += 1
                 if i not in failed:
                     failed.add(i)
                     found[i].failures.append(outcome)
@@ -160,6 +166,8 @@ def run_detectors(
         for i, per_category in best.items():
             if i not in failed:
                 found[i].signals.extend(per_category.values())
+        timed_out = bool(outcomes) and isinstance(outcomes[0], DetectorFailure) and outcomes[0].kind == "timeout"
+        observer.on_detector(d.name, stage or "", seconds, len(outcomes), failed_views, timed_out)
     return found
 
 
@@ -198,17 +206,17 @@ def _merge(a: Signal, b: Signal) -> Signal:
     return top.model_copy(update={"evidence": top.evidence + other.evidence})
 
 
-def _run_one(
-    detector: Detector, views: _Views, prior: Sequence[Sequence[Signal]] | None
-) -> tuple[list[_Outcome], list[list[TextPart]] | None]:
-    """Outcomes per view, and derived parts per view (None for a detector that derives nothing)."""
+def _run_one(detector: Detector, views: _Views, prior: Sequence[Sequence[Signal]] | None) -> _Run:
+    """Outcomes per view, derived parts per view (None for a detector that derives nothing),
+    and the seconds it took (on the thread that ran it, so a pool's queueing is not counted)."""
+    begun = time.monotonic()
     view_prior = [prior[i] for i in views.owner] if prior is not None and detector.uses_prior_signals else None
     outcomes = _detect_isolated(detector, views.views, view_prior)
     derived: list[list[TextPart]] | None = None
     if detector.derives:
         derived, failed = _derive_isolated(detector, views.views)
         outcomes = [f if f is not None else o for o, f in zip(outcomes, failed)]
-    return outcomes, derived
+    return outcomes, derived, time.monotonic() - begun
 
 
 def _derive_isolated(
