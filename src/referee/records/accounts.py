@@ -93,7 +93,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _record(row: Any) -> AccountAction:
+def record_from_row(row: Any) -> AccountAction:
     m = dict(row._mapping)
     m["decision_ids"] = tuple(m["decision_ids"] or ())
     m["created_at"] = _utc(m["created_at"])
@@ -123,7 +123,7 @@ class AccountBook:
     def history(self, author_id: str) -> list[AccountAction]:
         q = select(account_actions).where(account_actions.c.author_id == author_id).order_by(account_actions.c.seq)
         with self.store.db.read() as conn:
-            return [_record(r) for r in conn.execute(q)]
+            return [record_from_row(r) for r in conn.execute(q)]
 
     def current(self, author_id: str, conn: Connection | None = None) -> AccountAction | None:
         """The author's latest record (in force or not)."""
@@ -134,14 +134,14 @@ class AccountBook:
         else:
             with self.store.db.read() as c:
                 row = c.execute(q).first()
-        return _record(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def outbox(self, after_seq: int = 0, limit: int = 100) -> list[AccountAction]:
         """Records after ``after_seq``, in the order they were written (the platform's cursor)."""
         q = (select(account_actions).where(account_actions.c.seq > after_seq)
              .order_by(account_actions.c.seq).limit(limit))
         with self.store.db.read() as conn:
-            return [_record(r) for r in conn.execute(q)]
+            return [record_from_row(r) for r in conn.execute(q)]
 
     def standing(self, author_id: str) -> AccountStanding:
         now = self.clock()
@@ -168,7 +168,7 @@ class AccountBook:
                 q = (select(account_actions).where(account_actions.c.author_id.in_(ids[i:i + 500]))
                      .order_by(account_actions.c.seq))
                 for row in conn.execute(q):
-                    latest[row.author_id] = _record(row)
+                    latest[row.author_id] = record_from_row(row)
         out: dict[str, AccountRestriction] = {}
         for author, rec in latest.items():
             threshold = self._thresholds.get(rec.action or "")
@@ -250,7 +250,7 @@ class AccountBook:
                 kind = "lift" if reached is None else "lower"
             row = self._row(author_id, kind, reached, effective, st, trigger, now)
             conn.execute(account_actions.insert().values(**row))
-            return _record(conn.execute(select(account_actions).where(
+            return record_from_row(conn.execute(select(account_actions).where(
                 account_actions.c.action_id == row["action_id"])).one())
 
     def _row(self, author_id: str, kind: ActionKind, reached: str | None, effective: AccountAction | None,

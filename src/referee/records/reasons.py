@@ -19,6 +19,7 @@ say; an invalid one is reported with its field and reason and never exported.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -34,13 +35,17 @@ from referee.model import Decision, Record
 from referee.model.base import Frozen
 from referee.policy import Policy
 from referee.policy.schema import Dsa, DsaCategory, DsaRestriction
+from referee.records.accounts import AccountAction as AccountRecord
+from referee.records.accounts import record_from_row as _account_record
+from referee.store.sql.account_tables import account_actions, notices
 from referee.store.sql.database import Database
 from referee.store.sql.tables import items
 
 #: The API's batch limit (the multiple-statements endpoint takes at most 100).
 BATCH = 100
-EU = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "IE", "IT", "LV", "LT", "LU", "MT",
-      "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE")
+#: The 27 member states (the Transparency Database's EUROPEAN_UNION_COUNTRY_CODES; docs/compliance.md).
+EU = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU",
+      "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE")
 EEA = (*EU, "IS", "LI", "NO")
 #: Item context key naming the notice an item was reported by: article_16, trusted_flagger, other.
 NOTICE_KEY = "dsa_notice"
@@ -175,6 +180,8 @@ class ItemMeta:
     language: str | None
     created: datetime | None
     notice: str | None = None
+    #: The category a notice alleged (a policy category; None: the notifier did not say).
+    notice_category: str | None = None
 
 
 class StatementBuilder:
@@ -186,6 +193,7 @@ class StatementBuilder:
             raise ConfigError(f"policy {policy.id!r} has no 'dsa:' section: add one mapping its categories and "
                               "actions to statements of reasons (docs/compliance.md)")
         self.dsa: Dsa = dsa
+        self.policy_id = policy.id
         self.countries = tuple(dsa.countries) if dsa.countries else EEA
 
     def puid(self, decision_id: str) -> str:
@@ -210,7 +218,69 @@ class StatementBuilder:
         self._restrict(body, restriction, applied)
         if decision.strike and self.dsa.strike is not None:
             self._restrict(body, self.dsa.strike, applied)
-        mapped = [self._category(c) for c in decision.categories] or [self._category(None)]
+        categories = decision.categories
+        if not categories and meta is not None and meta.notice_category:
+            categories = (meta.notice_category,)  # a verdict on a notice about an item nothing flagged
+        mapped = [self._category(c) for c in categories] or [self._category(None)]
+        primary = self._grounds(body, mapped)
+        body["category"] = primary.category
+        if not categories and meta is not None and meta.notice is not None:
+            # Art. 16 notice that alleged no type of illegal content, and nothing else named one.
+            body["category"] = "STATEMENT_CATEGORY_NOT_SPECIFIED_NOTICE"
+        self._specify(body, mapped)
+        body["content_type"] = list(self.dsa.content_types.get(decision.surface, ("CONTENT_TYPE_TEXT",)))
+        body["territorial_scope"] = [decision.country.upper()] if decision.country else list(self.countries)
+        if meta is not None and meta.language:
+            lang = meta.language.split("-")[0].upper()
+            if len(lang) == 2:
+                body["content_language"] = lang
+        created = meta.created if meta is not None and meta.created is not None else decision.created_at
+        body["content_date"] = _utc(created).date().isoformat()
+        body["application_date"] = applied.isoformat()
+        body["decision_facts"] = facts(decision, meta.notice if meta is not None else None)[:5000]
+        body["source_type"] = _SOURCES.get(meta.notice or "", "SOURCE_VOLUNTARY") if meta else "SOURCE_VOLUNTARY"
+        body["automated_detection"] = "Yes" if decision.automated_detection else "No"
+        body["automated_decision"] = _automated(decision)
+        body["puid"] = self.puid(decision.decision_id)
+        return body
+
+    def build_account(self, record: AccountRecord, struck: Sequence[Decision]) -> dict[str, Any] | None:
+        """The statement for an account action (Art. 17 covers suspending or terminating an account),
+        or None when the policy's ``dsa.account_actions`` does not map it or no strike was in the EU/EEA."""
+        restriction = self.dsa.account_actions.get(record.action or "")
+        places = sorted({d.country.upper() for d in struck if d.country and d.country.upper() in self.countries})
+        if restriction is None or record.kind == "lift" or not places:
+            return None
+        applied = _utc(record.created_at).date()
+        body: dict[str, Any] = {}
+        self._restrict(body, restriction, applied)
+        if record.expires_at is not None and "decision_account" in body:
+            body["end_date_account_restriction"] = _utc(record.expires_at).date().isoformat()
+        counted = Counter(c for d in struck for c in d.categories)
+        mapped = [self._category(c) for c, _ in counted.most_common()] or [self._category(None)]
+        body["category"] = self._grounds(body, mapped).category
+        self._specify(body, mapped)
+        body["content_type"] = sorted({t for d in struck for t in self.dsa.content_types.get(
+            d.surface, ("CONTENT_TYPE_TEXT",))})
+        body["territorial_scope"] = places
+        body["content_date"] = max(_utc(d.created_at) for d in struck).date().isoformat()
+        body["application_date"] = applied.isoformat()
+        verb = "lowered to" if record.kind == "lower" else "imposed:"
+        body["decision_facts"] = (
+            f"Account action {verb} '{record.action}' under policy {self.policy_id}: {len(struck)} decision(s) "
+            f"with a strike ({record.points:g} strike points) reached the policy's threshold for it. "
+            + " ".join(f"Decision {d.decision_id}: '{d.action.value}' for {', '.join(d.categories) or 'a rule'}."
+                       for d in struck))[:5000]
+        body["source_type"] = "SOURCE_VOLUNTARY"
+        body["automated_detection"] = "Yes" if any(d.automated_detection for d in struck) else "No"
+        # referee computes the action from the strikes by rule: fully automated when every strike was.
+        body["automated_decision"] = ("AUTOMATED_DECISION_FULLY" if all(not d.human and d.automated_decision
+                                                                       for d in struck)
+                                      else "AUTOMATED_DECISION_PARTIALLY")
+        body["puid"] = self.puid(record.action_id)
+        return body
+
+    def _grounds(self, body: dict[str, Any], mapped: list[DsaCategory]) -> DsaCategory:
         primary = mapped[0]
         if primary.ground == "illegal":
             body["decision_ground"] = "DECISION_GROUND_ILLEGAL_CONTENT"
@@ -227,28 +297,17 @@ class StatementBuilder:
         url = primary.reference_url or self.dsa.reference_url
         if url:
             body["decision_ground_reference_url"] = url
-        body["category"] = primary.category
-        more = sorted({m.category for m in mapped[1:]} - {primary.category})
+        return primary
+
+    @staticmethod
+    def _specify(body: dict[str, Any], mapped: list[DsaCategory]) -> None:
+        primary = body["category"]
+        more = sorted({m.category for m in mapped} - {primary}) if len(mapped) > 1 else []
         if more:
             body["category_addition"] = more
         keywords = sorted({k for m in mapped for k in m.keywords})
         if keywords:
             body["category_specification"] = keywords
-        body["content_type"] = list(self.dsa.content_types.get(decision.surface, ("CONTENT_TYPE_TEXT",)))
-        body["territorial_scope"] = [decision.country.upper()] if decision.country else list(self.countries)
-        if meta is not None and meta.language:
-            lang = meta.language.split("-")[0].upper()
-            if len(lang) == 2:
-                body["content_language"] = lang
-        created = meta.created if meta is not None and meta.created is not None else decision.created_at
-        body["content_date"] = _utc(created).date().isoformat()
-        body["application_date"] = applied.isoformat()
-        body["decision_facts"] = facts(decision)[:5000]
-        body["source_type"] = _SOURCES.get(meta.notice or "", "SOURCE_VOLUNTARY") if meta else "SOURCE_VOLUNTARY"
-        body["automated_detection"] = "Yes" if decision.automated_detection else "No"
-        body["automated_decision"] = _automated(decision)
-        body["puid"] = self.puid(decision.decision_id)
-        return body
 
     def _category(self, name: str | None) -> DsaCategory:
         spec = self.dsa.categories.get(name or "") or self.dsa.default_category
@@ -283,10 +342,17 @@ def _automated(d: Decision) -> str:
     return "AUTOMATED_DECISION_NOT_AUTOMATED"
 
 
-def facts(d: Decision) -> str:
+_NOTICE_FACTS = {"article_16": "The content was reported by a notice under Article 16 DSA.",
+                 "trusted_flagger": "The content was reported by a trusted flagger (Article 22 DSA).",
+                 "other": "The content was reported by a notification other than an Article 16 notice."}
+
+
+def facts(d: Decision, notice: str | None = None) -> str:
     """The facts and circumstances, from the decision's structured reasons only (no user content)."""
     who = "A human reviewer" if d.human else "referee's automated moderation"
     lines = [f"{who} decided '{d.action.value}' under policy {d.policy_id} version {d.policy_version}."]
+    if notice in _NOTICE_FACTS:
+        lines.append(_NOTICE_FACTS[notice])
     for r in d.reasons:
         if r.kind == "threshold":
             best = max((s.score for s in r.signals), default=None)
@@ -295,6 +361,9 @@ def facts(d: Decision) -> str:
             lines.append(f"Rule {r.rule_id}: category {r.category}{scored}{at}.")
         elif r.kind == "on_error":
             lines.append(f"Rule {r.rule_id}: a detector it depends on failed; the rule's on_error action applied.")
+        elif r.kind == "account":
+            lines.append("The author's account was under an account action for repeated violations; the "
+                         f"policy's action for such accounts' content applied ({r.action.value}).")
         else:
             lines.append(f"Rule {r.rule_id}: parts no configured detector reads were held ({len(r.parts)}).")
     if d.human and d.supersedes:
@@ -326,7 +395,8 @@ class Statements:
 
     def iter(self, since: datetime | None = None, after_seq: int = 0,
              page: int = 1000) -> Iterator[Statement | StatementError]:
-        """Each statement (valid) or its first problems (StatementError), in seq order."""
+        """Each statement (valid) or its first problems (StatementError): the decision log's in seq
+        order, then the account actions' (their ``seq`` is 0: they are not log records)."""
         buffer: list[Record] = []
         for record in self._log.records(after_seq=after_seq):
             if since is not None and _utc(record.decision.created_at) < _utc(since):
@@ -337,6 +407,33 @@ class Statements:
                 buffer = []
         if buffer:
             yield from self._page(buffer)
+        yield from self.account_statements(since)
+
+    def account_statements(self, since: datetime | None = None) -> Iterator[Statement | StatementError]:
+        """Statements for the account actions (``account_actions``) the policy's ``dsa.account_actions`` maps."""
+        if not self.builder.dsa.account_actions:
+            return
+        q = select(account_actions).order_by(account_actions.c.seq)
+        with self._db.read() as conn:
+            records = [_account_record(r) for r in conn.execute(q)]
+        for rec in records:
+            if since is not None and _utc(rec.created_at) < _utc(since):
+                continue
+            struck = list(self._log.get_many(list(rec.decision_ids)).values())
+            puid = self.builder.puid(rec.action_id)
+            try:
+                body = self.builder.build_account(rec, struck)
+            except ConfigError as exc:
+                yield StatementError(puid=puid, decision_id=rec.action_id, field="category", reason=str(exc))
+                continue
+            if body is None:
+                continue
+            problems = self.validator.errors(body)
+            if problems:
+                for name, reason in problems:
+                    yield StatementError(puid=puid, decision_id=rec.action_id, field=name, reason=reason)
+                continue
+            yield Statement(puid=puid, decision_id=rec.action_id, seq=0, body=body)
 
     def _page(self, records: Sequence[Record]) -> Iterator[Statement | StatementError]:
         wanted = [r for r in records if self.builder.restriction(r.decision) is not None]
@@ -344,13 +441,19 @@ class Statements:
             return
         parents = self._log.get_many([r.decision.supersedes for r in wanted if r.decision.supersedes])
         metas = self._metas(wanted)
+        reported = self._notices(sorted({r.decision.item_id for r in wanted}))
         for record in wanted:
             d = record.decision
             if not self.builder.needs_statement(d, parents.get(d.supersedes) if d.supersedes else None):
                 continue
             puid = self.builder.puid(d.decision_id)
+            meta = metas.get((d.item_id, d.content_hash))
+            notice = _notice_before(reported.get(d.item_id, ()), _utc(d.created_at).timestamp())
+            if notice is not None:
+                meta = ItemMeta(language=meta.language if meta else None, created=meta.created if meta else None,
+                                notice=notice[1], notice_category=notice[2])
             try:
-                body = self.builder.build(d, metas.get((d.item_id, d.content_hash)))
+                body = self.builder.build(d, meta)
             except ConfigError as exc:
                 yield StatementError(puid=puid, decision_id=d.decision_id, field="category", reason=str(exc))
                 continue
@@ -360,6 +463,18 @@ class Statements:
                     yield StatementError(puid=puid, decision_id=d.decision_id, field=name, reason=reason)
                 continue
             yield Statement(puid=puid, decision_id=d.decision_id, seq=record.seq, body=body)
+
+    def _notices(self, item_ids: list[str]) -> dict[str, list[tuple[float, str, str | None]]]:
+        """Item -> its notices (received at, 'trusted_flagger' or 'article_16', alleged category)."""
+        out: dict[str, list[tuple[float, str, str | None]]] = {}
+        with self._db.read() as conn:
+            for i in range(0, len(item_ids), 500):
+                q = select(notices.c.item_id, notices.c.received_at, notices.c.trusted_flagger,
+                           notices.c.category).where(notices.c.item_id.in_(item_ids[i:i + 500]))
+                for r in conn.execute(q):
+                    out.setdefault(r.item_id, []).append(
+                        (r.received_at, "trusted_flagger" if r.trusted_flagger else "article_16", r.category))
+        return out
 
     def _metas(self, records: Sequence[Record]) -> dict[tuple[str, str], ItemMeta]:
         ids = sorted({r.decision.item_id for r in records})
@@ -372,6 +487,14 @@ class Statements:
             out[(r.item_id, r.content_hash)] = ItemMeta(language=r.language, created=r.created_at or r.first_seen_at,
                                                        notice=notice if isinstance(notice, str) else None)
         return out
+
+
+def _notice_before(found: Sequence[tuple[float, str, str | None]], at: float) -> tuple[float, str, str | None] | None:
+    """The notice a decision made at ``at`` answers: one received before it, a trusted flagger's first."""
+    before = [n for n in found if n[0] <= at]
+    if not before:
+        return None
+    return min(before, key=lambda n: (n[1] != "trusted_flagger", n[0]))
 
 
 def batches(statements: Iterable[Statement], size: int = BATCH) -> Iterator[list[Statement]]:
