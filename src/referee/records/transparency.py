@@ -2,8 +2,11 @@
 
 From the decision log (records created in the period) and the items' metadata:
 
-- ``notices``: items reported by a notice (item context ``dsa_notice``), by category:
-  received (decided in the period) and actioned (restricted);
+- ``notices``: notices received in the period (the ``notices`` table: Art. 16 notices and
+  trusted flaggers' ones, ``referee.records.notices``), by notifier type and alleged category:
+  received, decided, actioned and the median hours from notice to decision; without any, items
+  reported by a notice through the item context ``dsa_notice`` (received, actioned);
+- ``account_actions``: account actions recorded in the period, by kind and action;
 - ``own_initiative``: restricting decisions on items no notice reported, by category, ground
   (illegal / incompatible, from the policy's ``dsa:`` mapping), restriction (action) and
   detection method (automated / manual);
@@ -39,6 +42,7 @@ from referee.model import Action, Decision
 from referee.policy import Policy
 from referee.records.reasons import NOTICE_KEY
 from referee.stats import wilson_interval as wilson
+from referee.store.sql.account_tables import account_actions, notices
 from referee.store.sql.database import Database
 from referee.store.sql.tables import items
 
@@ -139,8 +143,14 @@ class TransparencyReport:
             else:
                 by_id[d.decision_id] = Brief(d.action, d.human, d.created_at, d.categories[:1])
         metas = self._metas({d.item_id for d in in_period})
+        noticed = self._noticed({d.item_id for d in in_period})
+        for key, (uploaded, notice) in list(metas.items()):
+            if notice is None and key[0] in noticed:
+                metas[key] = (uploaded, noticed[key[0]])  # reported by a notice: not own initiative
+        notice_table = self._notice_rows(start, end)
         tables = {t.name: t for t in (
-            self._notices(in_period, metas, by_id),
+            notice_table if notice_table is not None else self._notices(in_period, metas, by_id),
+            self._account_actions(start, end),
             self._own_initiative(in_period, metas, by_id),
             self._automation(in_period, by_id),
             self._time_to_action(in_period, metas, by_id),
@@ -162,6 +172,20 @@ class TransparencyReport:
                     notice = context.get(NOTICE_KEY)
                     out[(r.item_id, r.content_hash)] = (r.created_at or r.first_seen_at,
                                                         notice if isinstance(notice, str) else None)
+        return out
+
+    def _noticed(self, item_ids: set[str]) -> dict[str, str]:
+        """Items a notice of the ``notices`` table reported -> 'trusted_flagger' or 'article_16'."""
+        out: dict[str, str] = {}
+        ids = sorted(item_ids)
+        with self._db.read() as conn:
+            if not inspect(conn).has_table("notices"):
+                return out
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(select(notices.c.item_id, notices.c.trusted_flagger)
+                                      .where(notices.c.item_id.in_(ids[i:i + 500]))):
+                    if r.trusted_flagger or r.item_id not in out:
+                        out[r.item_id] = "trusted_flagger" if r.trusted_flagger else "article_16"
         return out
 
     def _restricts(self, d: Decision | Brief) -> bool:
@@ -192,6 +216,50 @@ class TransparencyReport:
                       ["notice_type", "category", "received", "actioned"])
         for key in sorted(received):
             table.rows.append([*key, received[key], actioned[key]])
+        return table
+
+    def _notice_rows(self, start: datetime, end: datetime) -> Table | None:
+        """Notices received in the period (the ``notices`` table, DSA Art. 16), by notice type (a
+        trusted flagger's or anyone's) and alleged category: received, decided, actioned (the
+        outcome restricts) and the median hours from the notice to its decision. None when the
+        store holds no notice of the period (the item-context ``dsa_notice`` key is counted instead)."""
+        with self._db.read() as conn:
+            if not inspect(conn).has_table("notices"):
+                return None
+            rows = conn.execute(select(notices.c.trusted_flagger, notices.c.category, notices.c.received_at,
+                                       notices.c.decided_at, notices.c.outcome_action)
+                                .where(notices.c.received_at >= start.timestamp(),
+                                       notices.c.received_at < end.timestamp())).all()
+        if not rows:
+            return None
+        restricting = {a.value for a in self.restricting}
+        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for r in rows:
+            kind = "trusted_flagger" if r.trusted_flagger else "article_16"
+            for key in ((kind, r.category or "(not specified)"), (kind, "(all)"), ("(all)", "(all)")):
+                groups[key].append(r)
+        table = Table("notices", "Notices received, decided and actioned, by notifier type and alleged category, "
+                      "with the median hours from notice to decision",
+                      ["notice_type", "category", "received", "decided", "actioned", "median_hours_to_action"])
+        for key in sorted(groups, key=lambda k: (k[0] == "(all)", k[0], k[1] != "(all)", k[1])):
+            g = groups[key]
+            decided = [r for r in g if r.decided_at is not None]
+            table.rows.append([*key, len(g), len(decided), sum(r.outcome_action in restricting for r in decided),
+                               _median([(r.decided_at - r.received_at) / 3600 for r in decided])])
+        return table
+
+    def _account_actions(self, start: datetime, end: datetime) -> Table:
+        """Account actions (suspensions, terminations, ...) recorded in the period, by kind and action."""
+        table = Table("account_actions", "Account actions from strikes, by kind (impose, lower, lift) and action",
+                      ["kind", "action", "count"])
+        with self._db.read() as conn:
+            if not inspect(conn).has_table("account_actions"):
+                return table
+            rows = conn.execute(select(account_actions.c.kind, account_actions.c.action, account_actions.c.created_at)
+                                ).all()
+        counts = Counter((r.kind, r.action or "(none)") for r in rows if start <= _utc(r.created_at) < end)
+        for key in sorted(counts):
+            table.rows.append([*key, counts[key]])
         return table
 
     def _own_initiative(self, ds: list[Decision], metas: dict[tuple[str, str], Any],
