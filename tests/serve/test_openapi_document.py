@@ -68,6 +68,7 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
         ("/v1/appeals", "post"): [{"bearer": ["moderate"]}],
         ("/healthz", "get"): None,
         ("/readyz", "get"): None,
+        ("/metrics", "get"): [{"bearer": ["metrics"]}],
     }
     for (path, method), needed in security.items():  # a route that needs a key documents 401 and 403
         responses = doc["paths"][path][method]["responses"]

@@ -25,6 +25,7 @@ which is what those requests would each have seen on their own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -62,7 +63,9 @@ class Batcher:
         future: asyncio.Future[list[Decision]] = loop.create_future()
         self._pending.append((list(items), future))
         if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
+            # In a fresh context: a merged batch serves many callers, so it must not carry the
+            # context variables (a request id for the logs) of whichever caller started it.
+            self._drainer = loop.create_task(self._drain(), context=contextvars.Context())
         return await future
 
     async def _drain(self) -> None:

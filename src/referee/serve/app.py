@@ -25,9 +25,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from referee.build import build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError
+from referee.obs import Metrics, configure_logging
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import console, openai_compat, problems, routes
+from referee.serve import console, openai_compat, problems, routes, telemetry
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -41,16 +42,19 @@ log = logging.getLogger(__name__)
 _BODY_MODELS = (BatchRequest, ModerationRequest)
 
 
-def create_app(settings: Settings, engine: Engine | None = None, store: DecisionStore | None = None) -> FastAPI:
+def create_app(settings: Settings, engine: Engine | None = None, store: DecisionStore | None = None,
+               metrics: Metrics | None = None) -> FastAPI:
     """The app. Without an engine, one is built from ``settings.engine_config()``
-    (``build_engine``: the same path the CLI and the workers take)."""
+    (``build_engine``: the same path the CLI and the workers take). ``metrics`` (a new
+    ``Metrics`` by default) becomes the engine's observer and backs ``GET /metrics``."""
+    metrics = metrics or Metrics(settings.metrics_multiprocess_dir)
     if store is None and engine is not None and isinstance(engine.sink, DecisionStore):
         store = engine.sink
     owns_store = False
     owns_engine = engine is None
     if engine is None:
         if store is None:
-            engine = build_engine(settings.engine_config())
+            engine = build_engine(settings.engine_config(), observer=metrics)
             store = engine.sink  # type: ignore[assignment]  # closed with the engine
         else:
             engine = Engine.from_policy(Policy.from_file(settings.policy), sink=store, only=settings.detectors)
@@ -63,7 +67,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             "build it with Engine(..., sink=store) and pass the same store"
         )
     assert store is not None
-    state = ServeState(settings, engine, store, owns_engine=owns_engine, owns_store=owns_store)
+    metrics.watch(engine)
+    state = ServeState(settings, engine, store, owns_engine=owns_engine, owns_store=owns_store, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +106,9 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     )
     app.state.referee = state
     problems.install(app)
+    # The outermost of the app's own middleware: request ids and timings for every route (docs/observability.md).
+    app.add_middleware(telemetry.Telemetry, metrics=metrics)
+    app.include_router(telemetry.router)  # GET /metrics
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.include_router(console.router)  # the reviewer console and POST /v1/appeals (docs/review.md)
@@ -151,15 +159,17 @@ def _resume_pending(engine: Engine, limit: int = 1000) -> None:
 
 def app_from_env() -> FastAPI:
     """uvicorn ``--factory`` entry: settings from ``REFEREE_*``, so every worker process builds its own app."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)
 
 
 #: ``Authorization: Bearer <key>``: the one security scheme (``/docs`` shows an Authorize button for it).
 BEARER_SCHEME: dict[str, Any] = {
     "type": "http",
     "scheme": "bearer",
-    "description": "An API key from `referee keys create`. Scopes: moderate, read, admin (admin holds every "
-                   "scope); each operation's security requirement names the scope it needs.",
+    "description": "An API key from `referee keys create`. Scopes: moderate, read, metrics, admin (admin holds "
+                   "every scope); each operation's security requirement names the scope it needs.",
 }
 
 
@@ -186,7 +196,8 @@ def _scopes() -> list[tuple[str, str, str]]:
     """``(path, method, scope)`` of every documented route that depends on ``auth.require(scope)``
     (it names its dependency ``require_<scope>``), read from the routers ``create_app`` includes."""
     found: list[tuple[str, str, str]] = []
-    for route in (*routes.router.routes, *openai_compat.router.routes, *console.router.routes):
+    for route in (*routes.router.routes, *openai_compat.router.routes, *console.router.routes,
+                  *telemetry.router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:

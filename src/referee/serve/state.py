@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from referee.engine import Engine
 from referee.engine.batcher import Batcher
+from referee.obs import Metrics
 from referee.settings import Settings
 from referee.store import DecisionStore
 
@@ -23,6 +24,8 @@ class ServeState:
     #: What create_app built itself is closed on shutdown; what the caller passed in stays the caller's.
     owns_engine: bool = False
     owns_store: bool = False
+    #: The service's metrics (``GET /metrics``), also the engine's observer.
+    metrics: Metrics = field(default_factory=Metrics)
     batcher: Batcher = field(init=False)
     #: Full key -> (expires at, key id, scopes); see ``auth.KEY_CACHE_TTL_S``.
     key_cache: dict[str, tuple[float, str, frozenset[str]]] = field(default_factory=dict)

@@ -7,8 +7,9 @@ import secrets
 
 from referee.errors import AuthError
 
-#: Scopes an API key can carry. ``admin`` implies the others.
-SCOPES = ("moderate", "read", "admin")
+#: Scopes an API key can carry. ``admin`` implies the others; ``metrics`` only lets a
+#: Prometheus scraper read ``GET /metrics`` (no decisions, no content).
+SCOPES = ("moderate", "read", "admin", "metrics")
 
 
 def check_scopes(scopes: list[str]) -> str:
