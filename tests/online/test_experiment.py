@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from referee.online.experiments import (
 )
 from referee.policy import Policy
 from referee.records.appeals import file_appeal
+from referee.records.notices import file_notice
 from referee.records.review import ReviewDesk, Verdict
 from referee.store import Store
 from tests.serve.conftest import DEFAULT_POLICY, HashtagDetector
@@ -178,20 +180,24 @@ def test_the_report_equals_the_hand_computed_numbers(tmp_path):
                        "t1": Action.hold_for_review, "t2": Action.limit_reach, "t3": Action.hold_for_review,
                        "t4": Action.allow, "t5": Action.allow, "t6": Action.allow}
 
-    clock = [1000.0]
+    t0 = time.time()
+    clock = [t0]
     desk = ReviewDesk(store, Policy.from_file(base.policy), clock=lambda: clock[0])
     assert sorted(t.item_id for t in desk.sync() if t.kind == "review") == ["c2", "t1", "t3"]
     verdicts = {"c2": ("overturn", 30.0), "t1": ("uphold", 60.0), "t3": ("overturn", 90.0)}
     while (task := desk.claim("rev-1", desk.config.default_queue)) is not None:
         kind, after = verdicts[task.item_id]
-        clock[0] = 1000.0 + after
+        clock[0] = t0 + after
         desk.submit(task.task_id, "rev-1", Verdict(kind=kind))  # type: ignore[arg-type]
-        clock[0] = 1000.0
+        clock[0] = t0
     by_item = {d.item_id: d for d in decided}
     file_appeal(desk, by_item["c1"].decision_id, "it was a quote")
     file_appeal(desk, by_item["t2"].decision_id, "banter")
 
-    report = experiment_report(store, "hate-threshold", user_reports=lambda ids: {"c3", "t4", "t5"})
+    # Users report three allowed items (DSA notices), which also queues them for review.
+    for item_id in ("c3", "t4", "t5"):
+        file_notice(desk, "this is harassment", item_id=item_id)
+    report = experiment_report(store, "hate-threshold")
     control, strict = report.arms
     assert (control.arm, control.units, control.items, strict.arm, strict.units, strict.items) == (
         "control", 2, 4, "strict", 2, 6)
@@ -200,13 +206,13 @@ def test_the_report_equals_the_hand_computed_numbers(tmp_path):
         "appeal_rate": ((1, 2), (1, 3)),
         "overturn_rate": ((1, 2), (1, 3)),
         "user_report_rate_after_allow": ((1, 2), (2, 3)),
-        "reviewer_load": ((1, 4), (2, 6)),
+        "reviewer_load": ((2, 4), (4, 6)),  # held items, and the noticed ones
     }
     for metric, (c, s) in hand.items():
         assert (getattr(control, metric).count, getattr(control, metric).n) == c, metric
         assert (getattr(strict, metric).count, getattr(strict, metric).n) == s, metric
     assert control.review_latency_median_s == 30.0 and strict.review_latency_median_s == 75.0
-    assert control.review_tasks_per_1k == 250.0 and strict.review_tasks_per_1k == pytest.approx(1000 / 3)
+    assert control.review_tasks_per_1k == 500.0 and strict.review_tasks_per_1k == pytest.approx(4000 / 6)
     diff = {(d.arm, d.metric): d for d in report.differences}
     assert diff[("strict", "action_rate")].difference == 0.0
     assert diff[("strict", "user_report_rate_after_allow")].difference == pytest.approx(2 / 3 - 1 / 2)
@@ -215,8 +221,9 @@ def test_the_report_equals_the_hand_computed_numbers(tmp_path):
     assert report.sample_ratio.observed == {"control": 2, "strict": 2} and not report.sample_ratio.mismatch
     text = report.text()
     assert "sample ratio: chi2=0.00 df=1 p=1 ok" in text and "strict action_rate: +0.0000" in text
-    # Without a user-report source the missed-harm rate is not measured, not zero.
-    assert experiment_report(store, "hate-threshold").arms[0].user_report_rate_after_allow is None
+    # Another missed-harm source can be passed (here: nothing was reported).
+    quiet = experiment_report(store, "hate-threshold", user_reports=lambda decided: set())
+    assert quiet.arms[1].user_report_rate_after_allow == quiet.arms[1].user_report_rate_after_allow.of(0, 3)
     store.close()
 
 

@@ -14,7 +14,8 @@ its decisions go to the decision log like any other.
   the arm's decision, or an appeal of the item decided ``overturned`` (a reviewer who
   confirms a held item, turning the hold into a removal, is not an overturn);
 - **user-report rate after allow** (missed harm): allowed items that users reported
-  afterwards, from the ``user_reports`` source the caller passes (None: not measured);
+  afterwards: by default a notice (``records/notices.py``) received after the decision;
+  a caller can pass another source;
 - **reviewer load**: items that put a task in a review queue (and tasks per 1,000 items);
 - **review latency**: median seconds from enqueue to verdict of those tasks.
 
@@ -54,6 +55,7 @@ from referee.online.shadow import shadow_store
 from referee.stats import Z95, wilson_interval
 from referee.store import MemoryStore, Store
 from referee.store.protocols import Exposure
+from referee.store.sql.account_tables import notices
 from referee.store.sql.review_tables import appeals, review_tasks, review_verdicts
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "chi2_sf",
     "experiment_report",
     "newcombe_interval",
+    "notice_reports",
     "sample_ratio_check",
 ]
 
@@ -304,15 +307,31 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-#: Item ids (among those given) that users reported after the decision: the missed-harm source.
-UserReports = Callable[[Sequence[str]], set[str]]
+#: The items (of these decisions) that users reported after the decision: the missed-harm source.
+UserReports = Callable[[Sequence[Decision]], set[str]]
+
+
+def notice_reports(store: Store) -> UserReports:
+    """Missed harm from the notices table: an item with a notice received after its decision."""
+    def reported(decided: Sequence[Decision]) -> set[str]:
+        at = {d.item_id: d.created_at.timestamp() for d in decided}
+        found: set[str] = set()
+        ids = sorted(at)
+        with store.db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                rows = conn.execute(select(notices.c.item_id, notices.c.received_at).where(notices.c.item_id.in_(chunk)))
+                found.update(r.item_id for r in rows if r.received_at >= at[r.item_id])
+        return found
+    return reported
 
 
 def experiment_report(store: Store, name: str, since: datetime | None = None, until: datetime | None = None,
                       user_reports: UserReports | None = None) -> ExperimentReport:
     """Per-arm metrics of experiment ``name`` over exposures in [since, until), differences against
-    control, and the sample-ratio check. ``user_reports`` is the missed-harm source (None: the
-    user-report rate is not measured)."""
+    control, and the sample-ratio check. ``user_reports`` is the missed-harm source (the store's
+    notices when not given)."""
+    user_reports = user_reports or notice_reports(store)
     records = shadow_store(store)
     config = records.experiment_config(name)
     if config is None:
@@ -346,12 +365,12 @@ def _arm_metrics(arm: str, rows: list[Exposure], decisions: dict[str, Decision],
                  user_reports: UserReports | None) -> ArmMetrics:
     decided = [(e, decisions[e.decision_id]) for e in rows if e.decision_id in decisions]
     actioned = [(e, d) for e, d in decided if d.action is not Action.allow]
-    allowed = [e.item_id for e, d in decided if d.action is Action.allow]
+    allowed = [d for _, d in decided if d.action is Action.allow]
     queued = [tasks[d.decision_id] for _, d in decided if d.decision_id in tasks]
     latencies = [done - enq for found in queued for enq, done in found if done is not None]
     reported = None
     if user_reports is not None:
-        reported = Rate.of(len(user_reports(allowed) & set(allowed)), len(allowed))
+        reported = Rate.of(len(user_reports(allowed) & {d.item_id for d in allowed}), len(allowed))
     n = len(decided)
     return ArmMetrics(
         arm=arm, units=len({e.unit for e in rows}), items=n,
