@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -60,6 +62,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     overrides = {"REFEREE_POLICY": str(policy) if policy else None, "REFEREE_DB_URL": db_url,
                  SUPERVISOR_PID_ENV: str(os.getpid()) if workers > 1 else None}
@@ -73,15 +76,32 @@ def serve(
     if not settings.auth:
         typer.secho("WARNING: REFEREE_AUTH=false: anyone who can reach this port can moderate and read "
                     "decisions. Never run like this in production.", fg=typer.colors.RED, err=True)
-    uvicorn.run(
-        "referee.serve.cli:worker_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    # Several workers share their metrics through files (prometheus_client's multiprocess mode), so
+    # GET /metrics answers the service's totals whichever worker takes the scrape. The directory must
+    # be set before a worker imports prometheus_client, and be empty at start: a fresh one per run.
+    shared_metrics = None
+    if workers > 1 and settings.metrics_multiprocess_dir is None:
+        shared_metrics = tempfile.mkdtemp(prefix="referee-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared_metrics
+    if settings.log_format == "json":
+        from referee.obs import configure_logging
+
+        configure_logging("json")
+    try:
+        uvicorn.run(
+            "referee.serve.cli:worker_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+            # JSON: uvicorn's own lines (access log included) go through the root logger's JSON handler.
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        )
+    finally:
+        if shared_metrics is not None:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
 
 
 def worker_app() -> FastAPI:
