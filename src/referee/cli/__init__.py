@@ -9,6 +9,7 @@ from referee.cli import db as _db
 from referee.cli import eval as _eval
 from referee.cli import cascade as _cascade
 from referee.cli import compliance as _compliance
+from referee.cli import loop as _loop
 from referee.cli import model as _model
 from referee.cli import core as _core
 from referee.cli import review as _review
@@ -31,3 +32,4 @@ _db.register(app)
 _review.register(app)
 _compliance.register(app)
 _stream.register(app)
+_loop.register(app)
