@@ -21,8 +21,10 @@ import typer
 from referee.errors import RefereeError
 from referee.eval.datasets import LABEL_KEYS
 from referee.policy import Policy
+from referee.records.accounts import AccountBook
 from referee.records.agreement import agreement, automated_precision
 from referee.records.labels import export_labels
+from referee.records.notices import list_notices, mark_communicated, outcomes, route_pending, settle
 from referee.records.review import ReviewDesk
 from referee.records.reviewers import add_reviewer
 from referee.settings import Settings
@@ -41,6 +43,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(review_app, name="review")
     app.add_typer(labels_app, name="labels")
     app.add_typer(reviewers_app, name="reviewers")
+    register_accounts(app)
 
 
 def _fail(exc: RefereeError) -> typer.Exit:
@@ -181,3 +184,124 @@ def add(
     except RefereeError as exc:
         raise _fail(exc) from exc
     typer.echo(f"reviewer {r.reviewer_id}: queues {', '.join(r.queues)}{' (senior)' if r.senior else ''}")
+
+
+# -- accounts and notices (#14, #15) -----------------------------------------------------
+accounts_app = typer.Typer(name="accounts", help="Account actions from strikes: sync, show, the outbox.",
+                           no_args_is_help=True)
+notices_app = typer.Typer(name="notices", help="DSA Art. 16 notices: list, route, outcomes for notifiers.",
+                          no_args_is_help=True)
+
+
+def register_accounts(app: typer.Typer) -> None:
+    app.add_typer(accounts_app, name="accounts")
+    app.add_typer(notices_app, name="notices")
+
+
+def _book(db_url: str | None, policy: Path | None) -> AccountBook:
+    settings = Settings()
+    return AccountBook(Store(db_url or settings.db_url), Policy.from_file(policy or settings.policy))
+
+
+@accounts_app.command("sync")
+def accounts_sync(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """Recompute the standing of the authors the log's new records touch; print the records written."""
+    try:
+        book = _book(db_url, policy)
+        try:
+            made = book.sync()
+        finally:
+            book.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+    for a in made:
+        typer.echo(a.model_dump_json())
+    typer.echo(f"{len(made)} account action(s) recorded", err=True)
+
+
+@accounts_app.command("show")
+def accounts_show(author_id: Annotated[str, typer.Argument(help="The author (ContentItem.author_id).")],
+                  db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """An author's strike points, the account action in force and every account action, as JSON."""
+    try:
+        book = _book(db_url, policy)
+        try:
+            book.sync()
+            typer.echo(book.standing(author_id).model_dump_json(indent=2))
+        finally:
+            book.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+
+
+@accounts_app.command("outbox")
+def accounts_outbox(after: Annotated[int, typer.Option(min=0, help="The last seq the platform applied.")] = 0,
+                    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most records to print.")] = 1000,
+                    db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """Account actions after ``--after``, one JSON line each, in the order they were recorded."""
+    try:
+        book = _book(db_url, policy)
+        try:
+            book.sync()
+            for a in book.outbox(after, limit):
+                typer.echo(a.model_dump_json())
+        finally:
+            book.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+
+
+@notices_app.command("list")
+def notices_list(status: Annotated[str | None, typer.Option(help="unrouted, open or decided.")] = None,
+                 db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """Notices, oldest first, one JSON line each (without the notifier's contact)."""
+    try:
+        desk = _desk(db_url, policy)
+        try:
+            settle(desk)
+            for n in list_notices(desk, status=status):
+                typer.echo(n.model_dump_json(exclude={"notifier_contact"}))
+        finally:
+            desk.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+
+
+@notices_app.command("route")
+def notices_route(notice: Annotated[str | None, typer.Option(help="A URL-only notice to name the item of.")] = None,
+                  item: Annotated[str | None, typer.Option(help="The item that notice is about.")] = None,
+                  db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """Queue for review the unrouted notices whose item referee now knows (or name one's item)."""
+    if (notice is None) != (item is None):
+        typer.secho("error: --notice and --item go together", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        desk = _desk(db_url, policy)
+        try:
+            routed = route_pending(desk, item_id=item, notice_id=notice)
+        finally:
+            desk.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"routed {len(routed)} notice(s)")
+
+
+@notices_app.command("outcomes")
+def notices_outcomes(mark_sent: Annotated[bool, typer.Option(
+                         "--mark-sent", help="Record that these notifiers were told (after sending).")] = False,
+                     db_url: DbUrl = None, policy: PolicyPath = None) -> None:
+    """Decided notices whose notifier was not told yet: one JSON line each, with the contact to tell."""
+    try:
+        desk = _desk(db_url, policy)
+        try:
+            pending = outcomes(desk)
+            for n in pending:
+                typer.echo(json.dumps({"notice_id": n.notice_id, "contact": n.notifier_contact,
+                                       "outcome": n.outcome, "action": n.outcome_action,
+                                       "decision_id": n.outcome_decision_id, "decided_at": n.decided_at}))
+            if mark_sent:
+                mark_communicated(desk, [n.notice_id for n in pending])
+        finally:
+            desk.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
