@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from referee.model import Action, ContentItem
+from referee.online.shadow import shadow_store
 from referee.online.shadow_report import shadow_report
-from referee.store import MemoryStore
+from referee.store import MemoryStore, Store
 from referee.store.protocols import ShadowDecision
 from tests.records.conftest import T0, decision
 
@@ -21,8 +22,8 @@ CASES = [
 ]
 
 
-def constructed() -> MemoryStore:
-    store = MemoryStore()
+def constructed(store: Store | MemoryStore | None = None) -> Store | MemoryStore:
+    store = store if store is not None else MemoryStore()
     rows = []
     for n, (item_id, surface, country, (ca, cc), (xa, xc)) in enumerate(CASES):
         item = ContentItem(id=item_id, text=f"text {item_id}", surface=surface, country=country)
@@ -32,7 +33,7 @@ def constructed() -> MemoryStore:
         candidate = candidate.model_copy(update={"decision_id": "cand-" + item_id})
         rows.append(ShadowDecision(candidate_id="v2", champion_decision_id=champion.decision_id,
                                    champion_action=ca, decision=candidate))
-    store.shadow.add_shadow(rows)
+    shadow_store(store).add_shadow(rows)
     return store
 
 

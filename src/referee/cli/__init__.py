@@ -11,6 +11,7 @@ from referee.cli import cascade as _cascade
 from referee.cli import compliance as _compliance
 from referee.cli import loop as _loop
 from referee.cli import model as _model
+from referee.cli import online as _online
 from referee.cli import core as _core
 from referee.cli import review as _review
 from referee.cli import stream as _stream
@@ -33,3 +34,4 @@ _review.register(app)
 _compliance.register(app)
 _stream.register(app)
 _loop.register(app)
+_online.register(app)
