@@ -55,6 +55,9 @@ def test_exposures_one_per_unit_experiment_and_item(store):  # noqa: F811
     assert shadow.exposures("x") == first
     assert shadow.exposures("x", since=T0 + timedelta(minutes=1)) == first[2:]
     assert shadow.exposures("y") == []
+    # An author's erasure forgets their exposures, and only theirs.
+    assert shadow.erase_unit("u1") == 2
+    assert shadow.exposures("x") == first[2:]
 
 
 def test_an_experiment_keeps_its_configuration(store):  # noqa: F811

@@ -236,6 +236,13 @@ class MemoryShadowStore:
             rows = [r for r in self._exposures.values() if r.experiment == experiment and _within(r.ts, since, until)]
         return sorted(rows, key=lambda r: (_utc(r.ts), r.unit, r.item_id))
 
+    def erase_unit(self, unit: str) -> int:
+        with self._lock:
+            gone = [k for k in self._exposures if k[1] == unit]
+            for k in gone:
+                del self._exposures[k]
+            return len(gone)
+
 
 class MemoryStore(Roles):
     """``Store``'s roles in memory: ``.log``, ``.content``, ``.keys`` (and ``.shadow``)."""

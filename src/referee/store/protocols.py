@@ -131,3 +131,7 @@ class ShadowStore(Protocol):
                   until: datetime | None = None) -> list[Exposure]:
         """The experiment's exposures with ``ts`` in [since, until), oldest first."""
         ...
+
+    def erase_unit(self, unit: str) -> int:
+        """Forget every exposure of a unit (an author's erasure request). Returns how many went."""
+        ...

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from referee.errors import StoreError
 from referee.model import Action, Decision, utcnow
@@ -96,6 +96,10 @@ class SQLShadowStore:
             found = conn.execute(query).all()
         return [Exposure(experiment=r.experiment, unit=r.unit, arm=r.arm, item_id=r.item_id,
                          decision_id=r.decision_id, ts=_utc(r.ts)) for r in found]
+
+    def erase_unit(self, unit: str) -> int:
+        with self._db.write() as conn:
+            return len(conn.execute(delete(_e).where(_e.c.unit == unit).returning(_e.c.item_id)).all())
 
 
 def check_same_experiment(name: str, stored: dict[str, Any], config: dict[str, Any]) -> None:
