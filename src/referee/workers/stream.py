@@ -172,15 +172,20 @@ class ItemStream:
         raise AssertionError("unreachable")
 
     def ensure_group(self) -> None:
-        """Create the stream and the group if missing (XGROUP CREATE ... MKSTREAM)."""
+        """Create the stream and the group if missing (XGROUP CREATE ... MKSTREAM), and this
+        consumer in it, so XINFO CONSUMERS lists a worker from its start (a blocked read on an
+        empty stream does not create it)."""
+        cfg = self.config
         try:
-            self.client.xgroup_create(self.config.stream, self.config.group, id=self.config.start_id, mkstream=True)
-            log.info("created consumer group %r on %r at %s", self.config.group, self.config.stream,
-                     self.config.start_id)
+            self.client.xgroup_create(cfg.stream, cfg.group, id=cfg.start_id, mkstream=True)
+            log.info("created consumer group %r on %r at %s", cfg.group, cfg.stream, cfg.start_id)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise StreamError(f"redis: cannot create group {self.config.group!r} on "
-                                  f"{self.config.stream!r}: {exc}") from exc
+                raise StreamError(f"redis: cannot create group {cfg.group!r} on {cfg.stream!r}: {exc}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StreamError(f"redis: XGROUP CREATE failed: {exc}") from exc
+        self.call("XGROUP CREATECONSUMER", lambda: self.client.xgroup_createconsumer(cfg.stream, cfg.group,
+                                                                                      cfg.consumer))
 
     def ping(self) -> None:
         self.call("PING", self.client.ping)
