@@ -88,13 +88,16 @@ def check_unbiased_and_covering(units: list[Unit], truth: dict[str, frozenset[st
             # the reported standard error is the spread the estimates really have
             assert 0.8 < statistics.fmean(e.std_error for e in est) / sd < 1.25, (surface, c)
         for c in CATEGORIES:
-            rec = runs[("recall", surface, c)]
+            every = runs[("recall", surface, c)]
+            rec = [e for e in every if e.recall is not None]
+            assert len(rec) >= 0.95 * len(every)  # undefined only when the sample found no violation at all
             r = true_recall(units, truth, surface, c)
             values = [e.recall for e in rec]
             mean, sd = statistics.fmean(values), statistics.stdev(values)
+            reps_r = len(rec)
             # a ratio estimator: biased only to order 1/n
-            assert abs(mean - r) < 3.5 * sd / math.sqrt(reps) + 0.01, (surface, c, mean, r)
-            covered = sum(e.low <= r <= e.high for e in rec) / reps
+            assert abs(mean - r) < 3.5 * sd / math.sqrt(reps_r) + 0.01, (surface, c, mean, r)
+            covered = sum(e.low <= r <= e.high for e in rec) / reps_r
             assert 0.88 <= covered <= 0.995, (surface, c, covered)
 
 
@@ -111,12 +114,12 @@ def test_prevalence_on_200k_items() -> None:
 
 def test_unweighted_sample_share_is_far_off() -> None:
     """Proof that the test above can fail: the sample over-represents high scores, so the
-    plain share of violations in it is several times the population's."""
+    plain share of violations in it is more than twice the population's."""
     units, truth = population(40_000)
     sample = design_sample(units, size=1_500, seed=1)
     naive = sum("hate" in truth[u.item_id] for u in sample.units) / len(sample.units)
     p = true_prevalence(units, truth, ALL, "hate")
-    assert naive > 3 * p
+    assert naive > 2 * p
     est = next(e for e in estimate_prevalence(sample, {u.item_id: truth[u.item_id] for u in sample.units},
                                               CATEGORIES) if e.surface == ALL and e.category == "hate")
     assert est.low <= p <= est.high
@@ -135,8 +138,8 @@ def test_the_sample_records_strata_and_inclusion_probabilities(tmp_path) -> None
     assert len({u.item_id for u in sample.units}) == 400  # without replacement
     top = [s for s in sample.strata if s.low == 0.8]
     bottom = [s for s in sample.strata if s.low == 0.0]
-    # high scores are sampled at a far higher rate than the bulk
-    assert min(s.sample_size / s.population for s in top) > 10 * max(s.sample_size / s.population for s in bottom)
+    # high scores are sampled at a higher rate than the bulk (Neyman: where the variance is)
+    assert min(s.sample_size / s.population for s in top) > 2 * max(s.sample_size / s.population for s in bottom)
     # the same seed draws the same sample; the file round-trips
     assert design_sample(units, size=400, seed=3).units == sample.units
     assert read_sample(write_sample(sample, tmp_path / "s.json")) == sample

@@ -24,7 +24,8 @@ a handful of items is noise, and an alert on it would teach people to ignore ale
 reads its text, compared with the same PSI (each language a bin). The guess is cheap on
 purpose: the writing system decides for non-Latin scripts (Arabic, Cyrillic, Devanagari,
 Greek, Hebrew, Hangul, kana, Han, Thai); Latin-script text is matched against short
-function-word lists of 12 languages, and ``und`` (undetermined) when nothing stands out. It
+function-word lists of 13 languages (Hindi romanised, as it is
+often typed), and ``und`` (undetermined) when nothing stands out. It
 is right for a mix, not for one short comment (``tests/online/test_drift.py`` measures it on
 Multilingual HateCheck). Reading the text needs the content store, so at most
 ``language_sample`` items per window are read, chosen by a hash of the item id (the same
@@ -206,6 +207,7 @@ _WORDS = {
     "tr": "ve bir bu da de için çok ne ile ama gibi daha değil ben sen",
     "id": "dan yang di itu ini tidak dengan untuk ada saya kamu dari akan",
     "da": "og er ikke det at en som på med jeg har for de til",
+    "hi": "hai hain ke ki ko se mein nahi nahin tum mujhe yeh woh kya aur bhi sab",  # romanised Hindi
 }
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
