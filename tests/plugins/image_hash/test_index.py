@@ -1,0 +1,84 @@
+"""The PDQ index's tables: merges, packed entries, bucket sizes and their edges, against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from referee.plugins.image_hash import HashIndex
+from referee.plugins.image_hash.index import MAX_BUCKET_BITS, auto_bucket_bits
+
+
+def _planted(n: int, q: int, seed: int = 0, max_bits: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    targets = rng.integers(0, n, q)
+    bits = np.unpackbits(codes[targets], axis=1)
+    for i, d in enumerate(rng.integers(0, max_bits, q)):
+        bits[i, rng.choice(256, d, replace=False)] ^= 1
+    return codes, np.packbits(bits, axis=1), targets
+
+
+def test_an_exact_configuration_returns_exactly_what_brute_force_returns() -> None:
+    codes, queries, _ = _planted(70_000, 300, seed=3)
+    index = HashIndex(codes, tables=16, flips=1, brute_below=0)
+    assert index.exact_radius >= 31 and index._tables is not None
+    assert index.search(queries, 31) == index.search_exact(queries, 31)
+
+
+def test_merged_codes_are_found_as_if_the_tables_were_rebuilt() -> None:
+    codes, queries, targets = _planted(80_000, 400, seed=4)
+    index = HashIndex(codes[:60_000], tables=16, brute_below=0, merge_at=5_000)
+    built = index._tables
+    for lo in range(60_000, 80_000, 5_000):  # four merges, none a rebuild
+        assert index.add(codes[lo:lo + 5_000]) == range(lo, lo + 5_000)
+    assert index._tables is built and index._indexed == 80_000, "merged in place, not rebuilt"
+    fresh = HashIndex(codes, tables=16, brute_below=0)
+    assert index.search(queries, 31) == fresh.search(queries, 31) == index.search_exact(queries, 31)
+    late = [k for k, t in enumerate(targets) if t >= 60_000]
+    assert late and all(any(i == targets[k] for i, _ in index.search(queries[k:k + 1])[0]) for k in late)
+
+
+def test_a_disabled_code_stays_disabled_through_a_merge() -> None:
+    codes, queries, targets = _planted(60_000, 20, seed=5, max_bits=4)
+    index = HashIndex(codes[:55_000], brute_below=0, merge_at=5_000)
+    index.set_enabled([int(targets[0])], False)
+    index.add(codes[55_000:])  # exactly merge_at: merged at once
+    assert index._indexed == 60_000
+    assert not any(i == targets[0] for i, _ in index.search(queries[:1])[0])
+    assert all(any(i == t for i, _ in hits) for hits, t in zip(index.search(queries[1:]), targets[1:]))
+
+
+def test_wide_chunks_compare_only_the_low_bits_that_fit_and_verification_does_the_rest() -> None:
+    codes, queries, _ = _planted(60_000, 200, seed=6, max_bits=8)
+    index = HashIndex(codes, tables=4, flips=1, brute_below=0, bucket_bits=12)  # 64-bit chunks: 52 low bits
+    assert index.exact_radius == 7
+    assert index.search(queries, 7) == index.search_exact(queries, 7)
+
+
+def test_bucket_bits_follow_the_size_and_are_capped() -> None:
+    assert auto_bucket_bits(1_000_000) == 19
+    assert auto_bucket_bits(10_000_000) == MAX_BUCKET_BITS == 22
+    assert auto_bucket_bits(10) == 8
+    assert HashIndex(_planted(60_000, 1)[0], brute_below=0).bucket_bits == 15
+
+
+def test_edges_empty_queries_an_empty_index_and_bad_settings() -> None:
+    codes, queries, _ = _planted(1_000, 5)
+    assert HashIndex(codes).search(queries[:0]) == []
+    assert HashIndex().search(queries) == [[] for _ in range(5)]
+    with pytest.raises(ValueError, match="tables must be 4-64"):
+        HashIndex(tables=3)
+    with pytest.raises(ValueError, match="bucket_bits must be 1-32"):
+        HashIndex(bucket_bits=0)
+
+
+def test_the_side_buffer_is_searched_in_bounded_blocks() -> None:
+    codes, queries, targets = _planted(60_000, 30, seed=7)
+    index = HashIndex(codes[:50_000], brute_below=0, merge_at=10**9)
+    index.add(codes[50_000:])  # 10,000 codes searched by brute force
+    found = index.search(queries, 31)
+    assert found == HashIndex(codes, tables=16, brute_below=0).search(queries, 31) or all(
+        set(f) <= set(e) for f, e in zip(found, index.search_exact(queries, 31)))
+    side = [k for k, t in enumerate(targets) if t >= 50_000]
+    assert all(any(i == targets[k] for i, _ in found[k]) for k in side)
