@@ -52,7 +52,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 
-from referee.store.repo import DecisionStore
+from referee.store import DecisionStore
 
 REPO = Path(__file__).resolve().parents[1]
 
