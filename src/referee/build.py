@@ -21,6 +21,7 @@ from referee.engine.media import MediaResolver
 from referee.engine.observe import Observer
 from referee.errors import ConfigError
 from referee.policy import Policy
+from referee.records.accounts import AccountBook
 from referee.registry import Registry
 from referee.store import DecisionStore
 
@@ -82,6 +83,10 @@ def build_engine(config: EngineConfig, registry: Registry[type[Detector]] | None
     engine.media = MediaResolver(config.media_allow_hosts, max_bytes=config.media_max_bytes)
     if store is not None:
         engine.owned.append(store)
+        review = policy.document.review
+        if review is not None and review.strikes is not None:
+            # Suspended authors' items are decided with their threshold's item_action (docs/review.md).
+            engine.accounts = AccountBook(store, policy)
     if not engine.detectors:
         engine.close()
         raise ConfigError(f"policy {policy.id!r} built no detector (all optional ones are missing): "

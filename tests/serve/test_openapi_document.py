@@ -69,6 +69,11 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
         ("/healthz", "get"): None,
         ("/readyz", "get"): None,
         ("/metrics", "get"): [{"bearer": ["metrics"]}],
+        ("/v1/notices", "post"): [{"bearer": ["trusted_flagger"]}, {"bearer": ["moderate"]}],
+        ("/v1/notices/{notice_id}", "get"): [{"bearer": ["trusted_flagger"]}, {"bearer": ["moderate"]},
+                                             {"bearer": ["read"]}],
+        ("/v1/accounts/{author_id}", "get"): [{"bearer": ["read"]}],
+        ("/v1/account-actions", "get"): [{"bearer": ["read"]}],
     }
     for (path, method), needed in security.items():  # a route that needs a key documents 401 and 403
         responses = doc["paths"][path][method]["responses"]

@@ -28,7 +28,7 @@ from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import console, openai_compat, problems, routes, telemetry
+from referee.serve import accounts, console, notices, openai_compat, problems, routes, telemetry
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -112,6 +112,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.include_router(console.router)  # the reviewer console and POST /v1/appeals (docs/review.md)
+    app.include_router(notices.router)  # DSA Art. 16 notices (docs/compliance.md)
+    app.include_router(accounts.router)  # strike standing and the account-action outbox (docs/review.md)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -185,24 +187,26 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components["securitySchemes"] = {"bearer": BEARER_SCHEME}
         state: ServeState | None = getattr(app.state, "referee", None)
         if state is None or state.settings.auth:
-            for path, method, scope in _scopes():
-                # OpenAPI 3.1 lets a non-OAuth requirement list role names: the scope.
-                schema["paths"][path][method]["security"] = [{"bearer": [scope]}]
+            for path, method, scopes in _scopes():
+                # OpenAPI 3.1 lets a non-OAuth requirement list role names: the scope; one
+                # requirement per scope that is accepted on its own.
+                schema["paths"][path][method]["security"] = [{"bearer": [scope]} for scope in scopes]
         app.openapi_schema = schema
     return app.openapi_schema
 
 
-def _scopes() -> list[tuple[str, str, str]]:
-    """``(path, method, scope)`` of every documented route that depends on ``auth.require(scope)``
-    (it names its dependency ``require_<scope>``), read from the routers ``create_app`` includes."""
-    found: list[tuple[str, str, str]] = []
+def _scopes() -> list[tuple[str, str, tuple[str, ...]]]:
+    """``(path, method, scopes)`` of every documented route that depends on ``auth.require(scope)``
+    (it names its dependency ``require_<scope>``, or lists the scopes it accepts in the dependency's
+    ``scopes`` attribute), read from the routers ``create_app`` includes."""
+    found: list[tuple[str, str, tuple[str, ...]]] = []
     for route in (*routes.router.routes, *openai_compat.router.routes, *console.router.routes,
-                  *telemetry.router.routes):
+                  *telemetry.router.routes, *notices.router.routes, *accounts.router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:
             name = getattr(dep.call, "__name__", "")
             if name.startswith("require_"):
-                found.extend((route.path_format, m.lower(), name.removeprefix("require_"))
-                             for m in route.methods or ())
+                scopes = tuple(getattr(dep.call, "scopes", (name.removeprefix("require_"),)))
+                found.extend((route.path_format, m.lower(), scopes) for m in route.methods or ())
     return found

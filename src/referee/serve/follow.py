@@ -1,7 +1,10 @@
-"""Following the decision log beside the traffic: review queues and the audit chain.
+"""Following the decision log beside the traffic: review queues, notices, account
+actions and the audit chain.
 
-Held decisions enter the review queues, and new records are linked into the
-tamper-evident chain, a couple of seconds after they are stored, without
+Held decisions enter the review queues, notices about items referee now knows
+are routed and decided notices settled, strikes become account actions, and
+new records are linked into the tamper-evident chain, a couple of seconds
+after they are stored, without
 adding to any request: one thread per app reads the log from where it last
 stopped (``ReviewDesk.sync``, ``AuditChain.seal``; both are incremental and
 safe to run from several processes, which the store serialises). A pass that
@@ -16,6 +19,8 @@ import os
 import threading
 
 from referee.policy import Policy
+from referee.records import notices
+from referee.records.accounts import AccountBook
 from referee.records.chain import AuditChain
 from referee.records.review import ReviewDesk
 from referee.store import Store
@@ -31,12 +36,21 @@ class LogFollower:
         key = os.environ.get(audit_key_env, "") if audit_key_env else ""
         self._chain = AuditChain(store.db, key=key.encode() or None)
         self._desk = ReviewDesk(store, policy)
+        self._accounts = AccountBook(store, policy)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def once(self) -> None:
-        """One pass: queue what needs review, then seal what is new."""
-        for step, run in (("review sync", self._desk.sync), ("audit seal", self._chain.seal)):
+        """One pass: queue what needs review, route and settle notices, turn strikes into
+        account actions, then seal what is new."""
+        steps = (
+            ("review sync", self._desk.sync),
+            ("notice routing", lambda: notices.route_pending(self._desk)),
+            ("notice outcomes", lambda: notices.settle(self._desk)),
+            ("account actions", self._accounts.sync),
+            ("audit seal", self._chain.seal),
+        )
+        for step, run in steps:
             try:
                 run()
             except Exception:  # noqa: BLE001 - the next tick retries from where the store stopped

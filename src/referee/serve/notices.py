@@ -43,6 +43,9 @@ async def require_notifier(request: Request) -> Principal:
         return await authorise(state, header, "moderate")
 
 
+require_notifier.scopes = ("trusted_flagger", "moderate")  # type: ignore[attr-defined]  # OpenAPI: any of these
+
+
 async def require_notice_reader(request: Request) -> Principal:
     """A notifier's key (their own notices) or a ``read`` key (every notice)."""
     state: ServeState = request.app.state.referee
@@ -50,6 +53,9 @@ async def require_notice_reader(request: Request) -> Principal:
         return await require_notifier(request)
     except ScopeError:
         return await authorise(state, request.headers.get("authorization"), "read")
+
+
+require_notice_reader.scopes = ("trusted_flagger", "moderate", "read")  # type: ignore[attr-defined]
 
 
 class Notifier(BaseModel):

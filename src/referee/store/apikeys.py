@@ -9,7 +9,7 @@ from referee.errors import AuthError
 
 #: Scopes an API key can carry. ``admin`` implies the others; ``metrics`` only lets a
 #: Prometheus scraper read ``GET /metrics`` (no decisions, no content).
-SCOPES = ("moderate", "read", "admin", "metrics")
+SCOPES = ("moderate", "read", "admin", "metrics", "trusted_flagger")
 
 
 def check_scopes(scopes: list[str]) -> str:
