@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="HTTP: engine-config JSON files (comma-separated) of candidates that run in shadow beside the "
                     "champion: their decisions are stored as shadow decisions, never enforced (docs/online.md).")
 
+    shadow_sample: float = Field(
+        default=1.0, gt=0, le=1,
+        description="HTTP: share of items the shadow candidates see (chosen by a hash of the item id).")
+    shadow_duty: float = Field(
+        default=0.25, gt=0, le=1,
+        description="HTTP: share of the time the shadow thread may work; beyond it the queue fills and drops.")
+
     @field_validator("shadow", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

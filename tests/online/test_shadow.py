@@ -189,6 +189,7 @@ def test_candidate_files_and_their_errors(tmp_path):
         attach_shadow(Engine(Policy.from_file(DEFAULT_POLICY), [HashtagDetector()]), MemoryStore(), [good])
 
 
+@pytest.mark.slow  # builds the lexicon candidate in the app's lifespan: about 10 s on the shared machine
 def test_the_http_service_runs_the_candidates_of_referee_shadow(tmp_path):
     from fastapi.testclient import TestClient
 
@@ -198,7 +199,7 @@ def test_the_http_service_runs_the_candidates_of_referee_shadow(tmp_path):
     candidate = tmp_path / "lexicon-only.json"
     candidate.write_text(json.dumps({"policy": str(DEFAULT_POLICY), "detectors": ["lexicon"]}))
     settings = Settings(_env_file=None, policy=DEFAULT_POLICY, db_url=f"sqlite:///{tmp_path / 'referee.db'}",
-                        auth=False, follow_s=0, shadow=[candidate])
+                        auth=False, follow_s=0, shadow=[candidate], shadow_duty=1.0)
     store = Store(settings.db_url)
     engine = Engine(Policy.from_file(DEFAULT_POLICY), [HashtagDetector()], sink=store)
     with TestClient(create_app(settings, engine=engine, store=store)) as client:
@@ -216,3 +217,22 @@ def test_the_http_service_runs_the_candidates_of_referee_shadow(tmp_path):
     assert sum(1 for _ in store.log.records()) == 3
     engine.close()
     store.close()
+
+
+def test_a_sampled_shadow_sees_the_same_share_of_items_everywhere():
+    from referee.engine.experiment import bucket
+
+    store = MemoryStore()
+    items = traffic(400)
+    with Shadow([CANDIDATE], store.shadow, sample=0.25, duty=1.0, build=candidate_engine()) as shadow:
+        engine = Engine(Policy.from_file(DEFAULT_POLICY), [HashtagDetector()], sink=shadow.watching(store))
+        engine.moderate_many(items)
+        assert shadow.flush(10)
+        engine.close()
+    seen = {r.decision.item_id for r in store.shadow.shadow_decisions("eager")}
+    assert seen == {i.id for i in items if bucket("shadow", i.id) < 0.25}
+    assert 60 < len(seen) < 140
+    with pytest.raises(ConfigError, match="sample is the share"):
+        Shadow([CANDIDATE], store.shadow, sample=0.0, build=candidate_engine())
+    with pytest.raises(ConfigError, match="duty is the share"):
+        Shadow([CANDIDATE], store.shadow, duty=1.5, build=candidate_engine())

@@ -12,7 +12,14 @@ built without a store (``store_url=None``), so it cannot write one.
 Off the hot path: ``observe`` only puts (item, champion decision) pairs on a
 bounded queue and returns; one thread drains it in batches. A full queue drops
 (and counts) instead of waiting, and a candidate that fails is counted and
-logged: the champion is never slowed or failed by its shadow.
+logged: the champion is never failed by its shadow. It shares the process's
+CPU (and the GIL) with the champion, though: a candidate as costly as the
+champion running flat out slowed champion batches 1.76x in
+``benchmarks/bench_shadow.py``. So the thread works at most ``duty`` of the time
+(after a batch that took t seconds it rests t * (1/duty - 1)); traffic beyond
+what that allows fills the queue and is dropped, not waited for. For traffic
+beyond that, shadow a share of it: ``sample`` keeps the items whose id hashes
+below it (the same items in every process, so a re-scan and the service agree).
 
 Wiring (see docs/online.md): the HTTP service builds one from ``REFEREE_SHADOW``;
 a stream worker or a re-scan calls ``shadow.observe(items, decisions)`` after
@@ -35,6 +42,7 @@ from pydantic import Field, ValidationError
 
 from referee.build import EngineConfig, build_engine
 from referee.engine import Engine
+from referee.engine.experiment import bucket
 from referee.errors import ConfigError
 from referee.model import ContentItem, Decision
 from referee.model.base import Frozen
@@ -55,7 +63,8 @@ class Candidate(Frozen):
 
 
 class ShadowStats(Frozen):
-    """Counts since the shadow started: what it was shown, decided, dropped (queue full) and failed on."""
+    """Counts since the shadow started: what it was shown (``observed``, before sampling), decided,
+    stored (new shadow decisions), dropped (queue full) and failed on."""
 
     observed: int
     decided: int
@@ -114,11 +123,19 @@ class Shadow:
     None before it is built: a shadow engine has no decision log to write to."""
 
     def __init__(self, candidates: Sequence[Candidate], records: ShadowStore, *, queue_size: int = 10_000,
-                 batch_size: int = 64, build: Callable[[EngineConfig], Engine] = build_engine) -> None:
+                 batch_size: int = 64, duty: float = 0.25, sample: float = 1.0,
+                 build: Callable[[EngineConfig], Engine] = build_engine) -> None:
         if not candidates:
             raise ConfigError("a shadow needs at least one candidate")
         if queue_size < 1 or batch_size < 1:
             raise ConfigError(f"queue_size and batch_size must be at least 1, got {queue_size} and {batch_size}")
+        if not 0.0 < duty <= 1.0:
+            raise ConfigError(f"duty is the share of time the shadow may work, in (0, 1]; got {duty}")
+        if not 0.0 < sample <= 1.0:
+            raise ConfigError(f"sample is the share of items the shadow sees, in (0, 1]; got {sample}")
+        self.duty = duty
+        self.sample = sample
+        self._stop = threading.Event()
         self.records = records
         self.batch_size = batch_size
         self.engines: dict[str, Engine] = {}
@@ -144,10 +161,12 @@ class Shadow:
 
     # -- the champion's side: never blocks, never raises ------------------------
     def observe(self, items: Sequence[ContentItem], decisions: Sequence[Decision]) -> None:
-        """Queue what the champion decided for the candidates. Returns at once; when the
-        queue is full the rest is dropped and counted (``stats().dropped``)."""
+        """Queue what the champion decided for the candidates (the sampled share of it). Returns
+        at once; when the queue is full the rest is dropped and counted (``stats().dropped``)."""
         dropped = 0
         for item, decision in zip(items, decisions, strict=False):
+            if self.sample < 1.0 and bucket("shadow", item.id) >= self.sample:
+                continue
             try:
                 self._queue.put_nowait((item, decision))
             except queue.Full:
@@ -179,6 +198,7 @@ class Shadow:
         """Stop the thread (what is still queued after ``timeout`` is lost) and close the engines."""
         if self._thread.is_alive():
             self.flush(timeout)
+            self._stop.set()
             try:
                 self._queue.put(None, timeout=1.0)
             except queue.Full:
@@ -211,7 +231,10 @@ class Shadow:
                         self._queue.put(None)  # stop after this batch
                         break
                     batch.append(more)
+                started = time.monotonic()
                 self._decide(batch)
+                if self.duty < 1.0:
+                    self._stop.wait((time.monotonic() - started) * (1.0 / self.duty - 1.0))
             finally:
                 with self._lock:
                     self._busy -= 1

@@ -73,7 +73,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Candidates in shadow decide beside the champion, off the hot path (docs/online.md).
-        shadow = attach_shadow(engine, store, settings.shadow) if settings.shadow else None
+        shadow = attach_shadow(engine, store, settings.shadow, sample=settings.shadow_sample,
+                               duty=settings.shadow_duty) if settings.shadow else None
         # Everything built so far (policy, lexicon automaton, models, routes, schemas)
         # lives as long as the process. Left in the collector, each full collection
         # walked all of it: 57 ms pauses twice a second under load, which were the
