@@ -1,0 +1,239 @@
+"""The transparency report's aggregates as Spark SQL, over an exported decision log.
+
+``records.transparency.TransparencyReport`` reads the store and keeps a period's
+decisions in memory; for a log the store (or one machine) cannot hold, the same
+tables come from Spark SQL over the files ``batch.export.export_log`` writes
+(``referee rescan export``): ``records.parquet``, ``items.parquet`` and, when the
+store has review tables, ``appeals.parquet``. The definitions are the embedded
+report's, one for one (its docstring says what each table counts), and the
+numbers are equal on the same data (``tests/batch/test_aggregates.py``):
+
+- a record's *previous* record is the one it supersedes (from the whole log,
+  not only the period), its *category* its first category or ``(none)``;
+- a *first restriction* restricts (its action is in the policy's ``dsa.actions``)
+  and its previous record did not;
+- medians are exact: the middle one or two values of each group are found in
+  SQL (a window over the sorted hours) and averaged here, as
+  ``statistics.median`` does, then rounded to 3 places as the report rounds.
+
+Only counts and those middle values reach the driver.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from referee.errors import InputError
+from referee.model import Action
+from referee.policy import Policy
+from referee.records.transparency import (
+    _RESTRICTING_DEFAULT,
+    Report,
+    Table,
+    parse_period,
+)
+from referee.stats import wilson_interval
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: The export's files that must be there (``appeals.parquet`` is optional, as the review tables are).
+REQUIRED = ("records.parquet", "items.parquet")
+
+# The period's records, each beside its previous record and its item's metadata.
+_PERIOD = """
+SELECT d.decision_id, d.item_id, d.action, d.source, d.automated_detection, d.automated_decision, d.created_at,
+       d.action IN ({restricting}) AS restricts,
+       COALESCE(try_element_at(d.categories, 1), '(none)') AS category,
+       p.decision_id IS NOT NULL AS has_prev,
+       p.action AS prev_action,
+       p.source <> 'automated' AS prev_human,
+       p.created_at AS prev_created_at,
+       COALESCE(try_element_at(p.categories, 1), '(none)') AS prev_category,
+       COALESCE(p.action IN ({restricting}), false) AS prev_restricts,
+       COALESCE(m.created_at, m.first_seen_at) AS uploaded,
+       m.notice
+FROM {records} d
+LEFT JOIN {records} p ON p.decision_id = d.supersedes
+LEFT JOIN {items} m ON m.item_id = d.item_id AND m.content_hash = d.content_hash
+WHERE d.created_at >= :start AND d.created_at < :end
+"""
+
+_HOURS = "(CAST(unix_micros({later}) - unix_micros({earlier}) AS DOUBLE) / 1e6 / 3600)"
+
+
+class SparkTransparencyReport:
+    """``TransparencyReport``'s tables from an export folder, computed by Spark SQL."""
+
+    def __init__(self, spark: SparkSession, export: str | Path, policy: Policy) -> None:
+        self.spark = spark
+        self.export = str(export).rstrip("/")
+        self.policy = policy
+        dsa = policy.document.dsa
+        self._dsa = dsa
+        restricting = frozenset(dsa.actions) if dsa is not None else frozenset(_RESTRICTING_DEFAULT)
+        # Action values are identifiers (the enum checks them), so they are safe as SQL literals.
+        self._restricting = ", ".join(f"'{Action(a).value}'" for a in sorted(restricting))
+        local = Path(self.export)
+        if "://" not in self.export:
+            missing = [name for name in REQUIRED if not (local / name).exists()]
+            if missing:
+                raise InputError(f"not an export of the decision log ({', '.join(missing)} missing); write one with "
+                                 "`referee rescan export --db-url URL --out DIR`", f"--source {self.export}")
+
+    def _ground(self, category: str) -> str:
+        if self._dsa is None:
+            return "incompatible"
+        spec = self._dsa.categories.get(category) or self._dsa.default_category
+        return spec.ground if spec is not None else "incompatible"
+
+    def _read(self, name: str) -> DataFrame | None:
+        path = f"{self.export}/{name}"
+        if "://" not in self.export and not Path(path).exists():
+            return None
+        return self.spark.read.parquet(path)
+
+    def build(self, period: str) -> Report:
+        start, end = parse_period(period)
+        records, items = self._read("records.parquet"), self._read("items.parquet")
+        assert records is not None and items is not None  # checked in __init__
+        records.createOrReplaceTempView("tr_records")
+        items.createOrReplaceTempView("tr_items")
+        query = _PERIOD.format(restricting=self._restricting, records="tr_records", items="tr_items")
+        frame = self.spark.sql(query, args={"start": start, "end": end}).cache()
+        try:
+            frame.createOrReplaceTempView("tr_period")
+            first = "restricts AND (NOT has_prev OR NOT prev_restricts)"
+            tables = [self._notices(), self._own_initiative(first), self._automation(first),
+                      self._time_to_action(first), self._appeals(start, end), self._accuracy()]
+        finally:
+            frame.unpersist()
+        return Report(period=period, start=start, end=end, tables={t.name: t for t in tables})
+
+    def _sql(self, query: str, **args: Any) -> list[Any]:
+        return self.spark.sql(query, args=args or None).collect()
+
+    def _medians(self, source: str, key: str, value: str) -> dict[Any, tuple[int, float | None]]:
+        """Per ``key``: the count and the exact median of ``value`` over the rows of ``source``."""
+        rows = self._sql(f"""
+            SELECT k, n, v FROM (
+              SELECT {key} AS k, {value} AS v,
+                     row_number() OVER (PARTITION BY {key} ORDER BY {value}) AS rn,
+                     count(*) OVER (PARTITION BY {key}) AS n
+              FROM {source}) AS ranked
+            WHERE rn IN (floor((n + 1) / 2), floor(n / 2) + 1)""")
+        middles: dict[Any, tuple[int, list[float]]] = {}
+        for r in rows:
+            middles.setdefault(r["k"], (int(r["n"]), []))[1].append(float(r["v"]))
+        return {k: (n, round(statistics.median(vs), 3) if vs else None) for k, (n, vs) in middles.items()}
+
+    # -- tables ----------------------------------------------------------------
+    def _notices(self) -> Table:
+        rows = self._sql("""
+            SELECT t.notice, t.category, count(*) AS received, count(r.item_id) AS actioned
+            FROM tr_period t
+            LEFT JOIN (SELECT DISTINCT item_id FROM tr_period WHERE restricts) r ON r.item_id = t.item_id
+            WHERE t.notice IS NOT NULL AND NOT t.has_prev
+            GROUP BY t.notice, t.category""")
+        table = Table("notices", "Notices received and actioned, by notice type and category",
+                      ["notice_type", "category", "received", "actioned"])
+        table.rows = sorted([r["notice"], r["category"], int(r["received"]), int(r["actioned"])] for r in rows)
+        return table
+
+    def _own_initiative(self, first: str) -> Table:
+        rows = self._sql(f"""
+            SELECT category, action, automated_detection, count(*) AS n FROM tr_period
+            WHERE {first} AND notice IS NULL
+            GROUP BY category, action, automated_detection""")
+        counts = sorted(((r["category"], self._ground(r["category"]), r["action"],
+                          "automated" if r["automated_detection"] else "manual"), int(r["n"])) for r in rows)
+        table = Table("own_initiative", "Own-initiative restrictions by category, ground, restriction and "
+                      "detection method", ["category", "ground", "restriction", "detection", "count"])
+        table.rows = [[*key, n] for key, n in counts]
+        return table
+
+    def _automation(self, first: str) -> Table:
+        (r,) = self._sql(f"""
+            SELECT count(*) AS n, COALESCE(sum(CAST(automated_detection AS INT)), 0) AS detected,
+                   COALESCE(sum(CAST(source = 'automated' AND automated_decision AS INT)), 0) AS decided
+            FROM tr_period WHERE {first}""")
+        n, detected, decided = int(r["n"]), int(r["detected"]), int(r["decided"])
+        table = Table("automation", "Use of automated means in restrictions", ["measure", "count", "of", "share"])
+        table.rows.append(["automated detection", detected, n, round(detected / n, 4) if n else None])
+        table.rows.append(["fully automated decision", decided, n, round(decided / n, 4) if n else None])
+        return table
+
+    def _time_to_action(self, first: str) -> Table:
+        hours = f"greatest(0.0D, {_HOURS.format(later='created_at', earlier='uploaded')})"
+        self.spark.sql(f"""
+            SELECT category, {hours} AS h FROM tr_period WHERE {first} AND uploaded IS NOT NULL
+            UNION ALL
+            SELECT '(all)' AS category, {hours} AS h FROM tr_period WHERE {first} AND uploaded IS NOT NULL
+            """).createOrReplaceTempView("tr_hours")
+        found = self._medians("tr_hours", "category", "h")
+        table = Table("time_to_action", "Median hours from upload to restriction",
+                      ["category", "restrictions", "median_hours"])
+        for cat in sorted(found, key=lambda c: (c != "(all)", c)):
+            table.rows.append([cat, *found[cat]])
+        return table
+
+    def _appeals(self, start: datetime, end: datetime) -> Table:
+        table = Table("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
+                      ["source", "received", "decided", "reversed", "median_hours"])
+        appeals = self._read("appeals.parquet")
+        if appeals is not None:
+            appeals.createOrReplaceTempView("tr_appeals")
+            window = "received_at >= :lo AND received_at < :hi"
+            bounds = {"lo": start.timestamp(), "hi": end.timestamp()}
+            (r,) = self._sql(f"""
+                SELECT count(*) AS received, COALESCE(sum(CAST(status <> 'open' AS INT)), 0) AS decided,
+                       COALESCE(sum(CAST(status = 'overturned' AS INT)), 0) AS overturned
+                FROM tr_appeals WHERE {window}""", **bounds)
+            if r["received"]:
+                self.spark.sql(f"""
+                    SELECT 1 AS k, (decided_at - received_at) / 3600 AS h FROM tr_appeals
+                    WHERE {window} AND status <> 'open' AND decided_at IS NOT NULL""",
+                               args=bounds).createOrReplaceTempView("tr_appeal_hours")
+                median = self._medians("tr_appeal_hours", "k", "h").get(1, (0, None))[1]
+                table.rows.append(["review tables", int(r["received"]), int(r["decided"]), int(r["overturned"]),
+                                   median])
+                return table
+        (r,) = self._sql("""
+            SELECT count(*) AS decided, COALESCE(sum(CAST(has_prev AND prev_action <> action AS INT)), 0) AS reversed
+            FROM tr_period WHERE source = 'appeal'""")
+        self.spark.sql(f"""
+            SELECT 1 AS k, {_HOURS.format(later='created_at', earlier='prev_created_at')} AS h
+            FROM tr_period WHERE source = 'appeal' AND has_prev""").createOrReplaceTempView("tr_appeal_hours")
+        median = self._medians("tr_appeal_hours", "k", "h").get(1, (0, None))[1]
+        table.rows.append(["decision log", None, int(r["decided"]), int(r["reversed"]), median])
+        return table
+
+    def _accuracy(self) -> Table:
+        rows = self._sql("""
+            SELECT prev_category, count(*) AS reviewed, COALESCE(sum(CAST(restricts AS INT)), 0) AS upheld
+            FROM tr_period WHERE source = 'review' AND has_prev AND NOT prev_human AND prev_restricts
+            GROUP BY prev_category""")
+        counts = {r["prev_category"]: (int(r["reviewed"]), int(r["upheld"])) for r in rows}
+        if counts:
+            counts["(all)"] = (sum(n for n, _ in counts.values()), sum(k for _, k in counts.values()))
+        table = Table("accuracy", "Precision of automated restrictions on reviewed samples (95 % Wilson interval)",
+                      ["category", "reviewed", "upheld", "precision", "ci_low", "ci_high"])
+        for key in sorted(counts, key=lambda c: (c != "(all)", c)):
+            n, k = counts[key]
+            low, high = wilson_interval(k, n)
+            table.rows.append([key, n, k, round(k / n, 4), round(low, 4), round(high, 4)])
+        return table
+
+
+def tables_equal(a: Report, b: Report, names: Sequence[str] | None = None) -> list[str]:
+    """The tables (by name) whose columns or rows differ between two reports; empty when equal."""
+    return [name for name in (names or sorted(a.tables)) if
+            name not in b.tables or (a.tables[name].columns, a.tables[name].rows)
+            != (b.tables[name].columns, b.tables[name].rows)]
+
+
+__all__ = ["REQUIRED", "SparkTransparencyReport", "tables_equal"]
