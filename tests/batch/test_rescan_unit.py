@@ -9,14 +9,22 @@ import pytest
 
 pytest.importorskip("pyarrow", reason="pyarrow is missing: pip install -e '.[spark]'")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from referee.batch import rescan  # noqa: E402
-from referee.batch.rescan import RescanJob, Source, check_job, decide_rows, executor_config, parse_raw, summarize  # noqa: E402
-from referee.build import EngineConfig, build_engine  # noqa: E402
-from referee.cli import app  # noqa: E402
-from referee.errors import ConfigError, InputError  # noqa: E402
-from tests.batch.conftest import POLICY, items  # noqa: E402
+from referee.batch import rescan
+from referee.batch.rescan import (
+    RescanJob,
+    Source,
+    check_job,
+    decide_rows,
+    executor_config,
+    parse_raw,
+    summarize,
+)
+from referee.build import EngineConfig, build_engine
+from referee.cli import app
+from referee.errors import ConfigError, InputError
+from tests.batch.conftest import POLICY, items
 
 LEXICON = EngineConfig(policy=POLICY, detectors=("lexicon",))
 
