@@ -13,6 +13,7 @@ from referee.cli import loop as _loop
 from referee.cli import model as _model
 from referee.cli import online as _online
 from referee.cli import core as _core
+from referee.cli import rescan as _rescan
 from referee.cli import review as _review
 from referee.cli import stream as _stream
 from referee.serve import cli as _serve
@@ -33,5 +34,6 @@ _db.register(app)
 _review.register(app)
 _compliance.register(app)
 _stream.register(app)
+_rescan.register(app)
 _loop.register(app)
 _online.register(app)
