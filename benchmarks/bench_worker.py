@@ -3,6 +3,9 @@
 For each store (SQLite, PostgreSQL) and worker count (1, 2) it starts real
 `referee worker` processes, then measures:
 
+  engine_items_per_s
+                   the ceiling: the same items through one in-process engine
+                   and a SQLite store, no Redis
   items_per_s      a backlog of --items entries drained: items / (last decision
                    published - first item produced), both on Redis's clock
   p50_ms p95_ms p99_ms
@@ -37,15 +40,14 @@ from pathlib import Path
 import redis
 import sqlalchemy
 
+from referee.build import EngineConfig, build_engine
 from referee.model import ContentItem
 from referee.store import upgrade
 from referee.workers import produce
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("REFEREE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-WORDS = ("this track album song beat drop chorus verse bass drums vocals mix live show tour ticket love "
-         "great awful amazing boring replay playlist vibe summer night radio remix singer band guitar "
-         "podcast episode host guest story listen again honestly really best worst ever friend crowd").split()
+WORDS = ["this", "track", "album", "song", "beat", "drop", "chorus", "verse", "bass", "drums", "vocals", "mix", "live", "show", "tour", "ticket", "love", "great", "awful", "amazing", "boring", "replay", "playlist", "vibe", "summer", "night", "radio", "remix", "singer", "band", "guitar", "podcast", "episode", "host", "guest", "story", "listen", "again", "honestly", "really", "best", "worst", "ever", "friend", "crowd"]
 NASTY = ["kill you", "free followers", "k1ll yourself", "buy cocaine", "you worthless idiot"]
 
 
@@ -152,6 +154,18 @@ class Run:
                 conn.execute(sqlalchemy.text(f"DROP SCHEMA {self.schema} CASCADE"))
 
 
+def engine_baseline(args: argparse.Namespace, items: list[ContentItem], tmp: Path) -> float:
+    """The same items through one in-process engine and a SQLite store, in worker-sized batches."""
+    config = EngineConfig(policy=REPO / "policies" / "default.yaml", store_url=f"sqlite:///{tmp / 'baseline.db'}",
+                          detectors=None if args.full_policy else args.detectors, batch_size=args.batch)
+    with build_engine(config) as engine:
+        engine.moderate_many(items[: args.batch])  # warm
+        began = time.perf_counter()
+        for k in range(args.batch, len(items), args.batch):
+            engine.moderate_many(items[k : k + args.batch])
+        return (len(items) - args.batch) / (time.perf_counter() - began)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -175,6 +189,8 @@ def main() -> None:
     print(f"cores={os.cpu_count()} items={args.items} batch={args.batch} "
           f"detectors={'policy' if args.full_policy else args.detectors}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        print(f"engine_items_per_s={engine_baseline(args, items[:5000], Path(tmp)):.0f} "
+              "(in-process Engine.moderate_many + SQLite store, no Redis: the ceiling of one worker)", flush=True)
         for store in args.stores.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
                 run = Run(args, store, workers, Path(tmp))

@@ -86,7 +86,7 @@ def keys() -> Iterator[Keys]:
 
 
 @pytest.fixture
-def client(keys: Keys) -> Iterator["redis.Redis"]:
+def client(keys: Keys) -> Iterator[redis.Redis]:
     c = connect(keys.url, 50)
     yield c
     c.close()
@@ -110,7 +110,7 @@ def make_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
         engine.close()
 
 
-def worker_for(engine: Engine, client: "redis.Redis", keys: Keys, consumer: str = "w1", **overrides: object) -> Worker:
+def worker_for(engine: Engine, client: redis.Redis, keys: Keys, consumer: str = "w1", **overrides: object) -> Worker:
     stream = ItemStream(client, keys.config(consumer, **overrides))
     stream.ensure_group()
     return Worker(engine, stream)

@@ -90,7 +90,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_no_decision(keys
     for attempt in range(3):  # kill it while it holds entries it read but did not acknowledge
         first = worker_process(keys, db_url, log, "--consumer", f"first{attempt}", "--batch", "256")
         procs.append(first)
-        _wait(lambda: client.xlen(keys.out) > 100 * (attempt + 1) and _pending_of(client, keys, f"first{attempt}") > 0,
+        name, floor = f"first{attempt}", 100 * (attempt + 1)
+        _wait(lambda name=name, floor=floor: client.xlen(keys.out) > floor and _pending_of(client, keys, name) > 0,
               120, "the first worker to publish", log)
         _stop(first)
         if _pending_of(client, keys, f"first{attempt}") > 0:
@@ -287,7 +288,7 @@ class HangingDetector(Detector):
         return [self.detect(i) for i in items]
 
     @classmethod
-    def from_policy(cls, policy: object, config: dict[str, object]) -> "HangingDetector":
+    def from_policy(cls, policy: object, config: dict[str, object]) -> HangingDetector:
         return cls()
 
 

@@ -174,9 +174,9 @@ def test_a_worker_needs_a_store(keys, client, make_engine, tmp_path: Path):
     from referee.errors import ConfigError
     from tests.workers.conftest import DEFAULT_POLICY
 
-    with build_engine(EngineConfig(policy=DEFAULT_POLICY, detectors=("lexicon",))) as engine:
-        with pytest.raises(ConfigError, match="acknowledges an entry only once its decision is stored"):
-            Worker(engine, ItemStream(client, keys.config()))
+    with (build_engine(EngineConfig(policy=DEFAULT_POLICY, detectors=("lexicon",))) as engine,
+          pytest.raises(ConfigError, match="acknowledges an entry only once its decision is stored")):
+        Worker(engine, ItemStream(client, keys.config()))
 
 
 def test_redis_that_does_not_answer_is_a_stream_error_after_bounded_retries(keys):
@@ -199,3 +199,18 @@ def test_stream_ids_and_bytes_round_trip(client: redis.Redis, keys):
     produce(client, keys.items, [ContentItem(id="u", text="naïve café ✓")])
     ((_, fields),) = client.xrange(keys.items)
     assert ContentItem.model_validate_json(fields[b"item"]).text == "naïve café ✓"
+
+
+def test_the_public_surface_is_pinned():
+    import referee.workers
+
+    assert referee.workers.__all__ == ["ITEM_FIELD", "Entry", "ItemStream", "PrometheusMetrics", "StreamConfig",
+                                       "StreamError", "Worker", "WorkerMetrics", "connect", "produce"]
+
+
+def test_the_redis_url_comes_from_settings(monkeypatch):
+    from referee.settings import Settings
+
+    assert Settings().redis_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("REFEREE_REDIS_URL", "redis://127.0.0.1:6390/2")
+    assert Settings().redis_url == "redis://127.0.0.1:6390/2"

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated
 
@@ -114,11 +115,17 @@ def produce_cmd(
 ) -> None:
     """Append the file's items to a Redis stream, one entry each (field 'item'); bad lines are reported."""
     settings = _settings(None, None)
+    errors: list[InputError] = []
+
+    def good_items() -> Iterator[ContentItem]:  # streamed: a large file is never held in memory
+        for r in read_items(sys.stdin.buffer if input == "-" else input, fmt):
+            if isinstance(r, ContentItem):
+                yield r
+            else:
+                errors.append(r)
+
     try:
-        results = list(read_items(sys.stdin.buffer if input == "-" else input, fmt))
-        items = [r for r in results if isinstance(r, ContentItem)]
-        errors = [r for r in results if isinstance(r, InputError)]
-        sent = produce(connect(redis_url or settings.redis_url), stream, items)
+        sent = produce(connect(redis_url or settings.redis_url), stream, good_items())
     except RefereeError as exc:
         raise fail(str(exc)) from exc
     for e in errors:

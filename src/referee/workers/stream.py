@@ -106,10 +106,6 @@ class Entry:
     fields: dict[bytes, bytes]
     deliveries: int = 1
 
-    def text(self, name: str) -> str | None:
-        raw = self.fields.get(name.encode())
-        return None if raw is None else raw.decode("utf-8", "replace")
-
 
 @dataclass
 class Backoff:
