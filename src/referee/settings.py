@@ -40,6 +40,10 @@ class Settings(BaseSettings):
                     "into the audit chain (0 = off; run `referee review sync` and `referee audit seal` instead).")
     audit_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the key that signs audit checkpoints.")
+    samples_dir: Path = Field(
+        default=Path("samples"),
+        description="HTTP: where GET /v1/quality/prevalence/{id} finds labelling samples "
+                    "(`referee quality sample --out samples/<id>.json`).")
     media_allow_hosts: list[str] = Field(
         default_factory=list, description="Hosts media URLs may be fetched from (comma-separated); none by default.")
     redis_url: str = Field(

@@ -19,7 +19,6 @@ from referee.online.drift import drift_gauges, drift_report, guess_language, psi
 from referee.online.quality import design_sample, units_from_log, write_sample
 from referee.policy import Policy
 from referee.serve import create_app
-from referee.serve.online import build_router
 from referee.settings import Settings
 from referee.store import Store
 
@@ -104,7 +103,7 @@ def test_guess_language_on_multilingual_hatecheck() -> None:
 
 def test_quality_http_reports_need_the_read_scope(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, policy=REPO / "policies" / "default.yaml",
-                        db_url=f"sqlite:///{tmp_path / 'referee.db'}")
+                        db_url=f"sqlite:///{tmp_path / 'referee.db'}", samples_dir=tmp_path / "samples")
     store = Store(settings.db_url)
     rng = random.Random(1)
     put(store, 300, T0, 0.0, "en", "r", rng)
@@ -113,7 +112,6 @@ def test_quality_http_reports_need_the_read_scope(tmp_path: Path) -> None:
     write_sample(sample, tmp_path / "samples" / f"{sample.sample_id}.json")
     engine = Engine(Policy.from_file(settings.policy), [], sink=store)
     app: FastAPI = create_app(settings, engine=engine, store=store)
-    app.include_router(build_router(tmp_path / "samples"))
     read = store.create_key("r", ["read"])
     moderate = store.create_key("m", ["moderate"])
     with TestClient(app) as client:

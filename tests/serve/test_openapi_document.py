@@ -74,6 +74,9 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
                                              {"bearer": ["read"]}],
         ("/v1/accounts/{author_id}", "get"): [{"bearer": ["read"]}],
         ("/v1/account-actions", "get"): [{"bearer": ["read"]}],
+        ("/v1/quality/precision", "get"): [{"bearer": ["read"]}],
+        ("/v1/quality/prevalence/{sample_id}", "get"): [{"bearer": ["read"]}],
+        ("/v1/quality/drift", "get"): [{"bearer": ["read"]}],
     }
     for (path, method), needed in security.items():  # a route that needs a key documents 401 and 403
         responses = doc["paths"][path][method]["responses"]

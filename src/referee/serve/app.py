@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,7 +28,7 @@ from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import accounts, console, notices, openai_compat, problems, routes, telemetry
+from referee.serve import accounts, console, notices, online, openai_compat, problems, routes, telemetry
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -109,13 +109,18 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     problems.install(app)
     # The outermost of the app's own middleware: request ids and timings for every route (docs/observability.md).
     app.add_middleware(telemetry.Telemetry, metrics=metrics)
-    app.include_router(telemetry.router)  # GET /metrics
-    app.include_router(routes.router)
-    app.include_router(openai_compat.router)
-    app.include_router(console.router)  # the reviewer console and POST /v1/appeals (docs/review.md)
-    app.include_router(notices.router)  # DSA Art. 16 notices (docs/compliance.md)
-    app.include_router(accounts.router)  # strike standing and the account-action outbox (docs/review.md)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    routers = [
+        telemetry.router,  # GET /metrics
+        routes.router,
+        openai_compat.router,
+        console.router,  # the reviewer console and POST /v1/appeals (docs/review.md)
+        notices.router,  # DSA Art. 16 notices (docs/compliance.md)
+        accounts.router,  # strike standing and the account-action outbox (docs/review.md)
+        online.build_router(settings.samples_dir),  # GET /v1/quality/* (docs/online-quality.md)
+    ]
+    for router in routers:
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app, routers)  # type: ignore[method-assign]
     return app
 
 
@@ -176,7 +181,7 @@ BEARER_SCHEME: dict[str, Any] = {
 }
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, routers: list[APIRouter]) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         components = schema.setdefault("components", {})
@@ -188,7 +193,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components["securitySchemes"] = {"bearer": BEARER_SCHEME}
         state: ServeState | None = getattr(app.state, "referee", None)
         if state is None or state.settings.auth:
-            for path, method, scopes in _scopes():
+            for path, method, scopes in _scopes(routers):
                 # OpenAPI 3.1 lets a non-OAuth requirement list role names: the scope; one
                 # requirement per scope that is accepted on its own.
                 schema["paths"][path][method]["security"] = [{"bearer": [scope]} for scope in scopes]
@@ -196,13 +201,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def _scopes() -> list[tuple[str, str, tuple[str, ...]]]:
-    """``(path, method, scopes)`` of every documented route that depends on ``auth.require(scope)``
-    (it names its dependency ``require_<scope>``, or lists the scopes it accepts in the dependency's
-    ``scopes`` attribute), read from the routers ``create_app`` includes."""
+def _scopes(routers: list[APIRouter]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """``(path, method, scopes)`` of every documented route of ``routers`` that depends on
+    ``auth.require(scope)`` (it names its dependency ``require_<scope>``, or lists the scopes
+    it accepts in the dependency's ``scopes`` attribute)."""
     found: list[tuple[str, str, tuple[str, ...]]] = []
-    for route in (*routes.router.routes, *openai_compat.router.routes, *console.router.routes,
-                  *telemetry.router.routes, *notices.router.routes, *accounts.router.routes):
+    for route in (r for router in routers for r in router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for dep in route.dependant.dependencies:

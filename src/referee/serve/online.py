@@ -51,10 +51,13 @@ def _when(name: str, text: str | None, now: datetime) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# At module level: the routes' annotations are strings (postponed), resolved in this namespace.
+require_read = require("read")
+
+
 def build_router(samples_dir: Path) -> APIRouter:
     """The ``/v1/quality`` routes, reading labelling samples from ``samples_dir``."""
     router = APIRouter(prefix="/v1/quality", tags=["quality"])
-    require_read = require("read")
 
     @router.get("/precision", summary="Precision of automated actions, from the random QA share",
                 responses=_ERRORS)
