@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from referee import ids
-from referee.model.account import AccountRestriction
-from referee.model.base import assemble
 from referee.model import (
     Action,
     ContentItem,
@@ -23,8 +21,11 @@ from referee.model import (
     Signal,
     SignalRef,
     StageRun,
+    TextPart,
     utcnow,
 )
+from referee.model.account import AccountRestriction
+from referee.model.base import assemble
 from referee.policy import Policy
 from referee.policy.compile import CompiledRule
 
@@ -49,20 +50,32 @@ def decide(
     supersedes: str | None = None,
     engine_config_id: str = "",
     account: AccountRestriction | None = None,
+    derived: Sequence[TextPart] = (),
 ) -> Decision:
     """The decision for one item. ``uninspected`` names parts no detector read
     (the policy's ``on_uninspected`` applies); ``stages`` is what the plan did;
     ``account`` is the author's account restriction in force, whose item action
-    applies beside the rules (a reason of kind ``account``)."""
+    applies beside the rules (a reason of kind ``account``); ``derived`` are the
+    text parts detectors derived (transcripts: their segments give each audio
+    part's transcribed time, which ``segments: {share: ...}`` rules divide by)."""
     versions = dict(detector_versions or {})
     by_category: dict[str, list[Signal]] = {}
     for s in signals:
         by_category.setdefault(s.category, []).append(s)
     reasons: list[Reason] = []
-    for compiled in policy.compiled_rules(item.surface, item.country):
-        reason = _evaluate(compiled, by_category, failures)
-        if reason is not None:
-            reasons.append(reason)
+    rules = policy.compiled_rules(item.surface, item.country)
+    if not getattr(rules, "needs_segments", False):
+        for compiled in rules:
+            reason = _evaluate(compiled, by_category, failures)
+            if reason is not None:
+                reasons.append(reason)
+    else:
+        durations = transcribed_seconds(derived)
+        for compiled in rules:
+            reason = (_evaluate(compiled, by_category, failures) if compiled.segments is None
+                      else _evaluate_segments(compiled, by_category, failures, durations))
+            if reason is not None:
+                reasons.append(reason)
 
     if uninspected:
         action_if = policy.document.on_uninspected
@@ -176,6 +189,12 @@ def _evaluate(
                 f"(rule {rule.id} → {rule.action.value})"
             ),
         )
+    return _evaluate_failures(compiled, failures) if failures else None
+
+
+def _evaluate_failures(compiled: CompiledRule, failures: Sequence[DetectorFailure]) -> Reason | None:
+    """The rule's ``on_error`` when a detector it depends on failed for the item."""
+    rule = compiled.rule
     if not failures:
         return None
     failed = tuple(f.detector for f in failures if compiled.detectors is None or f.detector in compiled.detectors)
@@ -197,3 +216,128 @@ def _evaluate(
             f"policy says on_error → {action.value}"
         ),
     )
+
+
+# -- rules on audio segments (policy ``segments:``) ------------------------------
+#: A time-coded piece of evidence: (start_s, end_s, score, the signal it belongs to).
+_Timed = tuple[float, float, float, Signal]
+
+
+def transcribed_seconds(derived: Sequence[TextPart]) -> dict[str, float]:
+    """Each source part's transcribed time: where its derived text's last segment ends."""
+    out: dict[str, float] = {}
+    for part in derived:
+        source = part.derived
+        if source is not None and source.segments:
+            end = max(seg.end_s for seg in source.segments)
+            out[source.source_part] = max(out.get(source.source_part, 0.0), end)
+    return out
+
+
+def evidence_score(ev_detail: dict[str, object], signal_score: float) -> float:
+    """A time range's own score: ``detail.score`` if the detector gives one (the lexicon's
+    ``weight`` counts as one), else the signal's; never above the signal's score."""
+    for key in ("score", "weight"):
+        value = ev_detail.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return min(float(value), signal_score)
+    return signal_score
+
+
+def _stretches(ranges: list[_Timed]) -> list[tuple[float, float]]:
+    """Flagged ranges with overlapping ones joined (ranges that only touch stay apart)."""
+    out: list[tuple[float, float]] = []
+    for start, end, _, _ in sorted(ranges, key=lambda r: (r[0], r[1])):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    h, rest = divmod(whole, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _evaluate_segments(
+    compiled: CompiledRule, by_category: dict[str, list[Signal]], failures: Sequence[DetectorFailure],
+    durations: dict[str, float],
+) -> Reason | None:
+    """A ``segments`` rule: per audio part, the worst flagged segment, the share of its
+    transcribed time flagged, or the number of flagged segments. The first part (by
+    name) that meets the rule fires it; a share that cannot be measured (no transcribed
+    time for a part with flagged segments) is the rule's ``on_error``, never an allow."""
+    rule, seg = compiled.rule, compiled.segments
+    assert seg is not None
+    flagged: dict[str, list[_Timed]] = {}
+    thresholds: dict[str, float] = {}
+    for category in compiled.categories:
+        for s in by_category.get(category, ()):
+            if compiled.detectors is not None and s.detector not in compiled.detectors:
+                continue
+            threshold = compiled.threshold
+            if threshold is None:
+                threshold = s.operating_threshold if s.operating_threshold is not None else FALLBACK_THRESHOLD
+            for ev in s.evidence:
+                if ev.start_s is None or ev.end_s is None:
+                    continue
+                score = evidence_score(ev.detail, s.score)
+                if score >= threshold:
+                    part = ev.source_part or ev.part_id or "audio"
+                    flagged.setdefault(part, []).append((ev.start_s, ev.end_s, score, s))
+                    thresholds[part] = min(thresholds.get(part, threshold), threshold)
+    unmeasured: list[str] = []
+    for part in sorted(flagged):
+        ranges = flagged[part]
+        stretches = _stretches(ranges)
+        at = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in stretches[:5]) + (", …" if len(stretches) > 5 else "")
+        threshold = thresholds[part]
+        top = max(ranges, key=lambda r: r[2])
+        if seg.aggregate == "worst":
+            what = f"worst segment {_clock(top[0])}-{_clock(top[1])} scored {top[2]:.2f} ≥ {threshold:.2f}"
+        elif seg.aggregate == "count":
+            if len(stretches) < (seg.count or 0):
+                continue
+            what = f"{len(stretches)} flagged segments ≥ {seg.count} (at {at}; scores ≥ {threshold:.2f})"
+        else:
+            total = durations.get(part, 0.0)
+            if total <= 0:
+                unmeasured.append(part)
+                continue
+            share = min(1.0, sum(b - a for a, b in stretches) / total)
+            if share < (seg.share or 0.0):
+                continue
+            what = (f"{share:.1%} of {total:.1f} s flagged ≥ {seg.share:.0%} "
+                    f"(at {at}; scores ≥ {threshold:.2f})")
+        signals = {(s.detector, s.category): s for _, _, _, s in ranges}
+        return assemble(Reason,
+            rule_id=rule.id,
+            kind="threshold",
+            category=top[3].category,
+            action=rule.action,
+            strike=rule.strike,
+            threshold=threshold,
+            signals=tuple(assemble(SignalRef, detector=s.detector, category=s.category, score=round(s.score, 6))
+                          for s in signals.values()),
+            failed_detectors=(),
+            parts=(part,),
+            message=f"{top[3].category} in {part}: {what} (rule {rule.id} → {rule.action.value})",
+        )
+    if unmeasured:
+        action = Action(rule.on_error)
+        return assemble(Reason,
+            rule_id=rule.id,
+            kind="on_error",
+            category=None,
+            action=action,
+            strike=False,
+            threshold=None,
+            signals=(),
+            failed_detectors=(),
+            parts=tuple(unmeasured),
+            message=(f"rule {rule.id} needs the transcribed time of {', '.join(unmeasured)}, which has flagged "
+                     f"segments but no transcript timing; policy says on_error → {action.value}"),
+        )
+    return _evaluate_failures(compiled, failures)

@@ -32,8 +32,6 @@ from pydantic import ValidationError
 from referee.detectors.base import Detector, detector_registry, validate_config
 from referee.errors import ConfigError
 from referee.policy.plan import plan_problems
-from referee.registry import Registry
-
 from referee.policy.schema import (
     ALL,
     DEFAULT_SURFACE,
@@ -41,6 +39,7 @@ from referee.policy.schema import (
     Rule,
     SurfaceRules,
 )
+from referee.registry import Registry
 
 if TYPE_CHECKING:
     from referee.policy.load import Policy
@@ -168,6 +167,8 @@ def check_text(text: str, source: str = "<memory>", *, base_dir: Path | None = N
         problems += found.problems
     if warnings:
         problems += check_warnings(data, node, source)
+        if registry is not None:
+            problems += check_segment_rules(data, node, source, registry)
     problems.sort(key=lambda p: p.line or 0)
     return Checked(source, node, data, document, tuple(problems))
 
@@ -494,6 +495,38 @@ def check_warnings(data: dict[str, Any], node: yaml.Node | None, source: str) ->
     return found.problems
 
 
+def check_segment_rules(data: dict[str, Any], node: yaml.Node | None, source: str,
+                        registry: Registry[type[Detector]]) -> list[Problem]:
+    """Lint-only: a ``segments`` rule reads time-coded evidence, which only a detector that
+    derives text from audio (transcription) produces; without one it can never fire."""
+    found = Findings(source, node)
+    places: list[tuple[Any, ...]] = []
+    for name, surface in _as_dict(data.get("surfaces")).items():
+        places += [("surfaces", name, "rules", i) for i, r in enumerate(_as_list(_as_dict(surface).get("rules")))
+                   if isinstance(r, dict) and r.get("segments") is not None]
+    for jname, juris in _as_dict(data.get("jurisdictions")).items():
+        for sname, layer in _as_dict(_as_dict(juris).get("surfaces")).items():
+            places += [("jurisdictions", jname, "surfaces", sname, "rules", i)
+                       for i, r in enumerate(_as_list(_as_dict(layer).get("rules")))
+                       if isinstance(r, dict) and r.get("segments") is not None]
+    if not places:
+        return []
+    transcribers = []
+    for name in _as_dict(data.get("detectors")):
+        try:
+            cls = registry.get(str(name))
+        except ConfigError:
+            continue  # check_detectors reports it
+        if cls.derives and "audio" in cls.reads:
+            transcribers.append(str(name))
+    if not transcribers:
+        for loc in places:
+            found.add((*loc, "segments"), "a segments rule reads time-coded evidence from audio, but no configured "
+                      "detector transcribes audio: it never fires",
+                      "add a transcribing detector (detectors.transcribe) in an early plan stage", WARNING)
+    return found.problems
+
+
 # -- helpers for checks (also for the plan's) ---------------------------------
 def shadowed_blocks(node: yaml.Node | None, *path: str) -> list[tuple[str, yaml.Node]]:
     """Values under the mapping at ``path`` whose key comes again later: YAML keeps
@@ -566,9 +599,18 @@ def dotted(loc: tuple[Any, ...]) -> str:
 
 
 def _shadows(a: Rule, b: Rule, everything: tuple[str, ...]) -> bool:
-    """True when ``a`` fires on every input that fires ``b`` and wins or ties."""
+    """True when ``a`` fires on every input that fires ``b`` and wins or ties.
+
+    A ``segments`` rule fires on less than a plain rule (its segments' scores never
+    exceed their signal's), so a plain rule can shadow it but not the other way round;
+    two segments rules compare only when they aggregate the same way."""
     if a.threshold == "model_default" or b.threshold == "model_default":
         return False
+    if a.segments is not None:
+        if b.segments is None or a.segments.aggregate != b.segments.aggregate:
+            return False
+        if (a.segments.share or 0) > (b.segments.share or 0) or (a.segments.count or 0) > (b.segments.count or 0):
+            return False
 
     def cats(rule: Rule) -> set[str]:
         return set(everything if rule.categories == ALL else rule.categories)

@@ -34,10 +34,39 @@ class Category(_Strict):
     counter_examples: tuple[str, ...] = ()
 
 
+class Segments(_Strict):
+    """A rule on the time-coded evidence of audio (transcript segments), per audio part.
+
+    A *flagged segment* is a time range (evidence with ``start_s``/``end_s``) whose
+    score reaches the rule's threshold. Give one of: ``worst`` (the highest-scoring
+    segment reaches it), ``share`` (flagged time / the part's transcribed time is at
+    least this) or ``count`` (at least this many flagged segments). See docs/policy.md."""
+
+    worst: bool = Field(default=False, description="Fire on the highest-scoring segment (only audio counts).")
+    share: float | None = Field(default=None, gt=0.0, le=1.0,
+                                description="Least share of the part's time flagged, e.g. 0.1 for 10%.")
+    count: int | None = Field(default=None, ge=1, description="Least number of flagged segments.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Segments:
+        given = [name for name, on in (("worst", self.worst), ("share", self.share is not None),
+                                       ("count", self.count is not None)) if on]
+        if len(given) != 1:
+            raise ValueError("segments takes exactly one of 'worst: true', 'share: 0..1' or 'count: n', "
+                             f"got {', '.join(given) if given else 'none'}")
+        return self
+
+    @property
+    def aggregate(self) -> Literal["worst", "share", "count"]:
+        return "share" if self.share is not None else "count" if self.count is not None else "worst"
+
+
 class Rule(_Strict):
     """If a signal for one of ``categories`` from one of ``detectors`` scores at
     least ``threshold``, apply ``action``. If one of the rule's detectors failed
-    for the item and nothing else fired the rule, apply ``on_error`` instead."""
+    for the item and nothing else fired the rule, apply ``on_error`` instead.
+    With ``segments``, the rule reads the signals' time-coded evidence instead
+    (the worst segment, the share of flagged time, or a count of flagged segments)."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     categories: tuple[str, ...] | Literal["*"]
@@ -48,6 +77,8 @@ class Rule(_Strict):
     action: Action
     strike: bool = False
     on_error: OnError = "hold_for_review"
+    segments: Segments | None = Field(
+        default=None, description="Act on audio segments: {worst: true}, {share: 0.1} or {count: 3}.")
     description: str | None = None
 
     @field_validator("categories", mode="before")
@@ -107,7 +138,7 @@ class PolicyTest(_Strict):
     name: str | None = None
 
     @model_validator(mode="after")
-    def _expects_something(self) -> "PolicyTest":
+    def _expects_something(self) -> PolicyTest:
         if self.expect is None and self.expect_categories is None:
             raise ValueError("a test needs 'expect' (an action) or 'expect_categories' (a list)")
         return self
@@ -209,7 +240,7 @@ class Review(_Strict):
     strikes: Strikes | None = None
 
     @model_validator(mode="after")
-    def _queues_exist(self) -> "Review":
+    def _queues_exist(self) -> Review:
         named = [("default_queue", self.default_queue), ("appeals_queue", self.appeals_queue),
                  ("senior_queue", self.senior_queue)]
         named += [(f"routes[{i}].queue", r.queue) for i, r in enumerate(self.routes)]
