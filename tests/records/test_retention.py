@@ -64,9 +64,16 @@ def test_apply_empties_expired_content_and_the_chain_still_verifies(store, logge
 
 
 def test_erasure_for_an_author_removes_their_content_and_keeps_statements_and_statistics(store, logged, policy):
+    from referee.store.protocols import Exposure
+    from referee.store.sql.shadow import SQLShadowStore
+
+    shadow = SQLShadowStore(store.db)
+    shadow.log_exposures([Exposure(experiment="e", unit=u, arm="a", item_id=f"item-{i}", decision_id=f"d{i}",
+                                   ts=utcnow()) for i, u in enumerate(["author-1", "author-2", "author-1"])])
     before = _evidence(store, policy)
     result = RetentionJob(store.db, store.content).erase_author("author-1")
-    assert (result.items, result.content_erased) == (2, 2)
+    assert (result.items, result.content_erased, result.exposures_erased) == (2, 2, 2)
+    assert [e.unit for e in shadow.exposures("e")] == ["author-2"]  # experiments assign by author
     assert store.content.get("item-0", logged[0].content_hash) is None
     assert store.content.get("item-2", logged[2].content_hash) is not None
     assert _author(store, "item-0") is None and _author(store, "item-2") == "author-2"

@@ -77,6 +77,10 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
         ("/v1/quality/precision", "get"): [{"bearer": ["read"]}],
         ("/v1/quality/prevalence/{sample_id}", "get"): [{"bearer": ["read"]}],
         ("/v1/quality/drift", "get"): [{"bearer": ["read"]}],
+        ("/v1/shadow/candidates", "get"): [{"bearer": ["read"]}],
+        ("/v1/shadow/{candidate}/report", "get"): [{"bearer": ["read"]}],
+        ("/v1/experiments/{name}/report", "get"): [{"bearer": ["read"]}],
+        ("/v1/experiments/{name}/report.html", "get"): [{"bearer": ["read"]}],
     }
     for (path, method), needed in security.items():  # a route that needs a key documents 401 and 403
         responses = doc["paths"][path][method]["responses"]

@@ -33,6 +33,7 @@ from referee.errors import ConfigError, StoreError
 from referee.model import utcnow
 from referee.model.base import Frozen
 from referee.store.sql.database import Database
+from referee.store.sql.shadow import SQLShadowStore
 from referee.store.sql.tables import content, items
 
 #: Content rows read per query.
@@ -80,6 +81,7 @@ class RetentionResult(Frozen):
 class ErasureResult(Frozen):
     items: int
     content_erased: int
+    exposures_erased: int = 0
 
 
 class RetentionJob:
@@ -148,7 +150,9 @@ class RetentionJob:
                 conn.execute(update(items).where(items.c.author_id == author_id).values(author_id=null()))
         except SQLAlchemyError as exc:
             raise StoreError(f"could not remove author {author_id!r} from items: {exc}") from exc
-        return ErasureResult(items=len(rows), content_erased=erased)
+        # Experiments assign by author: their exposure records name the author as the unit.
+        exposures = SQLShadowStore(self._db).erase_unit(author_id)
+        return ErasureResult(items=len(rows), content_erased=erased, exposures_erased=exposures)
 
 
 def _aware(value: datetime) -> datetime:

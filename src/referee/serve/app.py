@@ -28,7 +28,7 @@ from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import accounts, console, notices, online, openai_compat, problems, routes, telemetry
+from referee.serve import accounts, console, experiments, notices, online, openai_compat, problems, routes, telemetry
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -117,6 +117,7 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
         notices.router,  # DSA Art. 16 notices (docs/compliance.md)
         accounts.router,  # strike standing and the account-action outbox (docs/review.md)
         online.build_router(settings.samples_dir),  # GET /v1/quality/* (docs/online-quality.md)
+        experiments.router,  # shadow and experiment reports (docs/online.md)
     ]
     for router in routers:
         app.include_router(router)
