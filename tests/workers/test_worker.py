@@ -214,3 +214,14 @@ def test_the_redis_url_comes_from_settings(monkeypatch):
     assert Settings().redis_url == "redis://127.0.0.1:6379/0"
     monkeypatch.setenv("REFEREE_REDIS_URL", "redis://127.0.0.1:6390/2")
     assert Settings().redis_url == "redis://127.0.0.1:6390/2"
+
+
+def test_a_group_lost_with_redis_data_is_recreated_and_the_stream_read_again(keys, client, make_engine):
+    engine = make_engine()
+    worker = worker_for(engine, client, keys)
+    produce(client, keys.items, _examples()[:2])
+    drain(worker, lambda: worker.finished == 2)
+    client.delete(keys.items)  # as after a restart without persistence
+    produce(client, keys.items, _examples()[:3])
+    drain(worker, lambda: worker.finished == 5)
+    assert all(len(_store(engine).log.history(i.id)) == 1 for i in _examples()[:3])  # idempotent
