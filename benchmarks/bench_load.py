@@ -48,8 +48,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_http import free_port, percentile, server_cpu_s, start_server, stop_server  # noqa: E402
-from referee.store import DecisionStore  # noqa: E402
+from benchmarks.bench_http import (
+    free_port,
+    percentile,
+    server_cpu_s,
+    start_server,
+    stop_server,
+)
+from referee.store import DecisionStore
 
 MIX = (("moderate", 45), ("batch", 10), ("moderations", 15), ("decision", 20), ("history", 10))
 BENIGN = [
@@ -148,7 +154,7 @@ async def run(args: argparse.Namespace, port: int, key: str) -> tuple[Load, int,
                 lost += 1
         metrics = (await http.get("/metrics")).text
     counted = sum(float(v) for route, v in re.findall(
-        r'^referee_http_requests_total\{method="\w+",route="([^"]+)",status="200"\} (\S+)$', metrics, re.M)
+        r'^referee_http_requests_total\{method="\w+",route="([^"]+)",status="200"\} (\S+)$', metrics, re.MULTILINE)
         if route.startswith("/v1/"))
     return load, lost, int(counted) - (len(sample) - lost)
 
