@@ -45,6 +45,11 @@ OPERATIONS = [
     "GET /v1/quality/drift",
     "GET /v1/quality/precision",
     "GET /v1/quality/prevalence/{sample_id}",
+    "POST /v1/moderate/upload",
+    "GET /v1/shadow/candidates",
+    "GET /v1/shadow/{candidate}/report",
+    "GET /v1/experiments/{name}/report",
+    "GET /v1/experiments/{name}/report.html",
 ]
 #: Per operation and mode: a few seconds on a shared two-core machine.
 EXAMPLES = 25
