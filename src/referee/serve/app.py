@@ -28,7 +28,7 @@ from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import accounts, console, experiments, notices, online, openai_compat, problems, routes, telemetry
+from referee.serve import accounts, console, experiments, notices, online, openai_compat, problems, routes, telemetry, uploads
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -112,6 +112,7 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     routers = [
         telemetry.router,  # GET /metrics
         routes.router,
+        uploads.router,  # POST /v1/moderate/upload: items with image and audio files (docs/media.md)
         openai_compat.router,
         console.router,  # the reviewer console and POST /v1/appeals (docs/review.md)
         notices.router,  # DSA Art. 16 notices (docs/compliance.md)
