@@ -36,6 +36,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 404: {"model": ErrorResponse, "description": "No experiment of this name in the store."}}
 
+# The HTML page's errors are JSON like every other route's: say so, or FastAPI documents them as text/html.
+_NOT_FOUND_HTML: dict[int | str, dict[str, Any]] = {
+    code: {**spec, "content": {"application/json": {}}} for code, spec in _NOT_FOUND.items()}
+
 router = APIRouter(tags=["online"])
 _read = require("read")
 Since = Annotated[str | None, Query(description="ISO time or a duration back from now (7d, 24h)")]
@@ -88,7 +92,7 @@ async def experiment(name: str, request: Request, _: Annotated[Principal, Depend
 
 
 @router.get("/v1/experiments/{name}/report.html", summary="The experiment report as an HTML page with charts",
-            response_class=HTMLResponse, responses=_NOT_FOUND)
+            response_class=HTMLResponse, responses=_NOT_FOUND_HTML)
 async def experiment_html(name: str, request: Request, _: Annotated[Principal, Depends(_read)], since: Since = None,
                           until: Until = None) -> HTMLResponse:
     report = await _experiment(request, name, since, until)
