@@ -356,6 +356,9 @@ def test_metrics_count_items_dead_letters_and_lag(keys, client, make_engine):
     assert total == 10
     assert metrics.registry.get_sample_value("referee_worker_dead_lettered_total", {**labels, "reason": "invalid"}) == 1
     assert metrics.registry.get_sample_value("referee_worker_batch_seconds_count", labels) == 3
+    # The process's shared series: how old the oldest entry of the last batch was when it was answered.
+    lag = metrics.registry.get_sample_value("referee_queue_lag_seconds", {"stream": keys.items})
+    assert lag is not None and 0 <= lag < 60
 
 
 def test_produce_command_reports_bad_lines_and_appends_the_rest(keys, client, tmp_path):

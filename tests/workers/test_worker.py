@@ -225,3 +225,29 @@ def test_a_group_lost_with_redis_data_is_recreated_and_the_stream_read_again(key
     produce(client, keys.items, _examples()[:3])
     drain(worker, lambda: worker.finished == 5)
     assert all(len(_store(engine).log.history(i.id)) == 1 for i in _examples()[:3])  # idempotent
+
+
+def test_an_async_stage_decision_is_published_after_the_synchronous_one(keys, client, tmp_path):
+    """The batch is acked on the provisional decision; the async stage's decision that
+    supersedes it is stored and then published on the output stream too."""
+    from referee.engine import Engine
+    from referee.policy import Policy
+    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
+    from tests.conftest import KeywordDetector
+
+    policy = Policy.from_yaml(PLAN_POLICY.replace("detectors: [second]", "detectors: [second]\n    async: true"))
+    store = Store(f"sqlite:///{tmp_path / 'async.db'}")
+    engine = Engine(policy, [FakeOCR(), KeywordDetector(), Second(delay_s=0.05)], sink=store)
+    try:
+        produce(client, keys.items, [ContentItem(id="a1", text="vile")])
+        worker = worker_for(engine, client, keys, batch=8)
+        drain(worker, lambda: worker.finished == 1)
+        engine.wait_async()
+        out = _out(client, keys)
+        assert [o["item_id"] for o in out] == ["a1", "a1"] and _pending(client, keys) == 0
+        first, final = (json.loads(o["decision"]) for o in out)
+        assert first["provisional"] and final["supersedes"] == first["decision_id"]
+        assert out[1]["source_id"] == "" and store.log.head("a1").decision_id == final["decision_id"]
+    finally:
+        engine.close()
+        store.close()

@@ -24,6 +24,9 @@ from referee.cli.core import DbOpt, DetectorsOpt, PolicyOpt, _settings, err, fai
 from referee.errors import InputError, RefereeError
 from referee.ingest import read_items
 from referee.model import ContentItem
+from referee.obs import Metrics
+from referee.online.shadow import Shadow, attach_shadow
+from referee.store import Store
 from referee.workers import (
     ItemStream,
     PrometheusMetrics,
@@ -78,14 +81,23 @@ def worker(
         engine = build_engine(settings.engine_config(detectors=detectors, batch_size=batch))
     except RefereeError as exc:
         raise fail(str(exc)) from exc
+    shadow: Shadow | None = None
     try:
-        metrics = PrometheusMetrics(stream, group)
+        shared = Metrics()
+        shared.watch(engine)  # the engine's series: per-detector and per-stage latency, decisions
+        metrics = PrometheusMetrics(stream, group, shared)
         if metrics_port is not None:
             try:
-                metrics.serve(metrics_port)
+                shared.serve(metrics_port)
             except OSError as exc:
                 raise fail(f"--metrics-port {metrics_port}: cannot listen on 127.0.0.1:{metrics_port} ({exc}); "
                            "choose a free port") from exc
+        # Candidates in shadow decide beside the champion, off the hot path (docs/online.md).
+        if settings.shadow:
+            if not isinstance(engine.sink, Store):
+                raise fail("REFEREE_SHADOW needs the worker's decision store (--db-url)")
+            shadow = attach_shadow(engine, engine.sink, settings.shadow, sample=settings.shadow_sample,
+                                   duty=settings.shadow_duty)
         client = connect(redis_url or settings.redis_url, block_ms)
         running = Worker(engine, ItemStream(client, config), metrics)
 
@@ -104,6 +116,8 @@ def worker(
     except RefereeError as exc:
         raise fail(str(exc)) from exc
     finally:
+        if shadow is not None:
+            shadow.close()
         engine.close()
 
 

@@ -1,23 +1,20 @@
-"""Prometheus metrics of a stream worker, on a registry of its own (no global state).
+"""A stream worker's series, on the registry of the process's ``referee.obs.Metrics``.
 
-``referee worker --metrics-port P`` serves them on 127.0.0.1:P. Names start with
-``referee_worker_``; ``referee.obs`` (the shared metrics module) may absorb them.
+``referee worker --metrics-port P`` serves them, beside the engine's own series
+(per-detector and per-stage latency, decisions by action and category) and the
+shared ``referee_queue_lag_seconds``, on 127.0.0.1:P. Names start with
+``referee_worker_``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
 from referee.model import Decision
+from referee.obs import Metrics
 
 #: Batch latency buckets, seconds: a lexicon batch takes milliseconds, a model batch up to seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -26,9 +23,11 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class PrometheusMetrics:
     """Items processed (by action), batch latency, errors (by kind), dead letters, lag."""
 
-    def __init__(self, stream: str, group: str, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(self, stream: str, group: str, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
+        self.registry = self.metrics.registry
         labels = {"stream": stream, "group": group}
+        self._stream = stream
         self._labels = labels
         self.items = Counter("referee_worker_items", "Entries moderated and acknowledged, by action.",
                              [*labels, "action"], registry=self.registry)
@@ -43,10 +42,12 @@ class PrometheusMetrics:
         self.pending = Gauge("referee_worker_pending", "Entries delivered but not yet acknowledged in the group.",
                              list(labels), registry=self.registry)
 
-    def batch_done(self, seconds: float, decisions: Sequence[Decision]) -> None:
+    def batch_done(self, seconds: float, decisions: Sequence[Decision], oldest_ms: int | None = None) -> None:
         self.batch_seconds.labels(**self._labels).observe(seconds)
         for d in decisions:
             self.items.labels(**self._labels, action=d.action.value).inc()
+        if oldest_ms is not None:  # stream ids start with the milliseconds the entry was added at
+            self.metrics.set_queue_lag(self._stream, time.time() - oldest_ms / 1000)
 
     def error(self, kind: str) -> None:
         self.errors.labels(**self._labels, kind=kind).inc()
@@ -57,7 +58,5 @@ class PrometheusMetrics:
     def group(self, lag: int, pending: int) -> None:
         self.lag.labels(**self._labels).set(lag)
         self.pending.labels(**self._labels).set(pending)
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> Any:
-        """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns (server, thread)."""
-        return start_http_server(port, addr=host, registry=self.registry)
+        if lag == 0 and pending == 0:
+            self.metrics.set_queue_lag(self._stream, 0.0)

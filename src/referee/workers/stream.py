@@ -268,6 +268,13 @@ class ItemStream:
         done = self.call("finish", lambda: self._finish(keys=[self.config.stream, target], args=args))
         return {_id(i) for i in done}
 
+    def publish(self, fields: dict[str, str]) -> None:
+        """One entry on the output stream that answers no input entry (an async stage's
+        follow-up decision, which supersedes one published before)."""
+        maxlen = self.config.out_maxlen or None
+        self.call("publish", lambda: self.client.xadd(self.config.out_stream, fields,  # type: ignore[arg-type]
+                                                      maxlen=maxlen, approximate=True))
+
     # -- observing ------------------------------------------------------------------
     def group_info(self) -> dict[str, int]:
         """The group's ``lag`` (entries not yet delivered; Redis 7+) and ``pending``."""

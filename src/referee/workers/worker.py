@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from referee.engine import Engine
 from referee.errors import ConfigError, InputError
 from referee.ingest import parse_item
+from referee.obs import bound_batch
 from referee.model import ContentItem, Decision
 from referee.workers.stream import ITEM_FIELD, Backoff, Entry, ItemStream, StreamError
 
@@ -53,14 +54,14 @@ log = logging.getLogger(__name__)
 class WorkerMetrics(Protocol):
     """What the worker reports; ``referee.workers.metrics`` implements it with Prometheus."""
 
-    def batch_done(self, seconds: float, decisions: Sequence[Decision]) -> None: ...
+    def batch_done(self, seconds: float, decisions: Sequence[Decision], oldest_ms: int | None = None) -> None: ...
     def error(self, kind: str) -> None: ...
     def dead_lettered(self, reason: str, n: int) -> None: ...
     def group(self, lag: int, pending: int) -> None: ...
 
 
 class _NoMetrics:
-    def batch_done(self, seconds: float, decisions: Sequence[Decision]) -> None:
+    def batch_done(self, seconds: float, decisions: Sequence[Decision], oldest_ms: int | None = None) -> None:
         pass
 
     def error(self, kind: str) -> None:
@@ -93,6 +94,17 @@ class Worker:
         #: Counters for tests and the final log line.
         self.finished = 0
         self.dead = 0
+        # An async stage's decision lands after the batch was acked: publish it when it is stored.
+        engine.on_decision.append(self._publish_follow_up)
+
+    def _publish_follow_up(self, decision: Decision) -> None:
+        try:
+            self.stream.publish({"decision": decision.model_dump_json(), "item_id": decision.item_id,
+                                 "decision_id": decision.decision_id, "source_id": ""})
+        except StreamError as exc:  # stored all the same: the store is the record, the stream a feed
+            self.metrics.error("redis")
+            log.warning("could not publish the follow-up decision %s of item %s: %s",
+                        decision.decision_id, decision.item_id, exc)
 
     def stop(self) -> None:
         """Finish the batch in hand, acknowledge it, and return from ``run`` (signal-safe)."""
@@ -108,6 +120,10 @@ class Worker:
         waited out (bounded backoff, logged); nothing here raises for bad input."""
         backoff = Backoff(cap_s=self.config.retry_max_s)
         started = False
+        try:  # async stages a stopped process left pending (their follow-ups are published above)
+            self.engine.resume_pending()
+        except Exception:  # noqa: BLE001 - best effort: the heads stay pending for the next start
+            log.exception("resuming pending async stages failed")
         while not self.stopping:
             try:
                 if not started:
@@ -127,7 +143,8 @@ class Worker:
         """One batch: claim or read, process, acknowledge. Returns the entries taken."""
         entries = self._take()
         if entries:
-            self.process(entries)
+            with bound_batch(f"{self.config.consumer}/{entries[0].id}"):  # on every log line of the batch
+                self.process(entries)
         self._observe()
         return len(entries)
 
@@ -189,7 +206,7 @@ class Worker:
             if entry.deliveries < self.config.max_attempts:
                 log.warning("entry %s failed (delivery %d of %d), left pending for a retry: %s",
                             entry.id, entry.deliveries, self.config.max_attempts, error)
-        self.metrics.batch_done(time.monotonic() - began, [d for _, d in done])
+        self.metrics.batch_done(time.monotonic() - began, [d for _, d in done], _oldest_ms(entries))
 
     def _moderate(
         self, good: list[tuple[Entry, ContentItem]]
@@ -315,3 +332,9 @@ def _published(entry: Entry, decision: Decision) -> dict[str, str]:
 
 def _text(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _oldest_ms(entries: Sequence[Entry]) -> int | None:
+    """When the oldest entry was added (a stream id is ``<milliseconds>-<n>``), for the queue lag."""
+    stamps = [int(e.id.split("-", 1)[0]) for e in entries if e.id.split("-", 1)[0].isdigit()]
+    return min(stamps) if stamps else None
