@@ -232,8 +232,8 @@ def test_an_async_stage_decision_is_published_after_the_synchronous_one(keys, cl
     supersedes it is stored and then published on the output stream too."""
     from referee.engine import Engine
     from referee.policy import Policy
-    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
     from tests.conftest import KeywordDetector
+    from tests.engine.test_spine import PLAN_POLICY, FakeOCR, Second
 
     policy = Policy.from_yaml(PLAN_POLICY.replace("detectors: [second]", "detectors: [second]\n    async: true"))
     store = Store(f"sqlite:///{tmp_path / 'async.db'}")

@@ -44,8 +44,8 @@ from typing import Any, Protocol
 from referee.engine import Engine
 from referee.errors import ConfigError, InputError
 from referee.ingest import parse_item
-from referee.obs import bound_batch
 from referee.model import ContentItem, Decision
+from referee.obs import bound_batch
 from referee.workers.stream import ITEM_FIELD, Backoff, Entry, ItemStream, StreamError
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Worker:
         started = False
         try:  # async stages a stopped process left pending (their follow-ups are published above)
             self.engine.resume_pending()
-        except Exception:  # noqa: BLE001 - best effort: the heads stay pending for the next start
+        except Exception:
             log.exception("resuming pending async stages failed")
         while not self.stopping:
             try:
