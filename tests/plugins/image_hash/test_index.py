@@ -32,7 +32,8 @@ def test_merged_codes_are_found_as_if_the_tables_were_rebuilt() -> None:
     built = index._tables
     for lo in range(60_000, 80_000, 5_000):  # four merges, none a rebuild
         assert index.add(codes[lo:lo + 5_000]) == range(lo, lo + 5_000)
-    assert index._tables is built and index._indexed == 80_000, "merged in place, not rebuilt"
+    assert index._tables is not None and index._indexed == 80_000
+    assert index._built_n == 60_000 and index._tables.probe_table is built.probe_table, "merged, not rebuilt"
     fresh = HashIndex(codes, tables=16, brute_below=0)
     assert index.search(queries, 31) == fresh.search(queries, 31) == index.search_exact(queries, 31)
     late = [k for k, t in enumerate(targets) if t >= 60_000]
@@ -82,3 +83,30 @@ def test_the_side_buffer_is_searched_in_bounded_blocks() -> None:
         set(f) <= set(e) for f, e in zip(found, index.search_exact(queries, 31)))
     side = [k for k, t in enumerate(targets) if t >= 50_000]
     assert all(any(i == targets[k] for i, _ in found[k]) for k in side)
+
+
+def test_a_search_during_adds_merges_and_rebuilds_never_misses_what_was_there() -> None:
+    import threading
+
+    codes, _, _ = _planted(120_000, 1, seed=8)
+    index = HashIndex(codes[:60_000], brute_below=0, merge_at=5_000)
+    probes = codes[:50]  # exact copies of codes present from the start: distance 0
+    missed: list[int] = []
+    done = threading.Event()
+
+    def search() -> None:
+        while not done.is_set():
+            for k, hits in enumerate(index.search(probes, 0)):
+                if not any(i == k for i, _ in hits):
+                    missed.append(k)
+
+    reader = threading.Thread(target=search)
+    reader.start()
+    try:
+        for lo in range(60_000, 120_000, 5_000):  # merges, then a rebuild once the index has doubled
+            index.add(codes[lo:lo + 5_000])
+    finally:
+        done.set()
+        reader.join()
+    assert index._built_n == 120_000, "the last add rebuilt the tables"
+    assert not missed

@@ -36,6 +36,7 @@ checking recall.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -205,8 +206,14 @@ class _Tables:
     def nbytes(self) -> int:
         return int(self.entries.nbytes + self.offsets.nbytes)
 
-    def merge(self, words: NDArray[np.uint64], first_id: int) -> None:
-        """Insert codes (ids from ``first_id``) at the end of their buckets: no re-sort of the rest."""
+    def merged(self, words: NDArray[np.uint64], first_id: int) -> _Tables:
+        """These tables with codes (ids from ``first_id``) at the end of their buckets: no re-sort
+        of the rest. A new object, so a search running meanwhile keeps a consistent one."""
+        out = copy.copy(self)
+        out._merge(words, first_id)
+        return out
+
+    def _merge(self, words: NDArray[np.uint64], first_id: int) -> None:
         ids = np.arange(first_id, first_id + len(words), dtype=np.uint64)
         glob, packed = [], []
         for t in range(len(self.chunks)):
@@ -292,8 +299,10 @@ class HashIndex:
         """Add codes (n, 32); returns their ids. Merges the side buffer into the tables once it is full."""
         words = as_words(codes)
         first = len(self._words)
-        self._words = np.concatenate([self._words, words]) if first else words
+        # Each step leaves a state a search in another thread can read (a superset, never less):
+        # the flags before the codes, the tables before the count of codes they hold.
         self._enabled = np.concatenate([self._enabled, np.ones(len(words), bool)])
+        self._words = np.concatenate([self._words, words]) if first else words
         if len(self._words) < self.brute_below:
             return range(first, len(self._words))
         if self._tables is None:
@@ -308,20 +317,23 @@ class HashIndex:
     def rebuild(self) -> None:
         """Build the tables afresh over every code (bucket bits chosen for the size now)."""
         bits = self._bucket_bits if self._bucket_bits is not None else auto_bucket_bits(len(self._words))
+        n = len(self._words)
+        self._indexed = 0  # meanwhile a search is brute force over everything: slow, never wrong
         self._tables = None  # the old tables go before the new ones are built (peak memory)
-        self._tables = _Tables(self._words, _chunks(self.tables_n), bits, self.flips)
-        self._indexed = self._built_n = len(self._words)
+        self._tables = _Tables(self._words[:n], _chunks(self.tables_n), bits, self.flips)
+        self._indexed = self._built_n = n
 
     def merge(self) -> None:
         """Move the side buffer into the tables: buckets grow in place, nothing indexed is re-sorted.
 
         A full rebuild instead when the packed ids would overflow, or once the index has
         doubled since its last build (its bucket bits would no longer fit its size)."""
-        if self._tables is None or len(self._words) >= self._tables.capacity or len(self._words) > 2 * self._built_n:
+        if self._tables is None or len(self._words) >= self._tables.capacity or len(self._words) >= 2 * self._built_n:
             self.rebuild()
             return
-        self._tables.merge(self._words[self._indexed:], self._indexed)
-        self._indexed = len(self._words)
+        n = len(self._words)
+        self._tables = self._tables.merged(self._words[self._indexed:n], self._indexed)
+        self._indexed = n
 
     # -- search -------------------------------------------------------------
     def search(self, queries: Codes, radius: int = 31, batch: int = 256) -> list[list[tuple[int, int]]]:
@@ -330,14 +342,20 @@ class HashIndex:
         out: list[list[tuple[int, int]]] = [[] for _ in range(len(q))]
         if not len(self._words) or not len(q):
             return out
+        # One consistent view, read in the order that ``add``/``merge``/``rebuild`` write in reverse:
+        # what the tables cover, then the tables (no tables: brute force over everything).
+        indexed = self._indexed
+        tables = self._tables
+        if tables is None:
+            indexed = 0
         found: list[_Found] = []
         for lo in range(0, len(q), batch):
             part = q[lo:lo + batch]
-            if self._tables is not None and self._indexed:
-                qid, cid = self._tables.candidates(part)
+            if tables is not None and indexed:
+                qid, cid = tables.candidates(part)
                 found.append(self._verify(part, qid, cid, radius, lo))
-            if self._indexed < len(self._words):  # the side buffer (or a small index): brute force
-                found.append(self._brute(part, self._indexed, radius, lo))
+            if indexed < len(self._words):  # the side buffer (or a small index): brute force
+                found.append(self._brute(part, indexed, radius, lo))
         fq, fc, fd = (np.concatenate(a) for a in zip(*found))
         if len(fq):
             order = np.lexsort((fc, fd, fq))
@@ -369,7 +387,7 @@ class HashIndex:
             d = np.zeros((len(q), len(block)), np.uint16)  # word by word: no (q, rows, 4) temporary to reduce
             for w in range(WORDS):
                 d += np.bitwise_count(q[:, w, None] ^ block[None, :, w])
-            qi, ci = np.nonzero((d <= radius) & self._enabled[None, first + lo:first + lo + rows])
+            qi, ci = np.nonzero((d <= radius) & self._enabled[None, first + lo:first + lo + len(block)])
             parts.append((qi.astype(np.int64) + offset, ci.astype(np.int64) + first + lo, d[qi, ci].astype(np.int64)))
         fq, fc, fd = (np.concatenate(a) for a in zip(*parts))
         return fq, fc, fd
