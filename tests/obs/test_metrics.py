@@ -191,3 +191,18 @@ def test_worker_processes_figures_are_summed(tmp_path: Path) -> None:
     exposed = generate_latest(registry).decode()
     assert 'referee_http_requests_total{method="POST",route="/v1/moderate",status="200"} 7.0' in exposed
     assert 'referee_http_request_duration_seconds_count{route="/v1/moderate"} 7.0' in exposed
+
+
+def test_drift_gauges_are_replaced_as_a_whole() -> None:
+    from referee.online.drift import Gauge
+
+    metrics = Metrics()
+    labels = {"kind": "score", "surface": "comment", "category": "hate"}
+    metrics.set_drift([Gauge("referee_drift_psi", labels, 0.3), Gauge("referee_drift_alert", labels, 2.0),
+                       Gauge("referee_language_share", {"surface": "comment", "language": "en"}, 0.9)])
+    assert metrics.registry.get_sample_value("referee_drift_psi", labels) == 0.3
+    assert metrics.registry.get_sample_value("referee_drift_alert", labels) == 2.0
+    assert b'referee_language_share{language="en",surface="comment"} 0.9' in metrics.exposition()
+    metrics.set_drift([Gauge("referee_drift_psi", {**labels, "category": "spam"}, 0.01)])
+    assert metrics.registry.get_sample_value("referee_drift_psi", labels) is None  # gone with its computation
+    assert metrics.registry.get_sample_value("referee_drift_alert", labels) is None

@@ -129,3 +129,22 @@ def test_quality_http_reports_need_the_read_scope(tmp_path: Path) -> None:
         assert bad.status_code == 422 and "reference_since" in bad.text
     engine.close()
     store.close()
+
+
+def test_the_http_log_follower_puts_drift_on_the_metrics(tmp_path: Path) -> None:
+    from referee.obs import Metrics
+    from referee.serve.follow import LogFollower
+
+    store = Store(f"sqlite:///{tmp_path}/log.db")
+    rng = random.Random(2)
+    now = datetime.now(UTC)
+    put(store, 300, now - timedelta(days=3), 0.0, "en", "r", rng)  # the week before yesterday
+    put(store, 300, now - timedelta(hours=20), 0.4, "en", "c", rng)  # yesterday: hate scores rose
+    metrics = Metrics()
+    follower = LogFollower(store, Policy.from_file(REPO / "policies" / "default.yaml"), 1.0,
+                           metrics=metrics, drift_every_s=60)
+    follower.once()
+    labels = {"kind": "score", "surface": "comment", "category": "hate"}
+    assert metrics.registry.get_sample_value("referee_drift_alert", labels) == 2.0
+    assert metrics.registry.get_sample_value("referee_drift_psi", labels) > 0.25
+    store.close()

@@ -39,6 +39,7 @@ from prometheus_client import (
     start_http_server,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from referee.errors import ConfigError
 from referee.model import Decision
@@ -59,6 +60,50 @@ _USAGE = ("calls", "retries", "failures", "cache_hits", "prompt_tokens", "comple
 
 class _UsageSource(Protocol):
     def snapshot(self) -> dict[str, float]: ...
+
+
+class _Gauge(Protocol):
+    """A value computed elsewhere, now and then (``referee.online.drift.Gauge``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def value(self) -> float: ...
+
+
+class _Snapshot:
+    """Gauges replaced as a whole each time they are recomputed (drift): a label set that
+    left the last computation leaves the exposition too, which a ``Gauge`` would keep."""
+
+    def __init__(self, help_text: dict[str, str]) -> None:
+        self._help = help_text
+        self._gauges: tuple[_Gauge, ...] = ()
+
+    def replace(self, gauges: Sequence[_Gauge]) -> None:
+        self._gauges = tuple(gauges)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for g in self._gauges:
+            family = families.get(g.name)
+            if family is None:
+                family = families[g.name] = GaugeMetricFamily(
+                    g.name, self._help.get(g.name, g.name), labels=sorted(g.labels))
+            family.add_metric([g.labels[k] for k in sorted(g.labels)], g.value)
+        return list(families.values())
+
+
+_DRIFT_HELP = {
+    "referee_drift_psi": "Population stability index of the current window against the reference, by kind "
+                         "(score or language), surface and category.",
+    "referee_drift_alert": "0 ok (or too few items), 1 warn, 2 alert, by kind, surface and category.",
+    "referee_language_share": "Share of the current window's items per guessed language, by surface.",
+}
 
 
 @dataclass
@@ -104,6 +149,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._surfaces: frozenset[str] = frozenset()
         self._usage: dict[str, tuple[_UsageSource, dict[str, float]]] = {}
+        self._drift = _Snapshot(_DRIFT_HELP)
+        self.registry.register(self._drift)
 
         self.http_requests = Counter(
             "referee_http_requests", "HTTP requests answered, by route template, method and status.",
@@ -165,6 +212,11 @@ class Metrics:
     def set_queue_lag(self, stream: str, seconds: float) -> None:
         """A stream worker's lag: the age of the oldest item it has read and not answered (0 when idle)."""
         self.queue_lag.labels(stream).set(max(0.0, seconds))
+
+    def set_drift(self, gauges: Sequence[_Gauge]) -> None:
+        """The latest drift report's gauges (``referee.online.drift.drift_gauges``), replacing
+        the previous ones; the HTTP service's log follower recomputes them now and then."""
+        self._drift.replace(gauges)
 
     def watch(self, engine: Engine) -> None:
         """Observe this engine: become its observer, label surfaces by its policy, and read the

@@ -87,7 +87,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             threading.Thread(target=_resume_pending, args=(engine,), name="referee-resume", daemon=True).start()
         follower = None
         if settings.follow_s > 0 and isinstance(store, Store):
-            follower = LogFollower(store, engine.policy, settings.follow_s, settings.audit_key_env)
+            follower = LogFollower(store, engine.policy, settings.follow_s, settings.audit_key_env,
+                                   metrics=metrics, drift_every_s=settings.drift_every_s)
             follower.start()
         try:
             yield

@@ -17,7 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from datetime import datetime, timedelta, timezone
 
+from referee.obs import Metrics
+from referee.online.drift import drift_gauges, drift_report
 from referee.policy import Policy
 from referee.records import notices
 from referee.records.accounts import AccountBook
@@ -29,10 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class LogFollower:
-    def __init__(self, store: Store, policy: Policy, interval_s: float, audit_key_env: str | None = None) -> None:
+    def __init__(self, store: Store, policy: Policy, interval_s: float, audit_key_env: str | None = None,
+                 metrics: Metrics | None = None, drift_every_s: float = 0.0) -> None:
         self.store = store
         self.policy = policy
         self.interval_s = interval_s
+        # Drift reads whole windows of the log: every few minutes, never per scrape.
+        self.metrics = metrics
+        self.drift_every_s = drift_every_s
+        self._next_drift = 0.0
         key = os.environ.get(audit_key_env, "") if audit_key_env else ""
         self._chain = AuditChain(store.db, key=key.encode() or None)
         self._desk = ReviewDesk(store, policy)
@@ -49,12 +58,23 @@ class LogFollower:
             ("notice outcomes", lambda: notices.settle(self._desk)),
             ("account actions", self._accounts.sync),
             ("audit seal", self._chain.seal),
+            ("drift", self._drift),
         )
         for step, run in steps:
             try:
                 run()
             except Exception:  # noqa: BLE001 - the next tick retries from where the store stopped
                 log.exception("%s failed; retrying in %.1f s", step, self.interval_s)
+
+    def _drift(self) -> None:
+        """Yesterday against the week before it, as gauges on ``/metrics`` (docs/online-quality.md)."""
+        if self.metrics is None or self.drift_every_s <= 0 or time.monotonic() < self._next_drift:
+            return
+        self._next_drift = time.monotonic() + self.drift_every_s
+        now = datetime.now(timezone.utc)
+        day = now - timedelta(days=1)
+        report = drift_report(self.store.log, self.store.content, (day - timedelta(days=7), day), (day, now))
+        self.metrics.set_drift(drift_gauges(report))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="referee-follow", daemon=True)
