@@ -4,10 +4,14 @@
 decisions in memory; for a log the store (or one machine) cannot hold, the same
 tables come from Spark SQL over the files ``batch.export.export_log`` writes
 (``referee rescan export``): ``records.parquet``, ``items.parquet`` and, when the
-store has review tables, ``appeals.parquet``. The definitions are the embedded
+store has those tables, ``appeals.parquet``, ``notices.parquet`` and
+``account_actions.parquet``. The definitions are the embedded
 report's, one for one (its docstring says what each table counts), and the
 numbers are equal on the same data (``tests/batch/test_aggregates.py``):
 
+- an item is reported by a notice when its context says so (``dsa_notice``) or a
+  notice of the ``notices`` table names it; with notices in the period, the
+  ``notices`` table counts them (by notifier type and alleged category);
 - a record's *previous* record is the one it supersedes (from the whole log,
   not only the period), its *category* its first category or ``(none)``;
 - a *first restriction* restricts (its action is in the policy's ``dsa.actions``)
@@ -56,12 +60,21 @@ SELECT d.decision_id, d.item_id, d.action, d.source, d.automated_detection, d.au
        COALESCE(try_element_at(p.categories, 1), '(none)') AS prev_category,
        COALESCE(p.action IN ({restricting}), false) AS prev_restricts,
        COALESCE(m.created_at, m.first_seen_at) AS uploaded,
-       m.notice
+       IF(m.item_id IS NULL, NULL, COALESCE(m.notice, nt.noticed)) AS notice
 FROM {records} d
 LEFT JOIN {records} p ON p.decision_id = d.supersedes
 LEFT JOIN {items} m ON m.item_id = d.item_id AND m.content_hash = d.content_hash
+LEFT JOIN (SELECT item_id, IF(max(CAST(trusted_flagger AS INT)) = 1, 'trusted_flagger', 'article_16') AS noticed
+           FROM tr_notices WHERE item_id IS NOT NULL GROUP BY item_id) nt ON nt.item_id = d.item_id
 WHERE d.created_at >= :start AND d.created_at < :end
 """
+#: The optional tables as empty views when the export has none (the store had no such table).
+_EMPTY = {
+    "appeals": "appeal_id string, status string, received_at double, decided_at double",
+    "notices": "notice_id string, item_id string, category string, trusted_flagger boolean, received_at double, "
+               "decided_at double, outcome_action string",
+    "account_actions": "kind string, action string, created_at timestamp",
+}
 
 _HOURS = "(CAST(unix_micros({later}) - unix_micros({earlier}) AS DOUBLE) / 1e6 / 3600)"
 
@@ -73,6 +86,7 @@ class SparkTransparencyReport:
         self.spark = spark
         self.export = str(export).rstrip("/")
         self.policy = policy
+        self._present: dict[str, bool] = {}
         dsa = policy.document.dsa
         self._dsa = dsa
         restricting = frozenset(dsa.actions) if dsa is not None else frozenset(_RESTRICTING_DEFAULT)
@@ -103,13 +117,20 @@ class SparkTransparencyReport:
         assert records is not None and items is not None  # checked in __init__
         records.createOrReplaceTempView("tr_records")
         items.createOrReplaceTempView("tr_items")
+        self._present = {}
+        for name, schema in _EMPTY.items():
+            frame = self._read(f"{name}.parquet")
+            self._present[name] = frame is not None
+            (frame if frame is not None else self.spark.createDataFrame([], schema)).createOrReplaceTempView(
+                f"tr_{name}")
         query = _PERIOD.format(restricting=self._restricting, records="tr_records", items="tr_items")
         frame = self.spark.sql(query, args={"start": start, "end": end}).cache()
         try:
             frame.createOrReplaceTempView("tr_period")
             first = "restricts AND (NOT has_prev OR NOT prev_restricts)"
-            tables = [self._notices(), self._own_initiative(first), self._automation(first),
-                      self._time_to_action(first), self._appeals(start, end), self._accuracy()]
+            tables = [self._notice_rows(start, end) or self._notices(), self._account_actions(start, end),
+                      self._own_initiative(first), self._automation(first), self._time_to_action(first),
+                      self._appeals(start, end), self._accuracy()]
         finally:
             frame.unpersist()
         return Report(period=period, start=start, end=end, tables={t.name: t for t in tables})
@@ -117,19 +138,20 @@ class SparkTransparencyReport:
     def _sql(self, query: str, **args: Any) -> list[Any]:
         return self.spark.sql(query, args=args or None).collect()
 
-    def _medians(self, source: str, key: str, value: str) -> dict[Any, tuple[int, float | None]]:
-        """Per ``key``: the count and the exact median of ``value`` over the rows of ``source``."""
+    def _medians(self, source: str, keys: str, value: str) -> dict[tuple[Any, ...], float | None]:
+        """Per group of ``keys`` (comma-separated columns): the exact median of ``value`` over ``source``."""
         rows = self._sql(f"""
-            SELECT k, n, v FROM (
-              SELECT {key} AS k, {value} AS v,
-                     row_number() OVER (PARTITION BY {key} ORDER BY {value}) AS rn,
-                     count(*) OVER (PARTITION BY {key}) AS n
+            SELECT {keys}, v FROM (
+              SELECT {keys}, {value} AS v,
+                     row_number() OVER (PARTITION BY {keys} ORDER BY {value}) AS rn,
+                     count(*) OVER (PARTITION BY {keys}) AS n
               FROM {source}) AS ranked
             WHERE rn IN (floor((n + 1) / 2), floor(n / 2) + 1)""")
-        middles: dict[Any, tuple[int, list[float]]] = {}
+        width = len(keys.split(","))
+        middles: dict[tuple[Any, ...], list[float]] = {}
         for r in rows:
-            middles.setdefault(r["k"], (int(r["n"]), []))[1].append(float(r["v"]))
-        return {k: (n, round(statistics.median(vs), 3) if vs else None) for k, (n, vs) in middles.items()}
+            middles.setdefault(tuple(r[:width]), []).append(float(r["v"]))
+        return {k: round(statistics.median(vs), 3) for k, vs in middles.items()}
 
     # -- tables ----------------------------------------------------------------
     def _notices(self) -> Table:
@@ -142,6 +164,45 @@ class SparkTransparencyReport:
         table = Table("notices", "Notices received and actioned, by notice type and category",
                       ["notice_type", "category", "received", "actioned"])
         table.rows = sorted([r["notice"], r["category"], int(r["received"]), int(r["actioned"])] for r in rows)
+        return table
+
+    def _notice_rows(self, start: datetime, end: datetime) -> Table | None:
+        """The notices received in the period, as the embedded report counts them; None when there are none."""
+        bounds = {"lo": start.timestamp(), "hi": end.timestamp()}
+        self.spark.sql(f"""
+            WITH n AS (
+              SELECT IF(trusted_flagger, 'trusted_flagger', 'article_16') AS kind, category, received_at, decided_at,
+                     decided_at IS NOT NULL AND outcome_action IN ({self._restricting}) AS actioned
+              FROM tr_notices WHERE received_at >= :lo AND received_at < :hi)
+            SELECT kind AS k1, COALESCE(category, '(not specified)') AS k2, received_at, decided_at, actioned FROM n
+            UNION ALL SELECT kind, '(all)', received_at, decided_at, actioned FROM n
+            UNION ALL SELECT '(all)', '(all)', received_at, decided_at, actioned FROM n""",
+                       args=bounds).createOrReplaceTempView("tr_notice_groups")
+        rows = self._sql("""
+            SELECT k1, k2, count(*) AS received, count(decided_at) AS decided,
+                   COALESCE(sum(CAST(actioned AS INT)), 0) AS actioned
+            FROM tr_notice_groups GROUP BY k1, k2""")
+        if not rows:
+            return None
+        self.spark.sql("SELECT k1, k2, (decided_at - received_at) / 3600 AS h FROM tr_notice_groups "
+                       "WHERE decided_at IS NOT NULL").createOrReplaceTempView("tr_notice_hours")
+        medians = self._medians("tr_notice_hours", "k1, k2", "h")
+        table = Table("notices", "Notices received, decided and actioned, by notifier type and alleged category, "
+                      "with the median hours from notice to decision",
+                      ["notice_type", "category", "received", "decided", "actioned", "median_hours_to_action"])
+        for r in sorted(rows, key=lambda r: (r["k1"] == "(all)", r["k1"], r["k2"] != "(all)", r["k2"])):
+            table.rows.append([r["k1"], r["k2"], int(r["received"]), int(r["decided"]), int(r["actioned"]),
+                               medians.get((r["k1"], r["k2"]))])
+        return table
+
+    def _account_actions(self, start: datetime, end: datetime) -> Table:
+        rows = self._sql("""
+            SELECT kind, COALESCE(action, '(none)') AS action, count(*) AS n FROM tr_account_actions
+            WHERE created_at >= :start AND created_at < :end GROUP BY kind, COALESCE(action, '(none)')""",
+                         start=start, end=end)
+        table = Table("account_actions", "Account actions from strikes, by kind (impose, lower, lift) and action",
+                      ["kind", "action", "count"])
+        table.rows = sorted([r["kind"], r["action"], int(r["n"])] for r in rows)
         return table
 
     def _own_initiative(self, first: str) -> Table:
@@ -174,19 +235,19 @@ class SparkTransparencyReport:
             UNION ALL
             SELECT '(all)' AS category, {hours} AS h FROM tr_period WHERE {first} AND uploaded IS NOT NULL
             """).createOrReplaceTempView("tr_hours")
-        found = self._medians("tr_hours", "category", "h")
+        counts = {r["category"]: int(r["n"]) for r in
+                  self._sql("SELECT category, count(*) AS n FROM tr_hours GROUP BY category")}
+        medians = self._medians("tr_hours", "category", "h")
         table = Table("time_to_action", "Median hours from upload to restriction",
                       ["category", "restrictions", "median_hours"])
-        for cat in sorted(found, key=lambda c: (c != "(all)", c)):
-            table.rows.append([cat, *found[cat]])
+        for cat in sorted(counts, key=lambda c: (c != "(all)", c)):
+            table.rows.append([cat, counts[cat], medians.get((cat,))])
         return table
 
     def _appeals(self, start: datetime, end: datetime) -> Table:
         table = Table("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
                       ["source", "received", "decided", "reversed", "median_hours"])
-        appeals = self._read("appeals.parquet")
-        if appeals is not None:
-            appeals.createOrReplaceTempView("tr_appeals")
+        if self._present["appeals"]:
             window = "received_at >= :lo AND received_at < :hi"
             bounds = {"lo": start.timestamp(), "hi": end.timestamp()}
             (r,) = self._sql(f"""
@@ -198,7 +259,7 @@ class SparkTransparencyReport:
                     SELECT 1 AS k, (decided_at - received_at) / 3600 AS h FROM tr_appeals
                     WHERE {window} AND status <> 'open' AND decided_at IS NOT NULL""",
                                args=bounds).createOrReplaceTempView("tr_appeal_hours")
-                median = self._medians("tr_appeal_hours", "k", "h").get(1, (0, None))[1]
+                median = self._medians("tr_appeal_hours", "k", "h").get((1,))
                 table.rows.append(["review tables", int(r["received"]), int(r["decided"]), int(r["overturned"]),
                                    median])
                 return table
@@ -208,7 +269,7 @@ class SparkTransparencyReport:
         self.spark.sql(f"""
             SELECT 1 AS k, {_HOURS.format(later='created_at', earlier='prev_created_at')} AS h
             FROM tr_period WHERE source = 'appeal' AND has_prev""").createOrReplaceTempView("tr_appeal_hours")
-        median = self._medians("tr_appeal_hours", "k", "h").get(1, (0, None))[1]
+        median = self._medians("tr_appeal_hours", "k", "h").get((1,))
         table.rows.append(["decision log", None, int(r["decided"]), int(r["reversed"]), median])
         return table
 

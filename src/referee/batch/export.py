@@ -6,8 +6,9 @@ from executors. Three writers:
 
 - ``export_log``: the whole log for the compliance aggregates (``records.parquet``,
   ``items.parquet`` with the metadata the transparency report needs, and
-  ``appeals.parquet`` when the store has the review tables). No user text, no
-  author id: the items' context is reduced to the DSA notice type.
+  ``appeals.parquet``, ``notices.parquet``, ``account_actions.parquet`` when the
+  store has those tables). No user text, no author id, no notifier contact: the
+  items' context is reduced to the DSA notice type.
 - ``write_heads``: every item's current decision, the baseline of a re-scan.
 - ``write_held_items``: every item whose head's content is still held (not
   erased), as item JSON: the catalogue a re-scan re-decides.
@@ -31,7 +32,7 @@ from referee.errors import StoreError
 from referee.records.reasons import NOTICE_KEY
 from referee.store import Store
 from referee.store.sql.content import item_from_row
-from referee.store.sql.tables import content, decisions, items
+from referee.store.sql.tables import content, decisions, items, metadata
 
 #: Rows read from the store per query, and written per Parquet row group.
 PAGE = 5_000
@@ -53,6 +54,14 @@ APPEALS_SCHEMA = pa.schema([
     ("appeal_id", pa.string()), ("status", pa.string()), ("received_at", pa.float64()),
     ("decided_at", pa.float64()),
 ])
+#: DSA notices without the notifier's contact, the URL or the explanation.
+NOTICES_SCHEMA = pa.schema([
+    ("notice_id", pa.string()), ("item_id", pa.string()), ("category", pa.string()),
+    ("trusted_flagger", pa.bool_()), ("received_at", pa.float64()), ("decided_at", pa.float64()),
+    ("outcome_action", pa.string()),
+])
+#: Account actions without the author id.
+ACCOUNT_ACTIONS_SCHEMA = pa.schema([("kind", pa.string()), ("action", pa.string()), ("created_at", UTC_US)])
 #: A re-scan's baseline: each item's head.
 HEADS_SCHEMA = pa.schema([
     ("item_id", pa.string()), ("content_hash", pa.string()), ("action", pa.string()),
@@ -92,25 +101,30 @@ def write_parquet(path: Path, schema: pa.Schema, rows: Iterable[dict[str, Any]])
 class Exported:
     records: int
     items: int
-    appeals: int | None  # None: the store has no review tables
+    #: Rows of the optional tables (appeals, notices, account actions) the store has.
+    optional: dict[str, int]
     files: tuple[Path, ...]
 
 
+#: The store's optional tables (later migrations) an export copies when they are there.
+OPTIONAL = {"appeals": APPEALS_SCHEMA, "notices": NOTICES_SCHEMA, "account_actions": ACCOUNT_ACTIONS_SCHEMA}
+
+
 def export_log(store: Store, out: Path) -> Exported:
-    """Write the decision log, the items' metadata and the appeals under ``out`` (see module doc)."""
+    """Write the decision log, the items' metadata and the optional tables under ``out`` (see module doc)."""
     try:
         n_records = write_parquet(out / "records.parquet", RECORDS_SCHEMA, _record_rows(store))
         n_items = write_parquet(out / "items.parquet", ITEMS_SCHEMA, _item_rows(store))
         files = [out / "records.parquet", out / "items.parquet"]
-        n_appeals: int | None = None
+        optional: dict[str, int] = {}
         with store.db.read() as conn:
-            has_appeals = inspect(conn).has_table("appeals")
-        if has_appeals:
-            n_appeals = write_parquet(out / "appeals.parquet", APPEALS_SCHEMA, _appeal_rows(store))
-            files.append(out / "appeals.parquet")
+            present = [name for name in OPTIONAL if inspect(conn).has_table(name)]
+        for name in present:
+            optional[name] = write_parquet(out / f"{name}.parquet", OPTIONAL[name], _table_rows(store, name))
+            files.append(out / f"{name}.parquet")
     except SQLAlchemyError as exc:
         raise StoreError(f"could not export {store.url!r}: {exc}") from exc
-    return Exported(n_records, n_items, n_appeals, tuple(files))
+    return Exported(n_records, n_items, optional, tuple(files))
 
 
 def _record_rows(store: Store) -> Iterator[dict[str, Any]]:
@@ -145,14 +159,14 @@ def _item_rows(store: Store) -> Iterator[dict[str, Any]]:
         after = (rows[-1].item_id, rows[-1].content_hash)
 
 
-def _appeal_rows(store: Store) -> Iterator[dict[str, Any]]:
-    from referee.store.sql.review_tables import appeals
-
-    query = select(appeals.c.appeal_id, appeals.c.status, appeals.c.received_at, appeals.c.decided_at)
+def _table_rows(store: Store, name: str) -> Iterator[dict[str, Any]]:
+    """The schema's columns of one optional table (small tables: one query)."""
+    table = metadata.tables[name]
+    schema = OPTIONAL[name]
     with store.db.read() as conn:
-        for r in conn.execute(query.order_by(appeals.c.appeal_id)):
-            yield {"appeal_id": r.appeal_id, "status": r.status, "received_at": r.received_at,
-                   "decided_at": r.decided_at}
+        for r in conn.execute(select(*(table.c[f.name] for f in schema))):
+            row = dict(r._mapping)
+            yield {k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 # -- a re-scan's inputs --------------------------------------------------------------
@@ -227,10 +241,13 @@ def write_held_items(store: Store, path: Path) -> HeldItems:
 
 
 __all__ = [
+    "ACCOUNT_ACTIONS_SCHEMA",
     "APPEALS_SCHEMA",
     "HEADS_SCHEMA",
     "ITEMS_JSON_SCHEMA",
     "ITEMS_SCHEMA",
+    "NOTICES_SCHEMA",
+    "OPTIONAL",
     "RECORDS_SCHEMA",
     "Exported",
     "HeldItems",

@@ -145,8 +145,8 @@ def export(
             store.close()
     except RefereeError as exc:
         raise _fail(str(exc)) from exc
-    appeals = "no review tables" if done.appeals is None else f"{done.appeals} appeal(s)"
-    typer.echo(f"exported {done.records} record(s), {done.items} item row(s), {appeals} to {out}")
+    extra = "".join(f", {n} {name.replace('_', ' ')} row(s)" for name, n in done.optional.items())
+    typer.echo(f"exported {done.records} record(s), {done.items} item row(s){extra} to {out}")
 
 
 @rescan_app.command("report")
