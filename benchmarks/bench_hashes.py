@@ -117,22 +117,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    codes = rng.integers(0, 256, (args.n, 32), dtype=np.uint8)
-    queries, targets = planted(codes, args.queries, rng)
+    def random_codes() -> np.ndarray:
+        return np.random.default_rng(args.seed).integers(0, 256, (args.n, 32), dtype=np.uint8)
 
+    rng = np.random.default_rng(args.seed + 2)
+    queries, targets = planted(random_codes(), args.queries, rng)
     extra = {} if args.bucket_bits is None else {"bucket_bits": args.bucket_bits}
 
     def build(cls: Any, **kw: Any) -> Any:
-        return cls(codes, tables=args.tables, flips=args.flips, brute_below=0, **kw)
+        return cls(random_codes(), tables=args.tables, flips=args.flips, brute_below=0, **kw)
 
+    # The codes are made again for each build, so the resident memory below is this index's alone.
     build_s, build_cpu, index = timed(lambda: build(HashIndex, **extra))
     rss_built = rss_now_mb()
     peak_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     baseline, base_s = None, 0.0
     if args.baseline:
         base_s, _, baseline = timed(lambda: build(load_module(args.baseline).HashIndex))
-    codes = codes[:0]  # each index keeps its own copy (as words)
 
     runs: dict[str, list[dict[str, Any]]] = {"new": [], "old": []}
     for _ in range(args.rounds):
