@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="HTTP: engine-config JSON files (comma-separated) of candidates that run in shadow beside the "
                     "champion: their decisions are stored as shadow decisions, never enforced (docs/online.md).")
 
+    experiment: Path | None = Field(
+        default=None,
+        description="HTTP and `referee worker`: an experiment file (JSON or YAML, as `referee experiment moderate` "
+                    "takes); each item is decided by its unit's arm and one exposure logged (docs/online.md).")
+
     shadow_sample: float = Field(
         default=1.0, gt=0, le=1,
         description="HTTP: share of items the shadow candidates see (chosen by a hash of the item id).")

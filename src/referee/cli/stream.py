@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from referee.errors import InputError, RefereeError
 from referee.ingest import read_items
 from referee.model import ContentItem
 from referee.obs import Metrics
+from referee.online.experiments import ExperimentRunner, load_experiment
 from referee.online.shadow import Shadow, attach_shadow
 from referee.store import Store
 from referee.workers import (
@@ -67,6 +69,9 @@ def worker(
     policy: PolicyOpt = None,
     db_url: DbOpt = None,
     detectors: DetectorsOpt = None,
+    experiment: Annotated[Path | None, typer.Option(
+        "--experiment", help="Decide under this experiment (JSON or YAML): each item by its unit's arm, one "
+                             "exposure logged [env REFEREE_EXPERIMENT].")] = None,
 ) -> None:
     """Moderate items from a Redis stream until SIGTERM/SIGINT; decisions are stored, then published."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -82,6 +87,7 @@ def worker(
     except RefereeError as exc:
         raise fail(str(exc)) from exc
     shadow: Shadow | None = None
+    runner: ExperimentRunner | None = None
     try:
         shared = Metrics()
         shared.watch(engine)  # the engine's series: per-detector and per-stage latency, decisions
@@ -98,8 +104,15 @@ def worker(
                 raise fail("REFEREE_SHADOW needs the worker's decision store (--db-url)")
             shadow = attach_shadow(engine, engine.sink, settings.shadow, sample=settings.shadow_sample,
                                    duty=settings.shadow_duty)
+        experiment = experiment or settings.experiment
+        if experiment is not None:
+            if not isinstance(engine.sink, Store) or engine.config is None:
+                raise fail("--experiment needs the worker's decision store (--db-url)")
+            # The control arm, when it changes nothing, is the engine built above (docs/online.md).
+            runner = ExperimentRunner(load_experiment(experiment), engine.config, engine.sink, reuse=engine,
+                                      build=lambda c: build_engine(c, observer=shared))
         client = connect(redis_url or settings.redis_url, block_ms)
-        running = Worker(engine, ItemStream(client, config), metrics)
+        running = Worker(runner or engine, ItemStream(client, config), metrics)
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             err.print(f"{signal.Signals(signum).name}: finishing the batch in hand, then exiting", highlight=False)
@@ -112,10 +125,15 @@ def worker(
                          f"(group {config.group}, batch {config.batch}); policy {engine.policy.id}@"
                          f"{engine.policy.version}, detectors {', '.join(engine.detector_versions)}"),
                   highlight=False)
+        if runner is not None:
+            err.print(escape(f"experiment {runner.experiment.name}: arms "
+                             + ", ".join(f"{a.name} {a.share:g}" for a in runner.experiment.arms)), highlight=False)
         running.run()
     except RefereeError as exc:
         raise fail(str(exc)) from exc
     finally:
+        if runner is not None:
+            runner.close()
         if shadow is not None:
             shadow.close()
         engine.close()

@@ -28,18 +28,22 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from referee.model import ContentItem, Decision
-
-if TYPE_CHECKING:
-    from referee.engine.run import Engine
 
 _Entry = tuple[list[ContentItem], "asyncio.Future[list[Decision]]"]
 
 
+class Moderates(Protocol):
+    """What a batcher hands its batches to: an ``Engine``, or anything that decides like one
+    (an ``ExperimentRunner``, which sends each item to its arm's engine)."""
+
+    def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]: ...
+
+
 class Batcher:
-    def __init__(self, engine: "Engine", max_batch: int, max_inflight: int = 1, max_wait_ms: float = 0.0) -> None:
+    def __init__(self, engine: Moderates, max_batch: int, max_inflight: int = 1, max_wait_ms: float = 0.0) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError(f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}")
         self.engine = engine

@@ -34,7 +34,9 @@ experiment can be trusted until it is found.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from referee.build import EngineConfig, build_engine
@@ -69,10 +72,13 @@ __all__ = [
     "arm_engine_config",
     "chi2_sf",
     "experiment_report",
+    "load_experiment",
     "newcombe_interval",
     "notice_reports",
     "sample_ratio_check",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The p-value below which the split is called broken (a common choice: rare by chance, loud when real).
 SRM_ALPHA = 0.001
@@ -97,7 +103,11 @@ def arm_engine_config(experiment: Experiment, arm: Arm, base: EngineConfig) -> E
                 "written by referee, do not edit.\n" + yaml.safe_dump(derived, sort_keys=False, allow_unicode=True))
         try:
             if not target.exists() or target.read_text(encoding="utf-8") != text:
-                target.write_text(text, encoding="utf-8")
+                # Written aside and renamed: the service's worker processes build their arms at
+                # once, and one must never read another's half-written policy.
+                partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                partial.write_text(text, encoding="utf-8")
+                os.replace(partial, target)
         except OSError as exc:
             raise ConfigError(f"arm {arm.name!r}: cannot write its derived policy {target}: {exc.strerror}; make "
                               "the policy's folder writable, or write the arm's policy yourself and name it in "
@@ -112,27 +122,48 @@ def arm_engine_config(experiment: Experiment, arm: Arm, base: EngineConfig) -> E
 class ExperimentRunner:
     """Decides items under an experiment: each by its unit's arm's engine, with one exposure each.
 
-    ``build`` makes an arm's engine from its config (``build_engine`` by default). The
-    experiment's configuration is recorded in the store on start; a different one
-    under the same name is refused (StoreError), since it could not be analysed."""
+    ``build`` makes an arm's engine from its config (``build_engine`` by default). ``reuse``
+    is an engine the caller already has (the HTTP service's, the worker's): an arm whose
+    config equals ``reuse.config`` (a control arm that changes nothing) decides with it
+    rather than with a second identical engine, and it stays the caller's to close. The
+    experiment's configuration is recorded in the store on start; a different one under
+    the same name is refused (StoreError), since it could not be analysed.
+
+    It decides like an engine (``moderate_many``, ``sink``, ``on_decision``, ``close``), so
+    the HTTP batcher and the stream worker take it where they would take an engine."""
 
     def __init__(self, experiment: Experiment, base: EngineConfig, store: Store | MemoryStore, *,
-                 build: Callable[[EngineConfig], Engine] = build_engine) -> None:
+                 build: Callable[[EngineConfig], Engine] = build_engine, reuse: Engine | None = None) -> None:
         self.experiment = experiment
+        #: The store exposures go to; a worker pings it to tell a store outage from a bad item.
+        self.sink = store
+        #: Called with every decision an arm's async stage writes after the batch (the worker publishes it).
+        self.on_decision: list[Callable[[Decision], None]] = []
         self.records = shadow_store(store)
         self.records.register_experiment(experiment.name, experiment.model_dump(mode="json"))
         self.engines: dict[str, Engine] = {}
+        self._reused: Engine | None = None
         try:
             for arm in experiment.arms:
-                engine = build(arm_engine_config(experiment, arm, base))
+                config = arm_engine_config(experiment, arm, base)
+                if reuse is not None and self._reused is None and reuse.config == config:
+                    engine = self._reused = reuse
+                else:
+                    engine = build(config)
                 if engine.sink is None:
-                    engine.close()
+                    if engine is not reuse:
+                        engine.close()
                     raise ConfigError(f"arm {arm.name!r}: its engine has no decision store; an experiment's "
                                       "arms are enforced and analysed from the log: give the base a store_url")
                 self.engines[arm.name] = engine
+                engine.on_decision.append(self._follow_up)
         except BaseException:
             self.close()
             raise
+
+    def _follow_up(self, decision: Decision) -> None:
+        for listener in self.on_decision:
+            listener(decision)
 
     def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]:
         """Decide ``items`` (in order), each by its arm's engine, and log their exposures."""
@@ -152,9 +183,25 @@ class ExperimentRunner:
         self.records.log_exposures(exposures)
         return [answer[i] for i in range(len(items))]
 
+    def resume_pending(self, limit: int = 100) -> int:
+        """Resumes nothing, and says so when an arm has async stages: ``Engine.resume_pending``
+        takes every pending head of the shared log, so an arm's engine would re-decide the
+        other arms' items and move their units across arms. Their decisions in force are the
+        synchronous ones; resume them with the experiment off (``referee serve`` without
+        ``REFEREE_EXPERIMENT``) once it has ended."""
+        if any(stage.run_async for engine in self.engines.values() for stage in engine.plan.stages):
+            log.warning("experiment %s: async stages left pending by an earlier process are not resumed "
+                        "while it runs (an arm would re-decide other arms' items)", self.experiment.name)
+        return 0
+
     def close(self) -> None:
+        """Close the arms' engines, all but the one the caller lent (``reuse``)."""
         for engine in self.engines.values():
-            engine.close()
+            if engine is self._reused:
+                if self._follow_up in engine.on_decision:
+                    engine.on_decision.remove(self._follow_up)
+            else:
+                engine.close()
         self.engines = {}
 
     def __enter__(self) -> Self:
@@ -162,6 +209,26 @@ class ExperimentRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def load_experiment(path: Path) -> Experiment:
+    """The experiment of a JSON or YAML file (``REFEREE_EXPERIMENT``, ``referee worker --experiment``);
+    a file that cannot be read or validated is a ConfigError naming the file and the field."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read experiment file {path}: {exc.strerror}; check REFEREE_EXPERIMENT "
+                          "or --experiment") from exc
+    try:
+        data: Any = yaml.safe_load(text)  # JSON is YAML too: one reader for both
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"experiment file {path} is neither JSON nor YAML: {exc}") from exc
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "(the file)"
+        raise ConfigError(f"experiment file {path}: {where}: {problem['msg']}") from exc
 
 
 # -- statistics ------------------------------------------------------------------------

@@ -22,13 +22,25 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from referee.build import build_engine
+from referee.build import EngineConfig, build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
+from referee.online.experiments import ExperimentRunner, load_experiment
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
-from referee.serve import accounts, console, experiments, notices, online, openai_compat, problems, routes, telemetry, uploads
+from referee.serve import (
+    accounts,
+    console,
+    experiments,
+    notices,
+    online,
+    openai_compat,
+    problems,
+    routes,
+    telemetry,
+    uploads,
+)
 from referee.serve.follow import LogFollower
 from referee.serve.schemas import BatchRequest, ModerationRequest
 from referee.serve.state import ServeState
@@ -68,7 +80,16 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
         )
     assert store is not None
     metrics.watch(engine)
-    state = ServeState(settings, engine, store, owns_engine=owns_engine, owns_store=owns_store, metrics=metrics)
+    try:
+        experiment = _experiment(settings, engine, store, metrics) if settings.experiment is not None else None
+    except BaseException:
+        if owns_engine:
+            engine.close()
+        if owns_store:
+            store.close()
+        raise
+    state = ServeState(settings, engine, store, owns_engine=owns_engine, owns_store=owns_store, metrics=metrics,
+                       experiment=experiment)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -160,11 +181,22 @@ class _RefereeApp(FastAPI):
             self.user_middleware = declared
 
 
+def _experiment(settings: Settings, engine: Engine, store: DecisionStore, metrics: Metrics) -> ExperimentRunner:
+    """``REFEREE_EXPERIMENT`` on live traffic: its arms are the service's engine config with
+    each arm's changes (a control arm that changes nothing is the service's engine itself),
+    counted by the service's metrics; exposures go to the service's store. Built with the
+    app, so a bad experiment file or arm fails the start, not the first request."""
+    assert settings.experiment is not None
+    base = engine.config if isinstance(engine.config, EngineConfig) else settings.engine_config()
+    return ExperimentRunner(load_experiment(settings.experiment), base, store, reuse=engine,
+                            build=lambda config: build_engine(config, observer=metrics))
+
+
 def _resume_pending(engine: Engine, limit: int = 1000) -> None:
     """One pass at start-up (a head that still fails stays pending for the next start)."""
     try:
         engine.resume_pending(limit)
-    except Exception:  # noqa: BLE001 - resuming is best effort; the heads stay pending for the next start
+    except Exception:
         log.exception("resuming pending async stages failed")
 
 

@@ -38,10 +38,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from referee.engine import Engine
 from referee.errors import ConfigError, InputError
 from referee.ingest import parse_item
 from referee.model import ContentItem, Decision
@@ -74,13 +73,28 @@ class _NoMetrics:
         pass
 
 
+class Moderator(Protocol):
+    """What a worker decides with: an ``Engine``, or an ``ExperimentRunner`` (each item by its
+    unit's arm's engine; ``referee worker --experiment``)."""
+
+    #: Where decisions are stored; the worker pings it to tell a store outage from a bad item.
+    @property
+    def sink(self) -> object: ...
+    #: Told every decision an async stage writes after its batch was acknowledged.
+    on_decision: list[Callable[[Decision], None]]
+
+    def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]: ...
+    def resume_pending(self, limit: int = 100) -> int: ...
+    def close(self) -> None: ...
+
+
 class Worker:
     """Moderates a stream's entries with ``engine`` until ``stop()``."""
 
     #: Seconds between reads of the group's lag for the metrics.
     GROUP_INFO_EVERY_S = 5.0
 
-    def __init__(self, engine: Engine, stream: ItemStream, metrics: WorkerMetrics | None = None) -> None:
+    def __init__(self, engine: Moderator, stream: ItemStream, metrics: WorkerMetrics | None = None) -> None:
         if engine.sink is None or not callable(getattr(engine.sink, "ping", None)):
             raise ConfigError("a stream worker acknowledges an entry only once its decision is stored: "
                               "build its engine with a store (store_url / --db-url), not --no-store")
@@ -260,7 +274,7 @@ class Worker:
 
     def _store_answers(self) -> bool:
         try:
-            self.engine.sink.ping()  # type: ignore[union-attr]
+            self.engine.sink.ping()  # type: ignore[attr-defined]  # checked in __init__
             return True
         except Exception:  # noqa: BLE001 - any failure to answer is "down"
             return False
