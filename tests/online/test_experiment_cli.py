@@ -81,6 +81,6 @@ def test_shadow_report_from_the_command_line(tmp_path):
                                             "--since", since]).stdout
     assert runner.invoke(app, ["shadow", "candidates", "--db-url", url]).stdout.split() == ["v2"]
     bad = runner.invoke(app, ["shadow", "report", "--candidate", "v2", "--db-url", url, "--since", "yesterday"])
-    assert bad.exit_code == 2 and "--since must be an ISO time" in bad.stderr
+    assert bad.exit_code == 2 and "--since: expected an ISO time" in bad.stderr
     other = runner.invoke(app, ["shadow", "report", "--candidate", "v3", "--db-url", url])
     assert "no shadow decisions" in other.stdout and "candidates with shadow decisions: v2" in other.stderr

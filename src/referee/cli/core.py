@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from referee.build import build_engine
@@ -31,6 +37,7 @@ from referee.policy.diff import diff as policy_diff
 from referee.policy.lint import lint_file
 from referee.settings import Settings
 from referee.store import DecisionStore
+from referee.times import parse_when
 
 err = Console(stderr=True)
 
@@ -224,9 +231,9 @@ def list_cmd(
 ) -> None:
     """List recent decisions, newest first, as JSON lines."""
     try:
-        when = _parse_since(since) if since else None
-    except ValueError as exc:
-        raise fail(f"--since: {exc}") from exc
+        when = parse_when(since) if since else None
+    except InputError as exc:
+        raise fail(f"--since: {exc.reason}") from exc
     actions = [a.value for a in Action]
     if action is not None and action not in actions:
         raise fail(f"--action: unknown action {action!r}; choose one of {', '.join(actions)}")
@@ -237,19 +244,3 @@ def list_cmd(
     for d in found:
         typer.echo(json.dumps({"decision_id": d.decision_id, "item_id": d.item_id, "action": d.action.value,
                                "categories": list(d.categories), "created_at": d.created_at.isoformat()}))
-
-
-def _parse_since(text: str) -> datetime:
-    """``24h``/``30m``/``7d`` back from now, or an ISO time (naive means UTC); ValueError says which was wrong."""
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isascii() and text[:-1].isdigit() and text[-1] in units:
-        try:
-            return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
-        except OverflowError:
-            raise ValueError(f"{text!r} reaches back before the year 1; use a shorter duration "
-                             "(e.g. 365d) or an ISO time") from None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"expected an ISO time or a duration like 24h/7d, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from referee.errors import RefereeError
+from referee.errors import InputError, RefereeError
 from referee.online import drift as drift_mod
 from referee.online import loop as loop_mod
 from referee.online import quality
@@ -29,6 +29,7 @@ from referee.policy import Policy
 from referee.records.review import ReviewDesk
 from referee.settings import Settings
 from referee.store.sql.store import Store
+from referee.times import parse_optional
 
 loop_app = typer.Typer(name="loop", help="The improvement loop: labels -> candidate -> gate -> shadow -> promote.",
                        no_args_is_help=True)
@@ -53,18 +54,10 @@ def _fail(exc: RefereeError | ValueError) -> typer.Exit:
 
 
 def _when(option: str, text: str | None) -> datetime | None:
-    """``7d``/``24h``/``30m`` back from now, or an ISO time (naive is UTC)."""
-    if text is None:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"expected an ISO time or a duration like 24h/7d, got {text!r}",
-                                 param_hint=option) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_optional(text)
+    except InputError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=option) from None
 
 
 def _desk(db_url: str | None, policy: Path | None) -> ReviewDesk:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +33,7 @@ from referee.online.shadow import shadow_store
 from referee.online.shadow_report import shadow_report
 from referee.settings import Settings
 from referee.store import Store
+from referee.times import parse_optional
 
 shadow_app = typer.Typer(name="shadow", help="Candidates in shadow beside the champion (never enforced).",
                          no_args_is_help=True)
@@ -56,17 +57,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _when(option: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isascii() and text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise _fail(f"{option} must be an ISO time (2026-11-01, 2026-11-01T12:00Z) or a duration like 24h or 7d, "
-                    f"got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_optional(text)
+    except InputError as exc:
+        raise _fail(f"{option}: {exc.reason}") from None
 
 
 def _store(db_url: str | None) -> Store:

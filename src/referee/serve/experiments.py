@@ -9,14 +9,13 @@ dashboards, not for a tight polling loop.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from referee.errors import InputError
 from referee.online.experiments import ExperimentReport, experiment_report
 from referee.online.html import render_experiment_html
 from referee.online.shadow import shadow_store
@@ -25,6 +24,7 @@ from referee.serve.auth import Principal, require
 from referee.serve.problems import NotFound
 from referee.serve.schemas import ErrorResponse
 from referee.serve.state import ServeState
+from referee.times import parse_optional
 
 __all__ = ["router"]
 
@@ -47,16 +47,7 @@ Until = Annotated[str | None, Query(description="ISO time or a duration back fro
 
 
 def _when(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isascii() and text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"expected an ISO time or a duration like 24h/7d, got {text!r}", where=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_optional(text, name)
 
 
 @router.get("/v1/shadow/candidates", summary="Candidates with shadow decisions", responses=_ERRORS)

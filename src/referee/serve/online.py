@@ -12,7 +12,7 @@ its gauges from ``referee.online.drift.drift_gauges``.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from referee.serve.auth import Principal, require
 from referee.serve.problems import NotFound
 from referee.serve.schemas import ErrorResponse
 from referee.serve.state import ServeState
+from referee.times import parse_optional
 
 __all__ = ["build_router"]
 
@@ -38,17 +39,7 @@ SAMPLE_ID = r"^smp_[0-9a-f]{20}$"
 
 
 def _when(name: str, text: str | None, now: datetime) -> datetime | None:
-    """``7d``/``24h``/``30m`` back from now, or an ISO time (naive is UTC)."""
-    if text is None:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"expected an ISO time or a duration like 24h/7d, got {text!r}", where=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_optional(text, name, now)
 
 
 # At module level: the routes' annotations are strings (postponed), resolved in this namespace.
