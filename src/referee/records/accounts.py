@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from referee.model import Decision
@@ -41,7 +41,7 @@ from referee.policy.schema import StrikeThreshold
 from referee.records.strikes import Standing, standing
 from referee.store.sql.account_tables import account_actions, account_state
 from referee.store.sql.store import Store
-from referee.store.sql.tables import items
+from referee.store.sql.tables import decisions, items
 
 __all__ = ["AccountAction", "AccountBook", "AccountStanding"]
 
@@ -180,36 +180,44 @@ class AccountBook:
 
     # -- writing ---------------------------------------------------------------------
     def sync(self, limit: int = 10_000) -> list[AccountAction]:
-        """Recompute the standing of every author whose strikes the log's new records touch."""
+        """Recompute the standing of every author whose strikes the log's new records touch.
+
+        Runs every couple of seconds beside the traffic (the HTTP log follower), so it reads
+        only the columns that say whether a record concerns a strike, in SQL, and parses just
+        the records that do: most records carry no strike and supersede nothing."""
         if self.config is None:
             return []
+        d = decisions.c
         with self.store.db.read() as conn:
             last = conn.execute(select(account_state.c.last_seq).where(account_state.c.id == 1)).scalar() or 0
-        records = list(self.store.log.records(after_seq=last, limit=limit))
-        if not records:
-            return []
-        parents = self.store.log.get_many([r.decision.supersedes for r in records if r.decision.supersedes])
-        touched: dict[tuple[str, str], Decision] = {}
-        for r in records:
-            d = r.decision
-            parent = parents.get(d.supersedes or "")
-            if d.strike or (parent is not None and parent.strike):
-                touched[(d.item_id, d.content_hash)] = d  # the latest record of an item is the trigger
-        authors = self._authors(list(touched))
+            upto = min(self.store.log.last_seq(), last + limit)
+            if upto <= last:
+                return []
+            rows = conn.execute(
+                select(d.seq, d.decision_id, d.item_id, d.content_hash, d.supersedes, d.strike)
+                .where(d.seq > last, d.seq <= upto, or_(d.strike.is_(True), d.supersedes.is_not(None)))
+                .order_by(d.seq)).all()
+            parents = {r.supersedes for r in rows if r.supersedes}
+            struck = {p.decision_id for i in range(0, len(parents), 500) for p in conn.execute(
+                select(d.decision_id).where(d.decision_id.in_(sorted(parents)[i:i + 500]), d.strike.is_(True)))}
+        latest: dict[tuple[str, str], str] = {}
+        for r in rows:
+            if r.strike or r.supersedes in struck:
+                latest[(r.item_id, r.content_hash)] = r.decision_id  # the latest record of an item is the trigger
+        triggers = self.store.log.get_many(list(latest.values()))
+        authors = self._authors(list(latest))
         made: list[AccountAction] = []
-        for key, d in touched.items():
-            author = authors.get(key)
+        for key, decision_id in latest.items():
+            author = authors.pop(key, None)
             if author is not None:
-                authors.pop(key)
-                new = self.recompute(author, trigger=d)
+                new = self.recompute(author, trigger=triggers[decision_id])
                 if new is not None:
                     made.append(new)
-        new_last = records[-1].seq
         with self.store.db.write() as conn:
-            stmt = (self.store.db.insert_ignoring_duplicates(account_state).values(id=1, last_seq=new_last)
+            stmt = (self.store.db.insert_ignoring_duplicates(account_state).values(id=1, last_seq=upto)
                     .returning(account_state.c.id))
             if conn.execute(stmt).first() is None:
-                conn.execute(update(account_state).where(account_state.c.id == 1).values(last_seq=new_last))
+                conn.execute(update(account_state).where(account_state.c.id == 1).values(last_seq=upto))
         return made
 
     def _authors(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
