@@ -69,6 +69,7 @@ def on_spark(master: str, config: EngineConfig, path: Path, out: Path, rounds: i
     spark = spark_session(master, "bench-rescan", driver_memory="1g")
     spark.sparkContext.setLogLevel("ERROR")
     started = time.perf_counter() - t0
+    assert spark.sparkContext.master == master, spark.sparkContext.master
     rates = []
     try:
         for r in range(rounds):

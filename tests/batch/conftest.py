@@ -40,6 +40,9 @@ def session(master: str) -> Iterator[Any]:
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
         "spark.python.worker.reuse": "true",
+        # Tiny data: compiling each query's whole-stage Java code and re-planning it costs more than it saves.
+        "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.adaptive.enabled": "false",
     })
     spark.sparkContext.setLogLevel("ERROR")
     yield spark

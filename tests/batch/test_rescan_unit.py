@@ -162,3 +162,22 @@ def test_the_cli_needs_a_source_and_a_policy():
     result = CliRunner().invoke(app, ["rescan", "--policy", str(POLICY)])
     assert result.exit_code == 2 and "rescan needs --source and --policy" in result.output
     assert "rescan" in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_a_missing_source_is_a_usage_error_before_spark_starts(tmp_path):
+    result = CliRunner().invoke(app, ["rescan", "--source", str(tmp_path / "none.jsonl"), "--policy", str(POLICY)])
+    assert result.exit_code == 2 and "no such file or folder" in " ".join(result.output.split())
+
+
+def test_the_public_surface():
+    import referee.batch
+
+    assert sorted(referee.batch.__all__) == [
+        "Diff", "Exported", "RescanJob", "RescanResult", "Source", "SparkTransparencyReport", "check_spark",
+        "export_log", "parse_conf", "run_rescan", "spark_session", "tables_equal", "write_heads",
+        "write_held_items"]
+    from referee.batch.session import parse_conf
+
+    assert parse_conf(["spark.executor.memory=4g", "a.b=x=y"]) == {"spark.executor.memory": "4g", "a.b": "x=y"}
+    with pytest.raises(ConfigError, match="write KEY=VALUE"):
+        parse_conf(["spark.executor.memory"])

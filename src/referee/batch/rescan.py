@@ -263,7 +263,7 @@ class RescanJob:
     out: Path
     enforce: bool = False
     store_url: str | None = None  # the baseline's heads, and the log ``enforce`` appends to
-    baseline: Path | None = None
+    baseline: str | Path | None = None  # a path or a URI (``s3a://...``; a Path would fold its //)
     partitions: int | None = None
 
 
@@ -310,12 +310,13 @@ def check_job(job: RescanJob, master: str) -> RescanJob:
         raise ConfigError("--enforce compares with the store's heads; drop --baseline")
     if job.enforce and not master.startswith("local") and (store_url or "").startswith("sqlite"):
         raise ConfigError("--enforce on a cluster needs a PostgreSQL store: a SQLite file is one machine's")
-    if job.baseline is not None and not job.baseline.exists() and "://" not in str(job.baseline):
-        raise ConfigError(f"--baseline {job.baseline}: no such file or folder")
+    baseline = None if job.baseline is None else str(job.baseline)
+    if baseline is not None and "://" not in baseline and not Path(baseline).exists():
+        raise ConfigError(f"--baseline {baseline}: no such file or folder")
     if job.partitions is not None and job.partitions < 1:
         raise ConfigError(f"--partitions must be at least 1, got {job.partitions}")
     Policy.from_file(job.config.policy)  # a policy that does not load fails here, not on every executor
-    return RescanJob(job.source, job.config, job.out, job.enforce, _absolute_sqlite(store_url), job.baseline,
+    return RescanJob(job.source, job.config, job.out, job.enforce, _absolute_sqlite(store_url), baseline,
                      job.partitions)
 
 

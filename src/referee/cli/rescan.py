@@ -65,7 +65,7 @@ def rescan(
     = None,
     db_url: Annotated[str | None, typer.Option(
         "--db-url", help="The store whose heads are the baseline (and which --enforce appends to).")] = None,
-    baseline: Annotated[Path | None, typer.Option(
+    baseline: Annotated[str | None, typer.Option(
         "--baseline", help="Earlier decisions to compare with: a decisions.parquet or referee moderate's JSONL.")]
     = None,
     partitions: Annotated[int | None, typer.Option(min=1, max=100_000, help="Repartition the items first.")] = None,
