@@ -198,6 +198,8 @@ def test_size_limits_per_file_and_in_all_are_413_naming_the_file(
     ({"item": json.dumps({"id": "a", "parts": [{"kind": "text", "id": "t", "file": "c"}]})},
      {"c": ("c.png", png(), None)}, 422, "item.parts[0].file"),
     ({"item": json.dumps({"id": "", "text": "hi"})}, {}, 422, "item.id"),
+    ({"item": json.dumps({"id": "a", "parts": [{"kind": "image", "id": "c", "path": "/etc/hostname"}]})},
+     {}, 422, "item.parts[0].path"),
 ])
 def test_a_malformed_form_is_refused_naming_the_field(
         client: TestClient, fields: dict[str, str], files: dict[str, Any], status: int, field: str) -> None:

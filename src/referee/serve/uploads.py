@@ -21,7 +21,8 @@ What is checked here, before anything is moderated (each a problem naming the fi
   else, a file whose bytes are of the other kind, or a declared Content-Type that
   contradicts the bytes -> 415;
 - the form itself: no ``item``, ``item`` not JSON, a part naming a file that is
-  not in the form, a file no part names (it would be content nobody inspects) ->
+  not in the form, a file no part names (it would be content nobody inspects), a
+  part given by ``path`` (a file on the *server*: an upload sends its files) ->
   400/422.
 
 What is *not* checked here is whether the file decodes: a PNG cut off half-way
@@ -235,6 +236,9 @@ def build_item(fields: dict[str, _Field]) -> ContentItem:
     if isinstance(parts, list):
         resolved = []
         for i, part in enumerate(parts):
+            if isinstance(part, dict) and "path" in part and "file" not in part:
+                raise InputError("a path is read on the server, so an upload does not take one: "
+                                 "send the file and name it with \"file\"", f"item.parts[{i}].path")
             if isinstance(part, dict) and "file" in part:
                 part = _with_file(part, i, fields)
                 used.add(str(raw["parts"][i]["file"]))
