@@ -71,3 +71,15 @@ def test_history_lists_the_chain_with_its_head(tmp_path) -> None:
     assert line["seq"] >= 1 and line["head"] is True and line["source"] == "automated"
     missing = runner.invoke(app, ["decisions", "history", "nope", "--db-url", db])
     assert missing.exit_code == 1
+
+
+def test_an_unreadable_media_file_skips_its_item_and_the_rest_are_moderated(tmp_path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "hello"}) + "\n" + json.dumps(
+        {"id": "b", "parts": [{"kind": "text", "id": "t", "text": "hi"},
+                              {"kind": "image", "id": "c", "path": str(tmp_path / "missing.png")}]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["moderate", str(src), "--no-store", "--detectors", "lexicon", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert [json.loads(line)["item_id"] for line in out.read_text().splitlines()] == ["a"]
+    assert "item 'b' parts[1].path" in result.output and "missing.png" in result.output

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=Path("samples"),
         description="HTTP: where GET /v1/quality/prevalence/{id} finds labelling samples "
                     "(`referee quality sample --out samples/<id>.json`).")
+    max_upload_bytes: int = Field(default=20_000_000, ge=1024, le=20_000_000,
+                                  description="Largest file in POST /v1/moderate/upload.")
+    max_upload_total_bytes: int = Field(default=50_000_000, ge=1024, description="Largest upload body in all.")
     media_allow_hosts: list[str] = Field(
         default_factory=list, description="Hosts media URLs may be fetched from (comma-separated); none by default.")
     redis_url: str = Field(

@@ -314,3 +314,16 @@ def test_held_decisions_reach_the_review_queue_and_the_chain_without_a_cron(sett
             _time.sleep(0.05)
     assert [t.decision_id for t in desk.tasks()] == [r.json()["decision_id"]]
     assert chain.head()[0] == store.log.last_seq() == 1 and chain.verify().ok
+
+
+def test_http_clients_cannot_make_the_server_read_a_local_file(client, keys, tmp_path) -> None:
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\n")
+    item = {"id": "p1", "parts": [{"kind": "text", "id": "t", "text": "hi"},
+                                  {"kind": "image", "id": "cover", "path": str(secret)}]}
+    h = {"Authorization": f"Bearer {keys['moderate']}"}
+    one = client.post("/v1/moderate", json=item, headers=h)
+    assert one.status_code == 422 and one.json()["error"]["field"] == "parts[1].path", one.text
+    batch = client.post("/v1/moderate", json={"items": [{"id": "ok", "text": "hi"}, item]}, headers=h).json()
+    assert batch["decisions"][0] is not None and batch["decisions"][1] is None
+    assert batch["errors"][0]["field"] == "items[1].parts[1].path"

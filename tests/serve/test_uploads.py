@@ -27,7 +27,7 @@ from referee.engine import Engine
 from referee.errors import InputError
 from referee.model import AudioPart, ContentItem, Evidence, ImagePart, Signal
 from referee.policy import Policy
-from referee.serve import create_app, uploads
+from referee.serve import create_app
 from referee.serve.uploads import sniff
 from referee.settings import Settings
 from referee.store import DecisionStore
@@ -175,9 +175,9 @@ def test_a_body_that_is_not_multipart_is_415(client: TestClient) -> None:
 
 
 def test_size_limits_per_file_and_in_all_are_413_naming_the_file(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 2_000)
-    monkeypatch.setattr(uploads, "MAX_UPLOAD_TOTAL_BYTES", 12_000)
+        client: TestClient, media_app: FastAPI) -> None:
+    state = media_app.state.referee
+    state.settings = state.settings.model_copy(update={"max_upload_bytes": 2_000, "max_upload_total_bytes": 12_000})
     big = png((400, 400)) + b"\x00" * 3_000
     r = post(client, {"item": item(("image", "cover"))}, {"cover": ("c.png", big, "image/png")})
     assert r.status_code == 413 and r.json()["error"]["field"] == "cover", r.text

@@ -93,8 +93,14 @@ def moderate(
     except RefereeError as exc:
         raise fail(str(exc)) from exc
 
-    items = [r for r in results if isinstance(r, ContentItem)]
+    items: list[ContentItem] = []
     errors = [r for r in results if isinstance(r, InputError)]
+    for r in results:
+        if isinstance(r, ContentItem):
+            try:  # a media file that cannot be read is this item's problem, not the run's
+                items.append(engine.media.resolve(r))
+            except InputError as exc:
+                errors.append(InputError(exc.reason, f"item {r.id!r} {exc.where or ''}".strip()))
     sink_out = out.open("w", encoding="utf-8") if out else sys.stdout
     actions: Counter[str] = Counter()
     categories: Counter[str] = Counter()

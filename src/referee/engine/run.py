@@ -260,7 +260,7 @@ class Engine:
                 self.policy, item, found.signals, found.failures, self.detector_versions,
                 stages=runs, uninspected=uninspected, engine_config_id=self.config_id,
                 supersedes=head.decision_id if head is not None else None,
-                account=restricted.get(item.author_id or ""),
+                account=restricted.get(item.author_id or ""), derived=found.derived,
             )
             if head is not None and _same_outcome(head, decision):
                 answer[i] = head  # still failing the same way: no new link in the chain
@@ -441,7 +441,7 @@ class Engine:
         decision = decide(
             self.policy, item, result.signals, result.failures, self.detector_versions,
             stages=stage_runs, engine_config_id=self.config_id, supersedes=sync.decision_id,
-            account=self._restrictions([item]).get(item.author_id or ""),
+            account=self._restrictions([item]).get(item.author_id or ""), derived=result.derived,
         )
         if self.sink is not None:
             stored = self.sink.append([(item, decision)])[0]

@@ -74,6 +74,19 @@ def _json(model: Decision | BatchResponse | ItemHistory) -> Response:
     return Response(content=body, media_type="application/json")
 
 
+_NO_SERVER_PATHS = ("the HTTP API does not read files on the server: send the media as base64 'data', "
+                    "an allow-listed 'url', or a file in POST /v1/moderate/upload")
+
+
+def _server_path(item: ContentItem, prefix: str) -> str | None:
+    """The field of the first part that names a file on the server, if any: over HTTP a
+    client may not make referee read a local file (the CLI and workers may)."""
+    for j, part in enumerate(item.parts):
+        if getattr(part, "path", None) is not None:
+            return f"{prefix}.parts[{j}].path" if prefix else f"parts[{j}].path"
+    return None
+
+
 def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]], list[ItemError]]:
     """Good items with their index, and every problem of the bad ones."""
     extra = sorted(set(raw) - {"items"})
@@ -97,7 +110,7 @@ def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]]
                                     message=f"must be a JSON object, got {type(candidate).__name__}"))
             continue
         try:
-            good.append((i, ContentItem.model_validate(candidate)))
+            item = ContentItem.model_validate(candidate)
         except ValidationError as exc:
             errors.extend(
                 ItemError(index=i, field=field_path(tuple(e["loc"]), f"items[{i}]", "text" in candidate),
@@ -105,6 +118,12 @@ def parse_batch(raw: Any, max_batch: int) -> tuple[list[tuple[int, ContentItem]]
                           message=e["msg"])
                 for e in exc.errors()
             )
+            continue
+        served = _server_path(item, f"items[{i}]")
+        if served is not None:
+            errors.append(ItemError(index=i, field=served, type="invalid_input", message=_NO_SERVER_PATHS))
+            continue
+        good.append((i, item))
     return good, errors
 
 
@@ -248,6 +267,10 @@ async def moderate_json(state: ServeState, raw: Any) -> Response:
                                   type="invalid_input", message=e["msg"])
                         for e in exc.errors()]
             raise InvalidItems(problems[0].message, problems[0].field, problems) from exc
+        served = _server_path(item, "")
+        if served is not None:
+            raise InvalidItems(_NO_SERVER_PATHS, served,
+                               [ItemError(field=served, type="invalid_input", message=_NO_SERVER_PATHS)])
         decisions = await state.batcher.moderate([item])
         return _json(decisions[0])
 

@@ -62,10 +62,11 @@ from referee.serve.problems import (
 )
 from referee.serve.schemas import ErrorResponse, ItemError, Rejected
 from referee.serve.state import ServeState
+from referee.settings import Settings
 
 router = APIRouter()
 
-#: Defaults until the settings carry ``max_upload_bytes`` / ``max_upload_total_bytes``.
+#: Defaults of ``UploadLimits`` (the app takes its limits from the settings).
 #: A file goes to the engine as an inline blob, so it can be no bigger than one.
 MAX_UPLOAD_BYTES = MAX_BLOB_BYTES
 MAX_UPLOAD_TOTAL_BYTES = 50_000_000
@@ -117,13 +118,11 @@ class UploadLimits:
     field_bytes: int = MAX_FIELD_BYTES
 
     @classmethod
-    def of(cls, settings: object) -> UploadLimits:
-        """From the settings where they carry the limits (``REFEREE_MAX_UPLOAD_BYTES``,
-        ``REFEREE_MAX_UPLOAD_TOTAL_BYTES``), else the defaults; never above one inline blob."""
-        file_bytes = int(getattr(settings, "max_upload_bytes", MAX_UPLOAD_BYTES))
-        total = int(getattr(settings, "max_upload_total_bytes", MAX_UPLOAD_TOTAL_BYTES))
-        fields = int(getattr(settings, "max_body_bytes", MAX_FIELD_BYTES))
-        return cls(min(file_bytes, MAX_BLOB_BYTES), total, fields)
+    def of(cls, settings: Settings) -> UploadLimits:
+        """From the settings (``REFEREE_MAX_UPLOAD_BYTES``, ``REFEREE_MAX_UPLOAD_TOTAL_BYTES``,
+        ``REFEREE_MAX_BODY_BYTES`` for the JSON fields); never above one inline blob."""
+        return cls(min(settings.max_upload_bytes, MAX_BLOB_BYTES), settings.max_upload_total_bytes,
+                   settings.max_body_bytes)
 
 
 @dataclass

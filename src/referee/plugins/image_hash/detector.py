@@ -59,7 +59,7 @@ class ImageHashConfig(DetectorConfig):
     max_side: int = Field(default=512, ge=64, le=8192, description="Downscale before PDQ hashing.")
     reload_s: float = Field(default=2.0, ge=0, le=3600, description="Check bank files for changes this often.")
     score: float = Field(default=1.0, gt=0, le=1, description="The score of a match.")
-    tables: int = Field(default=11, ge=2, le=64, description="Multi-index hashing tables (see index.py).")
+    tables: int = Field(default=11, ge=4, le=64, description="Multi-index hashing tables (see index.py).")
     flips: int = Field(default=1, ge=0, le=2, description="Bits flipped per table probe.")
 
 
