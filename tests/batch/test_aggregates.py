@@ -111,7 +111,7 @@ def random_log(store: Store, seed: int, n: int = 120, tables: bool = False) -> N
 
 @pytest.mark.parametrize("fill, periods", [
     (hand_made, ["2026-H1", "2025"]),
-    (lambda s: random_log(s, seed=7), ["2026-H1", "2026-Q3"]),
+    pytest.param(lambda s: random_log(s, seed=7), ["2026-H1", "2026-Q3"], marks=pytest.mark.slow),
     (lambda s: random_log(s, seed=11, tables=True), ["2026"]),
 ], ids=["hand-made", "random", "random-with-appeal-notice-and-account-tables"])
 def test_spark_sql_tables_equal_the_embedded_report(spark, tmp_path, fill, periods):
