@@ -36,7 +36,6 @@ from referee.online.shadow import load_candidates
 from referee.policy import Policy
 from referee.records.review import ReviewDesk, Verdict
 from referee.store import Store
-from tests.classifier.conftest import tiny_encoder_dir, tiny_factory  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "policies" / "default.yaml"
