@@ -62,6 +62,7 @@ def test_the_document_declares_bearer_auth_and_each_operation_its_scope(app: Fas
     security = {(path, method): op.get("security") for path, ops in doc["paths"].items() for method, op in ops.items()}
     assert security == {
         ("/v1/moderate", "post"): [{"bearer": ["moderate"]}],
+        ("/v1/moderate/upload", "post"): [{"bearer": ["moderate"]}],
         ("/v1/decisions/{decision_id}", "get"): [{"bearer": ["read"]}],
         ("/v1/items/{item_id}/history", "get"): [{"bearer": ["read"]}],
         ("/v1/moderations", "post"): [{"bearer": ["moderate"]}],

@@ -49,7 +49,7 @@ async def get_account(author_id: str, request: Request, _: Annotated[Principal, 
 @router.get("/v1/account-actions", tags=["accounts"], response_model=Outbox, responses=_AUTH,
             summary="The outbox: account actions after a sequence number, in the order they were recorded")
 async def get_outbox(request: Request, _: Annotated[Principal, Depends(require_read)],
-                     after: Annotated[int, Query(ge=0, description="The last seq the platform applied.")] = 0,
+                     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="The last seq the platform applied.")] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
     book = _book(request)
     await run_in_threadpool(book.sync)
