@@ -28,6 +28,7 @@ from referee.model.account import AccountRestriction
 from referee.model.base import assemble
 from referee.policy import Policy
 from referee.policy.compile import CompiledRule
+from referee.policy.schema import Rule
 
 #: Rules with ``threshold: model_default`` fall back to this when a signal carries no
 #: operating threshold (e.g. the lexicon, whose scores are list weights).
@@ -200,22 +201,15 @@ def _evaluate_failures(compiled: CompiledRule, failures: Sequence[DetectorFailur
     failed = tuple(f.detector for f in failures if compiled.detectors is None or f.detector in compiled.detectors)
     if not failed:
         return None
+    return _unchecked(rule, failed, (), f"{', '.join(failed)} failed, so rule {rule.id} could not be checked")
+
+
+def _unchecked(rule: Rule, failed: tuple[str, ...], parts: tuple[str, ...], why: str) -> Reason:
+    """A rule that could not be checked takes the policy's ``on_error`` action, never allow."""
     action = Action(rule.on_error)
-    return assemble(Reason, 
-        rule_id=rule.id,
-        kind="on_error",
-        category=None,
-        action=action,
-        strike=False,
-        threshold=None,
-        signals=(),
-        failed_detectors=failed,
-        parts=(),
-        message=(
-            f"{', '.join(failed)} failed, so rule {rule.id} could not be checked; "
-            f"policy says on_error → {action.value}"
-        ),
-    )
+    return assemble(Reason, rule_id=rule.id, kind="on_error", category=None, action=action, strike=False,
+                    threshold=None, signals=(), failed_detectors=failed, parts=parts,
+                    message=f"{why}; policy says on_error → {action.value}")
 
 
 # -- rules on audio segments (policy ``segments:``) ------------------------------
@@ -326,18 +320,7 @@ def _evaluate_segments(
             message=f"{top[3].category} in {part}: {what} (rule {rule.id} → {rule.action.value})",
         )
     if unmeasured:
-        action = Action(rule.on_error)
-        return assemble(Reason,
-            rule_id=rule.id,
-            kind="on_error",
-            category=None,
-            action=action,
-            strike=False,
-            threshold=None,
-            signals=(),
-            failed_detectors=(),
-            parts=tuple(unmeasured),
-            message=(f"rule {rule.id} needs the transcribed time of {', '.join(unmeasured)}, which has flagged "
-                     f"segments but no transcript timing; policy says on_error → {action.value}"),
-        )
+        return _unchecked(rule, (), tuple(unmeasured),
+                          f"rule {rule.id} needs the transcribed time of {', '.join(unmeasured)}, which has "
+                          "flagged segments but no transcript timing")
     return _evaluate_failures(compiled, failures)
