@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
 
@@ -51,36 +53,40 @@ def _fail(exc: RefereeError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _desk(db_url: str | None, policy: Path | None) -> ReviewDesk:
-    settings = Settings()
-    return ReviewDesk(Store(db_url or settings.db_url), Policy.from_file(policy or settings.policy))
+_Opened = TypeVar("_Opened", ReviewDesk, AccountBook)
+
+
+@contextmanager
+def _opened(kind: Callable[[Store, Policy], _Opened], db_url: str | None, policy: Path | None) -> Iterator[_Opened]:
+    """A desk or book over the store and policy the options (else the settings) name, for one command.
+
+    The store is closed however the command ends; a RefereeError, from opening or from the
+    command's work, is then printed and ends the command with exit code 2.
+    """
+    try:
+        settings = Settings()
+        opened = kind(Store(db_url or settings.db_url), Policy.from_file(policy or settings.policy))
+        try:
+            yield opened
+        finally:
+            opened.store.close()
+    except RefereeError as exc:
+        raise _fail(exc) from exc
 
 
 @review_app.command("sync")
 def sync(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Queue the held decisions (and the policy's QA share) recorded since the last sync."""
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            made = desk.sync()
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        made = desk.sync()
     typer.echo(f"queued {len(made)} task(s)")
 
 
 @review_app.command("queues")
 def queues(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Open, claimed, overdue and done tasks per queue."""
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            stats = desk.stats()
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        stats = desk.stats()
     typer.echo(f"{'queue':<16}{'open':>6}{'claimed':>9}{'overdue':>9}{'done':>7}{'sla_h':>7}")
     for s in stats:
         typer.echo(f"{s.queue:<16}{s.open:>6}{s.claimed:>9}{s.overdue:>9}{s.done:>7}{s.sla_hours:>7g}")
@@ -99,29 +105,17 @@ def sample(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     chosen: Literal["uncertainty", "disagreement", "random"] = strategy  # type: ignore[assignment]
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            made = desk.sample(chosen, n, queue=queue)
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        made = desk.sample(chosen, n, queue=queue)
     typer.echo(f"queued {len(made)} item(s) for review ({strategy})")
 
 
 @review_app.command("agreement")
 def show_agreement(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Inter-reviewer agreement and the precision of automated decisions, as JSON."""
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            a = agreement(desk)
-            p = automated_precision(desk)
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        a = agreement(desk)
+        p = automated_precision(desk)
     typer.echo(json.dumps({
         "pairs": a.pairs, "kappa": a.kappa, "alpha": a.alpha, "per_category": a.per_category,
         "per_reviewer": a.per_reviewer,
@@ -149,14 +143,8 @@ def export(
 ) -> None:
     """Write reviewer and appeal outcomes as labelled rows: latest verdict wins, conflicts flagged."""
     start = _since(since)
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            result = export_labels(desk, LABEL_KEYS, since=start)
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        result = export_labels(desk, LABEL_KEYS, since=start)
     with out.open("w", encoding="utf-8") as f:
         for row in result.rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -198,22 +186,11 @@ def register_accounts(app: typer.Typer) -> None:
     app.add_typer(notices_app, name="notices")
 
 
-def _book(db_url: str | None, policy: Path | None) -> AccountBook:
-    settings = Settings()
-    return AccountBook(Store(db_url or settings.db_url), Policy.from_file(policy or settings.policy))
-
-
 @accounts_app.command("sync")
 def accounts_sync(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Recompute the standing of the authors the log's new records touch; print the records written."""
-    try:
-        book = _book(db_url, policy)
-        try:
-            made = book.sync()
-        finally:
-            book.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(AccountBook, db_url, policy) as book:
+        made = book.sync()
     for a in made:
         typer.echo(a.model_dump_json())
     typer.echo(f"{len(made)} account action(s) recorded", err=True)
@@ -223,15 +200,9 @@ def accounts_sync(db_url: DbUrl = None, policy: PolicyPath = None) -> None:
 def accounts_show(author_id: Annotated[str, typer.Argument(help="The author (ContentItem.author_id).")],
                   db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """An author's strike points, the account action in force and every account action, as JSON."""
-    try:
-        book = _book(db_url, policy)
-        try:
-            book.sync()
-            typer.echo(book.standing(author_id).model_dump_json(indent=2))
-        finally:
-            book.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(AccountBook, db_url, policy) as book:
+        book.sync()
+        typer.echo(book.standing(author_id).model_dump_json(indent=2))
 
 
 @accounts_app.command("outbox")
@@ -239,32 +210,20 @@ def accounts_outbox(after: Annotated[int, typer.Option(min=0, help="The last seq
                     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most records to print.")] = 1000,
                     db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Account actions after ``--after``, one JSON line each, in the order they were recorded."""
-    try:
-        book = _book(db_url, policy)
-        try:
-            book.sync()
-            for a in book.outbox(after, limit):
-                typer.echo(a.model_dump_json())
-        finally:
-            book.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(AccountBook, db_url, policy) as book:
+        book.sync()
+        for a in book.outbox(after, limit):
+            typer.echo(a.model_dump_json())
 
 
 @notices_app.command("list")
 def notices_list(status: Annotated[str | None, typer.Option(help="unrouted, open or decided.")] = None,
                  db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Notices, oldest first, one JSON line each (without the notifier's contact)."""
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            settle(desk)
-            for n in list_notices(desk, status=status):
-                typer.echo(n.model_dump_json(exclude={"notifier_contact"}))
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        settle(desk)
+        for n in list_notices(desk, status=status):
+            typer.echo(n.model_dump_json(exclude={"notifier_contact"}))
 
 
 @notices_app.command("route")
@@ -275,14 +234,8 @@ def notices_route(notice: Annotated[str | None, typer.Option(help="A URL-only no
     if (notice is None) != (item is None):
         typer.secho("error: --notice and --item go together", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            routed = route_pending(desk, item_id=item, notice_id=notice)
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        routed = route_pending(desk, item_id=item, notice_id=notice)
     typer.echo(f"routed {len(routed)} notice(s)")
 
 
@@ -291,17 +244,11 @@ def notices_outcomes(mark_sent: Annotated[bool, typer.Option(
                          "--mark-sent", help="Record that these notifiers were told (after sending).")] = False,
                      db_url: DbUrl = None, policy: PolicyPath = None) -> None:
     """Decided notices whose notifier was not told yet: one JSON line each, with the contact to tell."""
-    try:
-        desk = _desk(db_url, policy)
-        try:
-            pending = outcomes(desk)
-            for n in pending:
-                typer.echo(json.dumps({"notice_id": n.notice_id, "contact": n.notifier_contact,
-                                       "outcome": n.outcome, "action": n.outcome_action,
-                                       "decision_id": n.outcome_decision_id, "decided_at": n.decided_at}))
-            if mark_sent:
-                mark_communicated(desk, [n.notice_id for n in pending])
-        finally:
-            desk.store.close()
-    except RefereeError as exc:
-        raise _fail(exc) from exc
+    with _opened(ReviewDesk, db_url, policy) as desk:
+        pending = outcomes(desk)
+        for n in pending:
+            typer.echo(json.dumps({"notice_id": n.notice_id, "contact": n.notifier_contact,
+                                   "outcome": n.outcome, "action": n.outcome_action,
+                                   "decision_id": n.outcome_decision_id, "decided_at": n.decided_at}))
+        if mark_sent:
+            mark_communicated(desk, [n.notice_id for n in pending])
