@@ -44,6 +44,9 @@ EXPECTED = {
     "strongreject": (263, {"illegal_goods": (109, 0), "sexual": (50, 0), "violence": (54, 0)}),
     "reddit_cssrs": (500, {"self_harm": (171 + 77 + 45, 108)}),
     "germeval_violence": (18352, {"violence": (814, 17408)}),
+    "do_not_answer_responses": (4972, {"sexual": (20, 4900), "harassment": (16, 4900), "any": (72, 4900)}),
+    "wiki_identity": (1492, {"unsafe": (248, 1244)}),
+    "wiki_context": (20000, {"unsafe": (210, 19790)}),
 }
 
 

@@ -106,7 +106,14 @@ MIX_V1 = ("davidson", "youtube_spam", "sms_spam", "ailuminate", "do_not_answer",
 MIX_V2 = MIX_V1 + ("toxic_spans", "edos", "convabuse", "benign_music")
 #: v2 without Toxic Spans (all-toxic comments, no negatives of their own): measured against v2.
 MIX_V2_NO_SPANS = tuple(s for s in MIX_V2 if s != "toxic_spans")
-MIXES = {"v1": MIX_V1, "v2": MIX_V2, "v2-no-spans": MIX_V2_NO_SPANS}
+#: v3 adds Do-Not-Answer's human-labelled model answers (long benign text about harmful
+#: topics, and the few harmful answers) and the identity sentences of ``eval/identity.py``.
+MIX_V3 = MIX_V1 + ("dna_responses", "identity")
+MIX_V3_REAL = MIX_V2_NO_SPANS + ("dna_responses", "identity")
+#: Every source a mix may name (the universe the leave-one-source-out table draws from).
+ALL_SOURCES = tuple(dict.fromkeys(MIX_V2 + MIX_V3))
+MIXES = {"v1": MIX_V1, "v2": MIX_V2, "v2-no-spans": MIX_V2_NO_SPANS, "v3": MIX_V3, "v3-real": MIX_V3_REAL,
+         "all": ALL_SOURCES}
 #: The mix the shipped default model learned from. v2 and v2-no-spans were measured against it
 #: (leave-one-source-out table, false-positive tests) and not adopted: see docs/classifier.md.
 DEFAULT_MIX = "v1"
@@ -127,9 +134,9 @@ def collect(shared: str | Path, policy_path: str | Path | None = None,
     shared = Path(shared)
     if not shared.is_dir():
         raise InputError(f"{shared} is not a folder; pass the shared datasets folder (e.g. ../shared/datasets)")
-    unknown = [s for s in sources if s not in MIX_V2]
+    unknown = [s for s in sources if s not in ALL_SOURCES]
     if unknown:
-        raise InputError(f"unknown training source {unknown[0]!r}. Available: {', '.join(MIX_V2)}")
+        raise InputError(f"unknown training source {unknown[0]!r}. Available: {', '.join(ALL_SOURCES)}")
     maps = _mappings()
     rows: list[Any] = []
     provenance: dict[str, Any] = {}
@@ -207,6 +214,20 @@ def collect(shared: str | Path, policy_path: str | Path | None = None,
         r, c = _rows("convabuse", shared / "convabuse")
         add("convabuse", "convabuse", r, c, "majority abuse -> harassment=1 (types -> hate); majority not abusive -> "
             "all 0; ambiguous dropped; the 118 rows SOURCE.md lists excluded; official splits")
+
+    if "dna_responses" in sources:
+        r, c = _rows("do_not_answer_responses", shared / "do_not_answer")
+        add("dna_responses", "do_not_answer", r, c, "harmless answers benign for every category; a harmful answer "
+            "takes its question's category; grouped with their question")
+
+    if "identity" in sources:
+        from referee.eval.identity import identity_rows
+
+        ident = identity_rows()
+        rows.extend(Row(id=d["id"], text=d["text"], labels=d["labels"], groups=(d["group"],),
+                        meta={"source": "identity", "group_key": d["group_key"]}) for d in ident)
+        provenance["identity"] = {"file": "src/referee/eval/identity.py", "licence": "CC0 (written for referee)",
+                                  "rows": len(ident), "note": "benign and hateful sentences naming the same groups"}
 
     if "benign_music" in sources:
         lines = [ln.strip() for ln in BENIGN_MUSIC.read_text(encoding="utf-8").splitlines()]

@@ -544,6 +544,45 @@ def _read_convabuse(source: Path, reader: Reader) -> Iterator[Record]:
                                "annotators": votes["n"]})
 
 
+def _read_do_not_answer_responses(source: Path, reader: Reader) -> Iterator[Record]:
+    """The six models' answers, each with its human harm label and its question's harm.
+
+    Long, explanatory text about drugs, violence or self-harm that humans judged
+    harmless: the benign look-alikes of described (not requested) harm."""
+    for path in _pick(source, "do_not_answer_data.csv", "do_not_answer"):
+        for r in reader.csv(path):
+            harm = r["specific_harms"].split(":")[0].strip()
+            for model in DNA_MODELS:
+                text, label = (r.get(f"{model}_response") or "").strip(), (r.get(f"{model}_harmful") or "").strip()
+                if not text or label not in ("0", "1"):
+                    continue
+                yield Record(id=f"dna-{r['id']}-{model}", text=text,
+                             source_labels=[f"harmful:{harm}" if label == "1" else "harmless"],
+                             meta={"model": model, "question_id": r["id"], "group_key": f"dna-{r['id']}",
+                                   "types_of_harm": r["types_of_harm"], "specific_harm": harm})
+
+
+#: The answering models of Do-Not-Answer, as its column prefixes spell them.
+DNA_MODELS = ("GPT4", "ChatGPT", "Claude", "ChatGLM2", "llama2-7b-chat", "vicuna-7b")
+
+
+def _read_wiki_identity(source: Path, reader: Reader) -> Iterator[Record]:
+    for path in _pick(source, "toxicity_nonfuzzed_testset.csv", "wiki_identity"):
+        for r in reader.csv(path):
+            yield Record(id=f"wikiid-{r['rev_id']}", text=r["comment"].strip(),
+                         source_labels=["toxic" if r["toxic"] == "True" else "not_toxic"])
+
+
+def _read_wiki_context(source: Path, reader: Reader) -> Iterator[Record]:
+    """CAT_LARGE comments rated without (``gn``) and with (``gc``) their parent; the
+    comment alone is scored, as a platform sees a new comment."""
+    for path in _pick(source, ["CAT_LARGE/gn.csv", "CAT_LARGE/gc.csv"], "wiki_context"):
+        for r in reader.csv(path):
+            yield Record(id=f"wikictx-{path.stem}-{r['id']}", text=r["text"].strip(),
+                         source_labels=["toxic" if r["label"].strip() == "1" else "not_toxic"],
+                         meta={"file": path.stem})
+
+
 # GermEval violence --------------------------------------------------------------------
 def _read_germeval(source: Path, reader: Reader) -> Iterator[Record]:
     _need(source, "germeval_violence")
@@ -579,6 +618,29 @@ def _read_openai_moderation(source: Path, reader: Reader) -> Iterator[Record]:
                 labels = [f"{k}={int(r[k])}" for k in OPENAI_KEYS if r.get(k) is not None]
                 yield Record(id=f"oai-{i}", text=r["prompt"], source_labels=labels or ["unlabelled"])
 
+
+#: Do-Not-Answer's specific harms that fall in the policy's categories (questions and answers).
+DNA_HARMS: Mapping = {"harm:Explicit Sexual Content": {"sexual": 1},
+    "harm:Sexual Exploitation and Pornography": {"sexual": 1},
+    "harm:Graphic Violence": {"violence": 1},
+    "harm:Violence and Physical Harm": {"violence": 1},
+    "harm:Animal Abuse/Cruelty/Poaching": {"violence": 1},
+    "harm:Terrorist Activities": {"violence": 1},
+    "harm:Threats and Intimidation": {"harassment": 1},
+    "harm:Endorsement of Cyberbullying or Online Harassment": {"harassment": 1},
+    "harm:Insult": {"harassment": 1},
+    "harm:Illegal Drugs and Substances": {"illegal_goods": 1},
+    "harm:Illegal Trade": {"illegal_goods": 1},
+    "harm:Financial Crimes": {"illegal_goods": 1},
+    "harm:Illegal Digital Activities": {"illegal_goods": 1},
+    "harm:Substance Abuse": {"illegal_goods": 1},
+    "harm:Self-Harm": {"self_harm": 1},
+    "harm:Spam Content": {"spam": 1},
+    "harm:Racial/Ethnic Discrimination": {"hate": 1},
+    "harm:Religious Discrimination": {"hate": 1},
+    "harm:Gender/Sexual Discrimination": {"hate": 1},
+    "harm:Disability Discrimination": {"hate": 1},
+    "harm:Other Severe Toxicity": {UNSAFE: 1}}
 
 FORMATS: dict[str, Format] = {}
 
@@ -662,27 +724,7 @@ _register(Format(
     notes="Eval privacy, misinformation and copyright prompts are outside the policy and dropped."))
 _register(Format(
     "do_not_answer", "Do-Not-Answer risky questions, by specific harm", _read_do_not_answer,
-    {"harm:Explicit Sexual Content": {"sexual": 1},
-     "harm:Sexual Exploitation and Pornography": {"sexual": 1},
-     "harm:Graphic Violence": {"violence": 1},
-     "harm:Violence and Physical Harm": {"violence": 1},
-     "harm:Animal Abuse/Cruelty/Poaching": {"violence": 1},
-     "harm:Terrorist Activities": {"violence": 1},
-     "harm:Threats and Intimidation": {"harassment": 1},
-     "harm:Endorsement of Cyberbullying or Online Harassment": {"harassment": 1},
-     "harm:Insult": {"harassment": 1},
-     "harm:Illegal Drugs and Substances": {"illegal_goods": 1},
-     "harm:Illegal Trade": {"illegal_goods": 1},
-     "harm:Financial Crimes": {"illegal_goods": 1},
-     "harm:Illegal Digital Activities": {"illegal_goods": 1},
-     "harm:Substance Abuse": {"illegal_goods": 1},
-     "harm:Self-Harm": {"self_harm": 1},
-     "harm:Spam Content": {"spam": 1},
-     "harm:Racial/Ethnic Discrimination": {"hate": 1},
-     "harm:Religious Discrimination": {"hate": 1},
-     "harm:Gender/Sexual Discrimination": {"hate": 1},
-     "harm:Disability Discrimination": {"hate": 1},
-     "harm:Other Severe Toxicity": {UNSAFE: 1}},
+    DNA_HARMS,
     "Apache-2.0", trainable=True, dedupe=True, shared_path="do_not_answer",
     notes="Positives only. Privacy, misinformation, chatbot-as-human and advice questions are outside the policy."))
 _register(Format(
@@ -755,3 +797,19 @@ _register(Format(
     "MIT (openai/moderation-api-release); held-out benchmark", trainable=False,
     notes="H2 (hate/threatening) also counts as violence, since our violence covers threats. "
           "A 1 anywhere wins over a 0 for the same category. Never train on it."))
+_register(Format(
+    "do_not_answer_responses", "Do-Not-Answer: six models' answers with human harm labels", _read_do_not_answer_responses,
+    {"harmless": dict(BENIGN), **{"harmful:" + k.removeprefix("harm:"): v for k, v in DNA_HARMS.items()}},
+    "Apache-2.0 (answers are model outputs)", trainable=True, dedupe=True, shared_path="do_not_answer",
+    notes="Harmless answers are benign for every category; a harmful answer takes its question's category; harmful "
+          "answers to questions outside the policy are dropped. Answers are grouped with their question."))
+_register(Format(
+    "wiki_identity", "Wikipedia Talk test comments with religion / LGBT identity terms (+ random sample)",
+    _read_wiki_identity, {"toxic": {UNSAFE: 1}, "not_toxic": dict(BENIGN)},
+    "CC BY 4.0 (labels); text CC BY-SA 3.0", trainable=False, shared_path="wiki_toxicity_identity_testset",
+    notes="Share-alike text: evaluation only. Toxic is Wulczyn et al.'s broad toxicity, so only 'any unsafe' is labelled."))
+_register(Format(
+    "wiki_context", "Wikipedia Talk comments at natural toxicity prevalence (CAT_LARGE gn + gc)", _read_wiki_context,
+    {"toxic": {UNSAFE: 1}, "not_toxic": dict(BENIGN)},
+    "Apache-2.0 (repo); text CC BY-SA 3.0", trainable=False, shared_path="wiki_context_toxicity",
+    notes="Share-alike text: evaluation only. About 1 % toxic: a realistic false-positive-rate check."))

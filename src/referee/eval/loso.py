@@ -43,7 +43,10 @@ from referee.eval.datasets import CATEGORIES, Row, decontaminate, dedup_key, spl
 DATA = Path(__file__).with_name("data")
 MUSIC_LOOKALIKES = DATA / "music_lookalikes.txt"
 #: Sources too small or too synthetic to hold out on their own (they stay in training).
-NOT_HELD_OUT = ("policy", "benign_music")
+NOT_HELD_OUT = ("policy", "benign_music", "identity")
+#: Sources held out together: Do-Not-Answer's answers restate their questions, so a head
+#: scored on the questions must not have learned from the answers (and the reverse).
+HELD_OUT_WITH = {"do_not_answer": ("dna_responses",), "dna_responses": ("do_not_answer",)}
 #: HateCheck functionalities that are non-hateful but still abuse (of a person, or of a
 #: group without a protected characteristic): acting on them is not a false positive.
 HATECHECK_ABUSE_NH = ("target_indiv_nh", "target_group_nh")
@@ -206,7 +209,8 @@ def fit_head(x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev:
 
 def leave_one_source_out(corpus: Corpus, policy: Any, held_out: Sequence[str] | None = None,
                          config: Any | None = None, progress: Callable[[str], None] | None = None,
-                         examples: int = 3, train_sources: Sequence[str] | None = None) -> dict[str, Any]:
+                         examples: int = 3, train_sources: Sequence[str] | None = None,
+                         baselines: bool = True) -> dict[str, Any]:
     """One head per held-out source; its metrics next to the baselines on the same rows.
 
     ``train_sources`` (default: every source of the corpus) is the mix the heads learn
@@ -216,18 +220,19 @@ def leave_one_source_out(corpus: Corpus, policy: Any, held_out: Sequence[str] | 
     labels = label_matrix(corpus.rows, cats)
     src = np.array([corpus.source_of(i) for i in range(len(corpus.rows))])
     split = np.array([r.split or "train" for r in corpus.rows])
-    baselines: dict[str, Scorer] = {"lexicon": lexicon_scorer(policy, cats)}
-    prof = profanity_scorer(cats)
+    scorers: dict[str, Scorer] = {"lexicon": lexicon_scorer(policy, cats)} if baselines else {}
+    prof = profanity_scorer(cats) if baselines else None
     if prof is not None:
-        baselines["profanity_check"] = prof
+        scorers["profanity_check"] = prof
     base_thr = {"lexicon": np.full(len(cats), 0.5, np.float32), "profanity_check": np.full(len(cats), 0.5, np.float32)}
     names = held_out or [s for s in corpus.sources if s not in NOT_HELD_OUT]
     in_mix = np.isin(src, list(train_sources or corpus.sources))
     results: dict[str, Any] = {}
     for name in names:
         t0 = time.perf_counter()
-        train = in_mix & (src != name) & (split == "train")
-        dev = in_mix & (src != name) & (split == "dev")
+        out_now = np.isin(src, [name, *HELD_OUT_WITH.get(name, ())])
+        train = in_mix & ~out_now & (split == "train")
+        dev = in_mix & ~out_now & (split == "dev")
         seen = [corpus.rows[i] for i in np.flatnonzero(train | dev)]
         test_rows = decontaminate([corpus.rows[i] for i in np.flatnonzero(src == name)], seen)
         keep_ids = {r.id for r in test_rows}
@@ -238,9 +243,9 @@ def leave_one_source_out(corpus: Corpus, policy: Any, held_out: Sequence[str] | 
                                         config, sources=list(src[train]))
         texts = [corpus.rows[i].text for i in test_idx]
         scores = {"referee": predict(corpus.embeddings[test_idx])}
-        for bname, fn in baselines.items():
+        for bname, fn in scorers.items():
             scores[bname] = fn(texts)
-        thresholds = {"referee": thr, **{b: base_thr[b] for b in baselines}}
+        thresholds = {"referee": thr, **{b: base_thr[b] for b in scorers}}
         rows = [corpus.rows[i] for i in test_idx]
         entry = source_metrics(rows, scores, thresholds, cats)
         results[name] = {"n": len(rows), "dropped_near_duplicates": int((src == name).sum()) - len(rows),
