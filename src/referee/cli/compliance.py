@@ -83,11 +83,8 @@ def seal(db_url: DbUrl = None,
     """Link every record after the last sealed one; print the head (publish it)."""
     key = _key(key_env)
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             result = AuditChain(store.db, checkpoint_every=checkpoint_every, key=key).seal()
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     typer.echo(f"sealed {result.sealed} record(s); head seq {result.head_seq} hash {result.head_hash} "
@@ -102,11 +99,8 @@ def verify(db_url: DbUrl = None,
     """Recompute the chain from the log; exit 1 at the first broken link."""
     key = _key(key_env)
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             result = AuditChain(store.db, key=key).verify(from_checkpoint=from_checkpoint, expect_head=expect_head)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     if result.broken is not None:
@@ -126,11 +120,8 @@ def sor_export(out: Annotated[Path, typer.Option("--out", help="JSON lines, one 
     """Build, validate and write the statements of reasons; invalid ones are listed, not written (exit 1)."""
     try:
         pol = load_policy(str(policy or Settings().policy))
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             result = export(Statements(store.db, store.log, pol), out, since=_date(since))
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     for err in result.invalid:
@@ -152,8 +143,7 @@ def sor_submit(endpoint: Annotated[str, typer.Option(help="The API's multiple-st
     """Post the statements not submitted yet; the state per statement is kept in the store (exit 1 if any stay pending)."""
     token = os.environ.get(token_env, "")
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             if infile is not None:
                 statements = [Statement(puid=b["puid"], decision_id=b["puid"].rsplit("-", 1)[-1], seq=0, body=b)
                               for b in read_export(infile)]
@@ -166,8 +156,6 @@ def sor_submit(endpoint: Annotated[str, typer.Option(help="The API's multiple-st
                 result = submitter.submit(statements, retry_failed=retry_failed)
             finally:
                 submitter.close()
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     typer.echo(f"submitted {result.submitted}, already there (duplicate puid) {result.duplicate}, refused "
@@ -184,11 +172,8 @@ def report(period: Annotated[str, typer.Option(help="2026-H1, 2026-Q3, 2026-05 o
     """The transparency report of a period: a CSV per table and an HTML page with charts."""
     try:
         pol = load_policy(str(policy or Settings().policy))
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             built = TransparencyReport(store.db, store.log, pol).build(period)
-        finally:
-            store.close()
         files = write_report(built, out)
     except RefereeError as exc:
         raise _fail(exc) from exc
@@ -203,11 +188,8 @@ def retention_apply(config: Annotated[Path | None, typer.Option(help="YAML with 
     """Empty the content (and forget the author ids) past their retention; decisions and the chain stay."""
     try:
         rules = Retention.from_file(config) if config else Retention()
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             result = RetentionJob(store.db, store.content, rules).apply(dry_run=dry_run)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     verb = "would erase" if dry_run else "erased"
@@ -219,11 +201,8 @@ def erase_author(author_id: Annotated[str, typer.Argument(help="The author whose
                  db_url: DbUrl = None) -> None:
     """An erasure request: empty every item's content of this author and forget the id."""
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             result = RetentionJob(store.db, store.content).erase_author(author_id)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     typer.echo(f"erased the content of {result.items} item(s) ({result.content_erased} content row(s))")

@@ -128,11 +128,8 @@ def promote_cmd(
         run = loop_mod.LoopRun.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
         shadowed, agree = 0, None
         if run is not None and run.shadow:
-            store = Store(db_url or Settings().db_url)
-            try:
+            with Store(db_url or Settings().db_url) as store:
                 rows = shadow_store(store).shadow_decisions(run.shadow["candidate"])
-            finally:
-                store.close()
             shadowed = len(rows)
             agree = sum(r.decision.action == r.champion_action for r in rows) / shadowed if shadowed else None
         alias = loop_mod.promote(config, run_id, shadowed, min_shadow, agree)
@@ -259,12 +256,9 @@ def drift_cmd(
     ref = (_when("--reference-since", reference_since), _when("--reference-until", reference_until))
     cur = (ref[1], _when("--current-until", current_until))
     try:
-        store = Store(db_url or Settings().db_url)
-        try:
+        with Store(db_url or Settings().db_url) as store:
             report = drift_mod.drift_report(store.log, store.content, ref, cur, detector=detector,
                                             min_count=min_count)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     if as_json:

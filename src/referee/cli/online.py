@@ -77,12 +77,9 @@ def shadow_report_command(
     """How the candidate would have decided, against the champion, over the window."""
     start, end = _when("--since", since), _when("--until", until)
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             report = shadow_report(store, candidate, since=start, until=end, sample=sample)
             known = shadow_store(store).shadow_candidates() if not report.items else []
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(report.text())
@@ -96,12 +93,9 @@ def shadow_report_command(
 def shadow_candidates(db_url: DbUrl = None) -> None:
     """The candidates with shadow decisions in the store, one a line."""
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             for name in shadow_store(store).shadow_candidates():
                 typer.echo(name)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(str(exc)) from exc
 
@@ -136,15 +130,12 @@ def experiment_moderate(
         "policy": policy or settings.policy, "store_url": db_url or settings.db_url})
     try:
         results = list(read_items(sys.stdin.buffer if input == "-" else input))
-        store = Store(base.store_url or "")
-        try:
+        with Store(base.store_url or "") as store:
             with ExperimentRunner(experiment, base, store, build=build_engine) as runner:
                 items = [r for r in results if isinstance(r, ContentItem)]
                 for start in range(0, len(items), batch_size):
                     for decision in runner.moderate_many(items[start:start + batch_size]):
                         typer.echo(decision.model_dump_json())
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(str(exc)) from exc
     errors = [r for r in results if isinstance(r, InputError)]
@@ -164,11 +155,8 @@ def experiment_report_command(
     """Per-arm metrics, differences against control, the sample-ratio check (exit 1 on a mismatch)."""
     start, end = _when("--since", since), _when("--until", until)
     try:
-        store = _store(db_url)
-        try:
+        with _store(db_url) as store:
             report = experiment_report(store, name, since=start, until=end)
-        finally:
-            store.close()
     except (RefereeError, ConfigError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(report.text())

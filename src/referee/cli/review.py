@@ -164,11 +164,8 @@ def add(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
         "password", hide_input=True, confirmation_prompt=True)
     try:
-        store = Store(db_url or Settings().db_url)
-        try:
+        with Store(db_url or Settings().db_url) as store:
             r = add_reviewer(store, reviewer_id, password, queue, senior=senior)
-        finally:
-            store.close()
     except RefereeError as exc:
         raise _fail(exc) from exc
     typer.echo(f"reviewer {r.reviewer_id}: queues {', '.join(r.queues)}{' (senior)' if r.senior else ''}")

@@ -171,11 +171,8 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Every key's id, name, scopes and state (never the secret)."""
-    store = _store(db_url)
-    try:
+    with _store(db_url) as store:
         rows = store.list_keys()
-    finally:
-        store.close()
     for row in rows:
         if as_json:
             typer.echo(json.dumps(row, default=str))
@@ -190,12 +187,9 @@ def revoke_key(
     db_url: DbUrl = None,
 ) -> None:
     """Revoke a key; requests with it are refused (401) from now on."""
-    store = _store(db_url)
-    try:
+    with _store(db_url) as store:
         if key_id not in {r["key_id"] for r in store.list_keys()}:
             typer.secho(f"error: no key {key_id!r}; see `referee keys list`", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
         store.revoke_key(key_id)
-    finally:
-        store.close()
     typer.echo(f"revoked {key_id}")

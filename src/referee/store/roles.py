@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from referee.model import ContentItem, Decision, Record
 from referee.store.protocols import ContentStore, DecisionLog, KeyStore
@@ -79,7 +79,7 @@ class Roles:
     def close(self) -> None:
         """Release connections and threads. Idempotent."""
 
-    def __enter__(self) -> "Roles":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
