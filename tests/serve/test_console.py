@@ -164,3 +164,29 @@ def test_change_and_escalate_from_the_console(client: TestClient, store: Decisio
     assert 'data-queue="senior"' in client.get("/console/").text  # senior reviewers see the senior queue
     r = client.post("/console/queues/senior/next", data={"csrf": csrf}, follow_redirects=False)
     assert r.headers["location"].startswith("/console/tasks/")
+
+
+def test_every_page_behind_the_login_asks_for_a_session_and_every_form_for_its_csrf_token(
+        client: TestClient, store: DecisionStore) -> None:
+    add_reviewer(store, "alice", "correct horse", ["general"])
+    held_item(store)
+    for path in ("/console/", "/console/metrics", "/console/tasks/tsk_x", "/console/tasks/tsk_x/media/cover"):
+        r = client.get(path, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (303, "/console/login"), path
+    for path in ("/console/queues/general/next", "/console/settings/blur", "/console/tasks/tsk_x/verdict",
+                 "/console/tasks/tsk_x/release"):
+        r = client.post(path, data={"csrf": "forged"}, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (303, "/console/login"), path
+    csrf = sign_in(client, "alice", "correct horse")
+    for path in ("/console/queues/general/next", "/console/settings/blur"):
+        refused = client.post(path, data={"csrf": "forged"}, follow_redirects=False)
+        assert refused.status_code == 403 and "CSRF token is missing or wrong" in refused.text, path
+    assert client.post("/console/settings/blur", data={}).status_code == 403
+    task_url = client.post("/console/queues/general/next", data={"csrf": csrf}, follow_redirects=False).headers["location"]
+    assert 'class="media blurred"' in client.get(task_url).text  # the refused blur toggles changed nothing
+    for action in ("/verdict", "/release"):
+        refused = client.post(task_url + action, data={"csrf": "forged", "verdict": "uphold"}, follow_redirects=False)
+        assert refused.status_code == 403 and "CSRF token is missing or wrong" in refused.text, action
+    unknown = client.post("/console/tasks/tsk_none/verdict", data={"csrf": "forged"}, follow_redirects=False)
+    assert unknown.status_code == 404  # the task is looked up before the form's token is checked
+    assert client.get(task_url).status_code == 200  # still held by alice: the refused posts did nothing

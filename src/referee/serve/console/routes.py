@@ -115,6 +115,25 @@ def _forbidden(request: Request, message: str) -> HTMLResponse:
     return _page(request, "message.html", status=403, title="Not allowed", message=message, reviewer=None)
 
 
+def _csrf_refused(request: Request) -> HTMLResponse:
+    return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
+
+
+def _signed_in(request: Request, form: Form | None = None) -> tuple[Reviewer, str] | Response:
+    """The logged-in reviewer and their CSRF token, or the page to answer instead.
+
+    The pages behind the login start here, so none can skip a check: a form post passes its
+    ``form`` and is refused unless it carries the session's CSRF token (logout alone does its
+    own, lenient check: it clears the cookie whatever the form holds).
+    """
+    who = _login(request)
+    if who is None:
+        return _to_login()
+    if form is not None and not _csrf_ok(form, who[1]):
+        return _csrf_refused(request)
+    return who
+
+
 def _visible_queues(desk: ReviewDesk, reviewer: Reviewer) -> list[str]:
     return [q for q in desk.config.queues
             if reviewer.may_see(q) or (reviewer.senior and q == desk.config.senior_queue)]
@@ -169,9 +188,9 @@ def logout(request: Request, form: Form) -> Response:
 # -- queues ------------------------------------------------------------------------
 @router.get(f"{PREFIX}/", include_in_schema=False)
 def queues(request: Request) -> Response:
-    who = _login(request)
-    if who is None:
-        return _to_login()
+    who = _signed_in(request)
+    if isinstance(who, Response):
+        return who
     reviewer, csrf = who
     desk = _desk(request)
     desk.sync()  # the log's new held decisions join their queues
@@ -184,12 +203,10 @@ def queues(request: Request) -> Response:
 
 @router.post(f"{PREFIX}/queues/{{queue}}/next", include_in_schema=False)
 def next_task(request: Request, queue: str, form: Form) -> Response:
-    who = _login(request)
-    if who is None:
-        return _to_login()
+    who = _signed_in(request, form)
+    if isinstance(who, Response):
+        return who
     reviewer, csrf = who
-    if not _csrf_ok(form, csrf):
-        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
     desk = _desk(request)
     if queue not in _visible_queues(desk, reviewer):
         return _forbidden(request, f"Queue {queue!r} is not granted to {reviewer.reviewer_id!r}.")
@@ -203,9 +220,9 @@ def next_task(request: Request, queue: str, form: Form) -> Response:
 def _held(request: Request, task_id: str, form: Form | None = None
           ) -> tuple[Reviewer, str, ReviewDesk, Task] | Response:
     """The logged-in reviewer's claimed task (and, for a form post, a valid CSRF token), or the page saying why not."""
-    who = _login(request)
-    if who is None:
-        return _to_login()
+    who = _signed_in(request)
+    if isinstance(who, Response):
+        return who
     reviewer, csrf = who
     desk = _desk(request)
     try:
@@ -217,7 +234,7 @@ def _held(request: Request, task_id: str, form: Form | None = None
         return _forbidden(request, "This task is not assigned to you (its lease may have expired): "
                                    "take the next task from the queue.")
     if form is not None and not _csrf_ok(form, csrf):
-        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
+        return _csrf_refused(request)
     return reviewer, csrf, desk, task
 
 
@@ -365,12 +382,10 @@ def release_task(request: Request, task_id: str, form: Form) -> Response:
 
 @router.post(f"{PREFIX}/settings/blur", include_in_schema=False)
 def toggle_blur(request: Request, form: Form) -> Response:
-    who = _login(request)
-    if who is None:
-        return _to_login()
+    who = _signed_in(request, form)
+    if isinstance(who, Response):
+        return who
     reviewer, csrf = who
-    if not _csrf_ok(form, csrf):
-        return _forbidden(request, "The form's CSRF token is missing or wrong: reload the page.")
     set_blur(_state(request).store, reviewer.reviewer_id, not reviewer.blur_images)
     back = form.get("back", f"{PREFIX}/")
     return RedirectResponse(back if back.startswith(f"{PREFIX}/") else f"{PREFIX}/", status_code=303)
@@ -379,9 +394,9 @@ def toggle_blur(request: Request, form: Form) -> Response:
 # -- metrics -----------------------------------------------------------------------
 @router.get(f"{PREFIX}/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    who = _login(request)
-    if who is None:
-        return _to_login()
+    who = _signed_in(request)
+    if isinstance(who, Response):
+        return who
     reviewer, csrf = who
     desk = _desk(request)
     now = desk.clock()
