@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from referee.engine import Engine
+from referee.errors import ConfigError
 from referee.model import Action, ContentItem
 from referee.policy import Policy
 from referee.records.accounts import AccountBook
@@ -253,3 +254,28 @@ def test_http_notice_receipt_outcome_and_accounts(client: tuple[TestClient, Stor
     assert c.get("/v1/account-actions", params={"after": 1}, headers=bearer(keys["read"])).json()["actions"] == []
     assert datetime.fromisoformat(body["in_force"]["expires_at"]) - datetime.fromisoformat(
         body["in_force"]["created_at"]) == timedelta(days=7)
+
+
+def test_an_account_action_whose_statement_cannot_be_built_or_validated_is_listed_not_sent(
+        store: Store, policy: Policy, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.moderate_many([post(f"h{i}", "#hate #hate", author="troll") for i in range(3)])
+    (made,) = AccountBook(store, policy).sync()
+    statements = Statements(store.db, store.log, policy)
+    puid = f"referee-{made.action_id}"
+
+    def unmapped(*_: object) -> None:
+        raise ConfigError("no category mapping")
+
+    monkeypatch.setattr(statements.builder, "build_account", unmapped)
+    errors = [s for s in statements.iter() if getattr(s, "puid", None) == puid]
+    assert [(e.decision_id, e.field, e.reason) for e in errors] == [  # type: ignore[union-attr]
+        (made.action_id, "category", "no category mapping")]
+    monkeypatch.undo()
+    statements = Statements(store.db, store.log, policy)
+    real = statements.validator.errors
+    monkeypatch.setattr(statements.validator, "errors",
+                        lambda body: [("a", "one"), ("b", "two")] if body.get("puid") == puid else real(body))
+    found = list(statements.iter())
+    assert [(s.decision_id, s.field, s.reason) for s in found  # type: ignore[union-attr]
+            if getattr(s, "puid", None) == puid] == [(made.action_id, "a", "one"), (made.action_id, "b", "two")]
+    assert all(hasattr(s, "body") for s in found if getattr(s, "puid", None) != puid)  # the others still go

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -420,20 +421,8 @@ class Statements:
             if since is not None and _utc(rec.created_at) < _utc(since):
                 continue
             struck = list(self._log.get_many(list(rec.decision_ids)).values())
-            puid = self.builder.puid(rec.action_id)
-            try:
-                body = self.builder.build_account(rec, struck)
-            except ConfigError as exc:
-                yield StatementError(puid=puid, decision_id=rec.action_id, field="category", reason=str(exc))
-                continue
-            if body is None:
-                continue
-            problems = self.validator.errors(body)
-            if problems:
-                for name, reason in problems:
-                    yield StatementError(puid=puid, decision_id=rec.action_id, field=name, reason=reason)
-                continue
-            yield Statement(puid=puid, decision_id=rec.action_id, seq=0, body=body)
+            yield from self._checked(self.builder.puid(rec.action_id), rec.action_id, 0,
+                                     partial(self.builder.build_account, rec, struck))
 
     def _page(self, records: Sequence[Record]) -> Iterator[Statement | StatementError]:
         wanted = [r for r in records if self.builder.restriction(r.decision) is not None]
@@ -452,17 +441,25 @@ class Statements:
             if notice is not None:
                 meta = ItemMeta(language=meta.language if meta else None, created=meta.created if meta else None,
                                 notice=notice[1], notice_category=notice[2])
-            try:
-                body = self.builder.build(d, meta)
-            except ConfigError as exc:
-                yield StatementError(puid=puid, decision_id=d.decision_id, field="category", reason=str(exc))
-                continue
-            problems = self.validator.errors(body)
-            if problems:
-                for name, reason in problems:
-                    yield StatementError(puid=puid, decision_id=d.decision_id, field=name, reason=reason)
-                continue
-            yield Statement(puid=puid, decision_id=d.decision_id, seq=record.seq, body=body)
+            yield from self._checked(puid, d.decision_id, record.seq, partial(self.builder.build, d, meta))
+
+    def _checked(self, puid: str, decision_id: str, seq: int, build: Callable[[], dict[str, Any] | None]
+                 ) -> Iterator[Statement | StatementError]:
+        """The statement ``build`` makes, or every reason it cannot be sent: a decision and an account
+        action are held to the same mapping and schema. ``build`` returning None means no statement is due."""
+        try:
+            body = build()
+        except ConfigError as exc:
+            yield StatementError(puid=puid, decision_id=decision_id, field="category", reason=str(exc))
+            return
+        if body is None:
+            return
+        problems = self.validator.errors(body)
+        if problems:
+            for name, reason in problems:
+                yield StatementError(puid=puid, decision_id=decision_id, field=name, reason=reason)
+            return
+        yield Statement(puid=puid, decision_id=decision_id, seq=seq, body=body)
 
     def _notices(self, item_ids: list[str]) -> dict[str, list[tuple[float, str, str | None]]]:
         """Item -> its notices (received at, 'trusted_flagger' or 'article_16', alleged category)."""
