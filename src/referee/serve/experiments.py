@@ -22,6 +22,7 @@ from referee.online.shadow import shadow_store
 from referee.online.shadow_report import shadow_report
 from referee.serve.auth import Principal, require
 from referee.serve.problems import NotFound
+from referee.serve.routes import AUTH_ERRORS
 from referee.serve.schemas import ErrorResponse
 from referee.serve.state import ServeState
 from referee.times import parse_optional
@@ -30,8 +31,7 @@ __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "A malformed time or parameter (the message names it)."},
-    401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
-    403: {"model": ErrorResponse, "description": "The key lacks the scope this route needs (`error.missing_scope`)."},
+    **AUTH_ERRORS,
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 404: {"model": ErrorResponse, "description": "No experiment of this name in the store."}}

@@ -24,6 +24,7 @@ from referee.online import drift, quality
 from referee.records.review import ReviewDesk
 from referee.serve.auth import Principal, require
 from referee.serve.problems import NotFound
+from referee.serve.routes import AUTH_ERRORS
 from referee.serve.schemas import ErrorResponse
 from referee.serve.state import ServeState
 from referee.times import parse_optional
@@ -32,8 +33,7 @@ __all__ = ["build_router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "A malformed time or parameter (the message names it)."},
-    401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
-    403: {"model": ErrorResponse, "description": "The key lacks the scope this route needs (`error.missing_scope`)."},
+    **AUTH_ERRORS,
 }
 SAMPLE_ID = r"^smp_[0-9a-f]{20}$"
 

@@ -52,7 +52,8 @@ require_moderate = require("moderate")
 
 #: The answers every authenticated route can give besides its own (``app._openapi`` marks
 #: a route answering 401 as needing the bearer key).
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+#: What a route behind an API key can answer when the key is missing, unknown or short of the scope.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No API key, or a malformed, unknown or revoked one."},
     403: {"model": ErrorResponse, "description": "The key lacks the scope this route needs (`error.missing_scope`)."},
 }
@@ -227,7 +228,7 @@ router.add_api_route(
     summary="Moderate one item, or a batch of items",
     response_model=Decision | BatchResponse,
     responses={
-        **_AUTH_ERRORS,
+        **AUTH_ERRORS,
         **BODY_ERRORS,
         422: {"model": Rejected, "description": "Nothing was moderated: the single item is invalid, every item of "
                                                 "the batch is, or the body is neither an item nor a batch. "
@@ -301,7 +302,7 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     tags=["moderation"],
     summary="Fetch a stored decision",
     response_model=Decision,
-    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "No decision with this id."},
+    responses={**AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "No decision with this id."},
                **_STORE_ERRORS},
 )
 async def get_decision(
@@ -322,7 +323,7 @@ async def get_decision(
     tags=["moderation"],
     summary="An item's decisions, oldest first, and its head",
     response_model=ItemHistory,
-    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "No decision about this item."},
+    responses={**AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "No decision about this item."},
                **_STORE_ERRORS},
 )
 async def item_history(
