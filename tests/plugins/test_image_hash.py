@@ -180,6 +180,7 @@ def test_the_index_finds_what_brute_force_finds_on_real_pdq_hashes() -> None:
         index = HashIndex(codes, tables=tables, flips=flips, brute_below=0)
         assert index._tables is not None, "the tables must be in use, not brute force"
         found = index.search(queries, 31)
+        assert [index.search(queries[k:k + 1], 31)[0] for k in range(len(queries))] == found, "the lone-query path"
         hits = sum(len(h) for h in exact)
         recall = sum(len(set(a) & set(b)) for a, b in zip(found, exact)) / max(hits, 1)
         assert hits > 0 and all(set(a) <= set(b) for a, b in zip(found, exact))
@@ -303,6 +304,26 @@ def test_banks_and_hashes_are_enabled_and_disabled_without_a_restart(tmp_path: P
     write_bank(bank, [BankEntry("pdq", h, category="spam", enabled=False)])  # the hash is disabled
     _touch_later(bank)
     assert det.detect_many([image_item(data)]) == [[]]
+
+
+def test_a_changed_bank_updates_its_index_and_reports_the_rows_of_the_new_file(tmp_path: Path) -> None:
+    a, b = png(picture(7)), png(picture(8))
+    filler = [BankEntry("pdq", f"{i:064x}", category="spam") for i in range(1, 50)]
+    bank = _bank_file(tmp_path, "known", [BankEntry("pdq", pdq_of(a).hex, category="spam", note="a"), *filler])
+    banks = BankSet([BankSpec(name="known", path=bank)], reload_s=0)
+    det = ImageHashDetector(banks, ["spam", "hate"])
+    first = banks.banks()[0]
+    assert first.index is not None and [s.category for s in det.detect_many([image_item(a)])[0]] == ["spam"]
+    write_bank(bank, [*filler, BankEntry("pdq", pdq_of(b).hex, category="hate", note="b")])  # a gone, rows moved
+    _touch_later(bank)
+    assert det.detect_many([image_item(a)]) == [[]]
+    (signals,) = det.detect_many([image_item(b)])
+    assert [s.category for s in signals] == ["hate"] and signals[0].evidence[0].detail["note"] == "b"
+    held = banks.banks()[0]
+    assert held.index is not None and len(held.index) == 51, "updated: a's id masked, b's added"
+    assert held.pdq_rows[0] == -1 and held.pdq_rows[1:] == list(range(50))
+    assert len(first.index) == 50 and first.index.search(np.frombuffer(bytes.fromhex(pdq_of(a).hex), np.uint8))[0], (
+        "the previous bank's index is unchanged for searches still running on it")
 
 
 def test_changes_are_noticed_within_reload_s(tmp_path: Path) -> None:

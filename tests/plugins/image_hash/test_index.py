@@ -110,3 +110,79 @@ def test_a_search_during_adds_merges_and_rebuilds_never_misses_what_was_there() 
         reader.join()
     assert index._built_n == 120_000, "the last add rebuilt the tables"
     assert not missed
+
+
+def test_a_lone_query_takes_its_own_path_and_finds_what_the_batch_path_finds() -> None:
+    codes, queries, _ = _planted(70_000, 150, seed=9)
+    index = HashIndex(codes[:60_000], brute_below=0, merge_at=10**9)
+    index.add(codes[60_000:])  # a side buffer, searched by brute force next to the tables
+    index.set_enabled([int(i) for i in range(0, 70_000, 7)], False)
+    batch = index.search(queries, 31)
+    assert [index.search(queries[k:k + 1], 31)[0] for k in range(len(queries))] == batch
+    assert index.search(queries[0], 31) == batch[:1], "a flat (32,) code is one query"
+    wide = HashIndex(codes, tables=4, brute_below=0, bucket_bits=12)  # uint64 entries
+    assert [wide.search(queries[k:k + 1], 7)[0] for k in range(50)] == wide.search_exact(queries[:50], 7)
+
+
+def test_many_copies_of_one_code_are_each_found_by_a_lone_query() -> None:
+    codes, _, _ = _planted(60_000, 1, seed=10)
+    codes[1_000:1_300] = codes[0]  # one crowded bucket in every table
+    index = HashIndex(codes, brute_below=0)
+    assert index.search(codes[:1], 0) == index.search_exact(codes[:1], 0) == [[(0, 0)] + [
+        (i, 0) for i in range(1_000, 1_300)]]
+
+
+def test_a_thread_pool_splits_a_batch_and_returns_the_same_results() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    codes, queries, _ = _planted(60_000, 700, seed=11)
+    index = HashIndex(codes, brute_below=0)
+    alone = index.search(queries, 31)
+    with ThreadPoolExecutor(2) as pool:
+        assert index.search(queries, 31, executor=pool) == alone
+        assert index.search(queries[:130], 31, batch=1000, executor=pool) == alone[:130], "split in two"
+        assert index.search(queries[:1], 31, executor=pool) == alone[:1]
+
+
+def test_an_update_keeps_the_tables_of_the_codes_still_listed_and_leaves_the_old_index_alone() -> None:
+    codes, queries, targets = _planted(80_000, 300, seed=12)
+    index = HashIndex(codes[:70_000], brute_below=0, merge_at=5_000)
+    before = index.search(queries, 31)
+    listed = np.concatenate([codes[10_000:70_000], codes[70_000:], codes[:1]])  # 10,000 gone, 10,001 new
+    updated, ids = index.updated(listed)
+    assert updated is not index and updated._tables is not None and updated._built_n == 70_000, "merged, not rebuilt"
+    assert ids[:60_000].tolist() == list(range(10_000, 70_000)) and ids[-1] == 0
+    assert index.search(queries, 31) == before, "the old index is untouched"
+    fresh = HashIndex(listed, brute_below=0)
+    as_fresh = [sorted((int(ids[i]), d) for i, d in hits) for hits in fresh.search(queries, 31)]
+    assert [sorted(h) for h in updated.search(queries, 31)] == as_fresh
+    assert all(i >= 10_000 or i == 0 for hits in updated.search(queries, 31) for i, _ in hits)
+    again, _ = updated.updated(listed[:20_000])  # most of it gone: built afresh
+    assert again._built_n == 20_000 and len(again) == 20_000
+
+
+def test_a_merge_puts_every_code_in_its_own_bucket_in_every_table() -> None:
+    # Codes inserted where one bucket ends and empty ones follow must still land bucket by bucket.
+    codes = _planted(80_000, 1, seed=13)[0]
+    index = HashIndex(codes[:70_000], brute_below=0, merge_at=10**9, bucket_bits=16)
+    index.add(codes[70_000:])
+    index.merge()
+    fresh = HashIndex(codes, brute_below=0, bucket_bits=16)
+    merged, built = index._tables, fresh._tables
+    assert merged is not None and built is not None and merged.id_bits == built.id_bits
+    assert np.array_equal(merged.offsets, built.offsets)
+
+    def by_bucket(tables: object) -> np.ndarray:
+        offsets, entries = tables.offsets.astype(np.int64), tables.entries.astype(np.uint64)  # type: ignore[attr-defined]
+        owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
+        return np.sort((owner << np.uint64(32)) | entries)
+
+    assert np.array_equal(by_bucket(merged), by_bucket(built))
+
+
+def test_an_update_keeps_each_copy_of_a_code_listed_twice() -> None:
+    codes = _planted(1_000, 1, seed=14)[0]
+    index = HashIndex(np.concatenate([codes, codes[:5]]))
+    updated, ids = index.updated(np.concatenate([codes[:5], codes]))
+    assert sorted(ids.tolist()) == list(range(1_005)) and len(updated) == 1_005, "nothing added, nothing masked"
+    assert all(sorted([ids[k], ids[5 + k]]) == [k, 1_000 + k] for k in range(5)), "each copy its own id"

@@ -169,27 +169,43 @@ class Bank:
     spec: BankSpec
     entries: list[BankEntry]
     stamp: tuple[int, int] = (0, 0)
-    pdq_rows: list[int] = field(default_factory=list)  # index id -> entry row
+    pdq_rows: list[int] = field(default_factory=list)  # index id -> entry row (-1: a masked id)
     exact: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     index: HashIndex | None = None
 
     @classmethod
-    def load(cls, spec: BankSpec, tables: int = 11, flips: int = 1) -> "Bank":
+    def load(cls, spec: BankSpec, tables: int = 11, flips: int = 1, previous: Bank | None = None) -> Bank:
+        """Read the bank's file. With the ``previous`` load of it, its index is updated, not rebuilt.
+
+        An update keeps the ids and tables of the codes still listed, adds the new ones and
+        masks the rest (``HashIndex.updated``): a small change to a 10M-code bank is a merge
+        of seconds, not a build of tens. The previous bank is left intact for searches still
+        running on it."""
         stamp = _stamp(spec.path)
         entries = read_entries(spec.path, spec.format, spec.signal_type)
         bank = cls(spec, entries, stamp)
         codes: list[bytes] = []
+        rows: list[int] = []
         for row, e in enumerate(entries):
             if not e.enabled:
                 continue
             if e.signal_type == "pdq":
-                bank.pdq_rows.append(row)
+                rows.append(row)
                 codes.append(bytes.fromhex(e.signal))
             else:
                 bank.exact.setdefault((e.signal_type, e.signal), []).append(row)
-        if codes:
-            bank.index = HashIndex(np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, 32),
-                                   tables=tables, flips=flips)
+        if not codes:
+            return bank
+        array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, 32)
+        held = previous.index if previous is not None else None
+        if held is not None and (held.tables_n, held.flips) == (tables, flips):
+            bank.index, ids = held.updated(array)
+            by_id = np.full(len(bank.index), -1, np.int64)
+            by_id[ids] = rows
+            bank.pdq_rows = by_id.tolist()
+        else:
+            bank.index = HashIndex(array, tables=tables, flips=flips)
+            bank.pdq_rows = rows
         return bank
 
 
@@ -280,7 +296,7 @@ class BankSet:
                     fresh[spec.name] = held if held.spec == spec else replace(held, spec=spec)
                     changed |= held.spec != spec
                 else:
-                    fresh[spec.name] = Bank.load(spec, self.tables, self.flips)
+                    fresh[spec.name] = Bank.load(spec, self.tables, self.flips, previous=held)
                     changed = True
             changed |= set(fresh) != set(self._banks)
             self._banks = fresh

@@ -213,6 +213,8 @@ class ImageHashDetector(Detector):
             for h, hits in zip(hashes, bank.index.search(codes, radius=bank.spec.distance)):
                 for code_id, distance in hits:
                     row = bank.pdq_rows[code_id]
+                    if row < 0:  # an id masked by a bank update (search skips them; never report a wrong row)
+                        continue
                     if row not in best or distance < best[row].distance:
                         best[row] = Match(bank.spec.name, bank.spec.kind, bank.entries[row], distance, h.orientation)
             matches.extend(best.values())

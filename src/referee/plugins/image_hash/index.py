@@ -25,19 +25,26 @@ every table are cut with one shift per word, the probes (every chunk and its
 gather, and the candidates are verified with a popcount over ``uint64`` words
 (``np.bitwise_count``). A code reached through several tables counts once.
 
+Those calls release the GIL, so a batch cut into sub-batches on a thread pool
+(``search(executor=)``) runs on several cores. A lone query has a path of its own
+with half the numpy calls (``candidates_one``): at one query a call, their fixed
+cost is most of the time.
+
 Changes are incremental: added codes go to a small side buffer searched by brute
 force until it holds ``merge_at`` codes (default 5,000), then they are *merged*
-into the tables (each bucket grows in place by one ``np.insert`` per table: no
-re-sort of the codes already indexed). A disabled code is masked, not removed.
-Small indexes (under ``brute_below`` codes) are searched by brute force outright,
-which is exact and fast there. ``search_exact`` is the brute-force path, for
-checking recall.
+into the tables (each bucket grows in place by one ``np.insert``: no re-sort of
+the codes already indexed). A disabled code is masked, not removed. ``updated``
+turns a changed list of codes (a bank file re-read) into a copy that keeps the
+ids and tables of the codes still listed. Small indexes (under ``brute_below``
+codes) are searched by brute force outright, which is exact and fast there.
+``search_exact`` is the brute-force path, for checking recall.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +78,25 @@ def _popcount_rows(x: NDArray[np.uint64]) -> NDArray[np.int64]:
     v = np.bitwise_count(x).view(np.uint32).ravel()  # 4 uint64 -> 4 byte counts (each <= 64) -> 1 uint32 per row
     s = (v & np.uint32(0x00FF00FF)) + ((v >> np.uint32(8)) & np.uint32(0x00FF00FF))
     return ((s & np.uint32(0xFFFF)) + (s >> np.uint32(16))).astype(np.int64)
+
+
+def _key(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """A 64-bit key of each whole code (two codes sharing their first 64 bits get different keys)."""
+    key: NDArray[np.uint64] = (words[:, 0] ^ words[:, 1] * np.uint64(0x9E3779B97F4A7C15)
+                               ^ words[:, 2] * np.uint64(0xC2B2AE3D27D4EB4F) ^ words[:, 3] * np.uint64(0x165667B19E3779F9))
+    return key
+
+
+def _sorted_keys(words: NDArray[np.uint64], bits: int) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """The codes' keys (their top ``64 - bits`` bits) in order, and the row of each.
+
+    Key and row are packed in one uint64 and sorted with numpy's SIMD sort, several
+    times faster than an argsort (as in the tables' build)."""
+    packed = ((_key(words) >> np.uint64(bits)) << np.uint64(bits)) | np.arange(len(words), dtype=np.uint64)
+    packed.sort()
+    rows = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+    packed >>= np.uint64(bits)
+    return packed, rows
 
 
 def auto_bucket_bits(n: int) -> int:
@@ -170,6 +196,15 @@ class _Tables:
         self.bucket_flip = np.array(bucket_flip, dtype=np.int64)
         self.low_flip = np.array(low_flip, dtype=np.int64)
         self.probe_base = base[self.probe_table]
+        # One query's chunks are cut from the code as a Python int (two integer ops a table, no
+        # array calls); then each probe's flipped chunk gives its bucket and kept low bits.
+        self._one = [(BITS - c.start - c.width, (1 << c.width) - 1) for c in chunks]
+        # uint64 throughout: a 64-bit chunk does not fit an int64 (and uint64 + int64 makes floats).
+        self._one_flip = np.array([m for c in chunks for m in _flip_masks(c.width, flips)], dtype=np.uint64)
+        self._one_shift = self._shift[self.probe_table]
+        self._one_low = np.array([(1 << lb) - 1 for lb in low_bits], dtype=np.uint64)[self.probe_table]
+        self._one_drop = self._drop[self.probe_table]
+        self._one_base = self.probe_base.astype(np.uint64)
 
         # Each table sorted by bucket: a sort of (bucket, entry) keys, which numpy's SIMD sort does
         # several times faster than an argsort (a bucket's entries end up in (low bits, id) order).
@@ -220,12 +255,21 @@ class _Tables:
             bucket, low = self._split(self.cut.one(words, t), t)
             glob.append(bucket)
             packed.append((low << np.uint64(self.id_bits)) | ids)
+        # In bucket order: entries inserted at one position (the end of a bucket that is also the
+        # start of empty ones after it) land in the order given, so they must come bucket by bucket.
         g = np.concatenate(glob)
+        order = np.argsort(g, kind="stable")
+        g = g[order]
         at = self.offsets[g + 1].astype(np.int64)  # the end of the bucket keeps each bucket in id order
-        self.entries = np.insert(self.entries, at, np.concatenate(packed).astype(self.dtype))
-        old = self.offsets.astype(np.int64)
-        counts: NDArray[np.int64] = old[1:] - old[:-1] + np.bincount(g, minlength=self.buckets)
-        self.offsets = self._offsets(counts)
+        self.entries = np.insert(self.entries, at, np.concatenate(packed)[order].astype(self.dtype))
+        # Each offset grows by the codes added to the buckets before it: one cumulative sum in the
+        # offsets' own dtype (no int64 copies of 46M offsets at 10M codes), widened only if it must.
+        dtype = np.uint64 if int(self.offsets[-1]) + len(g) >= 2**32 else self.offsets.dtype
+        offsets = np.zeros(len(self.offsets), dtype)
+        np.add.at(offsets, g + 1, 1)
+        np.cumsum(offsets, out=offsets)
+        offsets += self.offsets
+        self.offsets = offsets
 
     def candidates(self, q: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(query index, code id) of every code in a probed bucket whose kept low bits match."""
@@ -250,6 +294,25 @@ class _Tables:
         entry = np.take(self.entries, pos).astype(np.int64)
         keep = np.flatnonzero((entry >> self.id_bits) == (tag & 0xFFFFFFFF))  # indices, then take: not masks
         return np.take(tag, keep) >> 32, np.take(entry, keep) & ((1 << self.id_bits) - 1)
+
+    def candidates_one(self, code: int) -> NDArray[np.int64]:
+        """Code ids in one query's probed buckets whose kept low bits match (repeats possible).
+
+        The batch path's steps without its bookkeeping (no query tags, no (queries, tables)
+        arrays, each probe's bucket and low bits from its flipped chunk) in half its numpy
+        calls, which is most of what a lone query costs. (Reading every bucket through a
+        fixed window instead of the two repeats was slower: about 63 against 47 us.)"""
+        flipped = np.take(np.array([(code >> right) & mask for right, mask in self._one], np.uint64),
+                          self.probe_table) ^ self._one_flip
+        bucket = (flipped >> self._one_shift) + self._one_base
+        want = (flipped & self._one_low) >> self._one_drop
+        starts = np.take(self.offsets, bucket).astype(np.int64)
+        counts = np.take(self.offsets, bucket + 1).astype(np.int64) - starts  # int64: uint64 offsets too
+        ends = np.cumsum(counts)
+        entry = np.take(self.entries, np.repeat(starts - ends + counts, counts) + np.arange(int(ends[-1])))
+        keep = np.flatnonzero((entry >> self.id_bits) == np.repeat(want, counts))
+        ids: NDArray[np.int64] = np.take(entry, keep).astype(np.int64) & ((1 << self.id_bits) - 1)
+        return ids
 
 
 class HashIndex:
@@ -314,6 +377,49 @@ class HashIndex:
     def set_enabled(self, ids: Sequence[int] | NDArray[np.int64], enabled: bool) -> None:
         self._enabled[np.asarray(ids, dtype=np.int64)] = enabled
 
+    def updated(self, codes: Codes) -> tuple[HashIndex, NDArray[np.int64]]:
+        """An index whose enabled codes are exactly ``codes``, and the id of each of them in it.
+
+        A bank file that changed is mostly the same codes: those keep their ids and the
+        built tables, new ones are added (the side buffer, then a merge), and codes no longer
+        listed are masked. This index is left as it was (the result is a copy that shares
+        its arrays and owns its flags), so a search running on it meanwhile is unaffected.
+        A fresh build instead once masked codes would outnumber live ones."""
+        new = as_words(codes)
+        old = self._words
+        ids = np.full(len(new), -1, np.int64)
+        if len(old) and len(new):
+            # Match on a key of the whole code and on the copy's rank among equal keys (the k-th
+            # copy of a code listed twice takes the k-th old id); the codes are compared after, so
+            # keys that collide only cost an id. Both sides sorted, and searched with sorted needles.
+            bits = max(len(old), len(new)).bit_length()
+            held, order = _sorted_keys(old, bits)
+            wanted, by_key = _sorted_keys(new, bits)
+            pos = np.minimum(np.searchsorted(held, wanted) + np.arange(len(new)) - np.searchsorted(wanted, wanted),
+                             len(old) - 1)  # the first old copy of the key, plus this copy's rank
+            cand = np.empty(len(new), np.int64)
+            cand[by_key] = order[pos]
+            same = np.empty(len(new), bool)
+            same[by_key] = held[pos] == wanted
+            diff = np.take(old, cand, axis=0) ^ new  # in the new order: mostly sequential in the old
+            same &= (diff[:, 0] | diff[:, 1] | diff[:, 2] | diff[:, 3]) == 0
+            del diff
+            ids[same] = cand[same]
+        kept = int((ids >= 0).sum())
+        if len(old) - kept > kept + (len(new) - kept):
+            fresh = HashIndex(codes, tables=self.tables_n, flips=self.flips, brute_below=self.brute_below,
+                              merge_at=self.merge_at, bucket_bits=self._bucket_bits)
+            return fresh, np.arange(len(new), dtype=np.int64)
+        out = copy.copy(self)
+        enabled = np.zeros(len(old), bool)
+        enabled[ids[ids >= 0]] = True
+        out._enabled = enabled
+        added = np.flatnonzero(ids < 0)
+        if len(added):
+            got = out.add(np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, BITS // 8)[added])
+            ids[added] = np.arange(got.start, got.stop)
+        return out, ids
+
     def rebuild(self) -> None:
         """Build the tables afresh over every code (bucket bits chosen for the size now)."""
         bits = self._bucket_bits if self._bucket_bits is not None else auto_bucket_bits(len(self._words))
@@ -336,26 +442,46 @@ class HashIndex:
         self._indexed = n
 
     # -- search -------------------------------------------------------------
-    def search(self, queries: Codes, radius: int = 31, batch: int = 256) -> list[list[tuple[int, int]]]:
-        """For each query, the (id, distance) of enabled codes within ``radius``, nearest first."""
-        q = as_words(queries)
-        out: list[list[tuple[int, int]]] = [[] for _ in range(len(q))]
-        if not len(self._words) or not len(q):
-            return out
+    def search(self, queries: Codes, radius: int = 31, batch: int = 256,
+               executor: Executor | None = None) -> list[list[tuple[int, int]]]:
+        """For each query, the (id, distance) of enabled codes within ``radius``, nearest first.
+
+        The batch is cut into sub-batches of at most ``batch`` queries (their temporaries stay
+        in cache). With an ``executor`` (a thread pool) the sub-batches run on its threads, at
+        least two when the batch has 128 queries or more: each sub-batch is a few dozen numpy
+        calls over arrays of 10^4-10^5 elements, which release the GIL, so threads use
+        separate cores. A lone query takes a path of its own (``candidates_one``)."""
         # One consistent view, read in the order that ``add``/``merge``/``rebuild`` write in reverse:
         # what the tables cover, then the tables (no tables: brute force over everything).
         indexed = self._indexed
         tables = self._tables
         if tables is None:
             indexed = 0
-        found: list[_Found] = []
-        for lo in range(0, len(q), batch):
-            part = q[lo:lo + batch]
+        if tables is not None and indexed and queries.size == BITS // 8 and queries.dtype == np.uint8:
+            return [self._search_one(queries.tobytes(), tables, indexed, radius)]
+        q = as_words(queries)
+        out: list[list[tuple[int, int]]] = [[] for _ in range(len(q))]
+        if not len(self._words) or not len(q):
+            return out
+        parts = -(-len(q) // max(1, batch))
+        if executor is not None and len(q) >= 128:
+            parts = max(parts, 2)
+        step = -(-len(q) // parts)
+        spans = [(lo, q[lo:lo + step]) for lo in range(0, len(q), step)]
+
+        def run(lo: int, part: NDArray[np.uint64]) -> list[_Found]:
+            found: list[_Found] = []
             if tables is not None and indexed:
                 qid, cid = tables.candidates(part)
                 found.append(self._verify(part, qid, cid, radius, lo))
             if indexed < len(self._words):  # the side buffer (or a small index): brute force
                 found.append(self._brute(part, indexed, radius, lo))
+            return found
+
+        if executor is None or len(spans) == 1:
+            found = [f for lo, part in spans for f in run(lo, part)]
+        else:
+            found = [f for job in [executor.submit(run, lo, part) for lo, part in spans] for f in job.result()]
         fq, fc, fd = (np.concatenate(a) for a in zip(*found))
         if len(fq):
             order = np.lexsort((fc, fd, fq))
@@ -365,6 +491,20 @@ class HashIndex:
             for a, b, d in zip(fq[~dup].tolist(), fc[~dup].tolist(), fd[~dup].tolist()):
                 out[a].append((b, d))
         return out
+
+    def _search_one(self, code: bytes, tables: _Tables, indexed: int, radius: int) -> list[tuple[int, int]]:
+        """One query: its candidates, verified; the few hits deduplicated in Python, nearest first."""
+        value = int.from_bytes(code, "big")
+        q = np.array([(value >> s) & 0xFFFFFFFFFFFFFFFF for s in (192, 128, 64, 0)], np.uint64)
+        cid = tables.candidates_one(value)
+        d = np.bitwise_count(np.take(self._words, cid, axis=0) ^ q).sum(axis=1)
+        near = np.flatnonzero(d <= radius)
+        hits = {(c, dist) for c, dist in zip(np.take(cid, near).tolist(), np.take(d, near).tolist())
+                if self._enabled[c]}
+        if indexed < len(self._words):
+            _, bc, bd = self._brute(q[None, :], indexed, radius, 0)
+            hits.update(zip(bc.tolist(), bd.tolist()))
+        return sorted(hits, key=lambda hit: (hit[1], hit[0]))
 
     def search_exact(self, queries: Codes, radius: int = 31) -> list[list[tuple[int, int]]]:
         """Brute force over every code: the reference the tables' recall is measured against."""
