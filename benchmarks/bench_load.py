@@ -21,10 +21,30 @@ Prints name=value lines: per kind ``<kind>_requests``, ``<kind>_rps``,
 and ``server_requests`` from the service's own ``GET /metrics``, which must
 match what the clients sent.
 
-The load generator is an httpx async client (one process, ``--concurrency``
-connections). On a 2-core machine it takes CPU from the server it measures,
-as bench_http.py's python client does, so read the figures as a mix's
-relative costs, not the server's ceiling (bench_http.py with wrk is that).
+Two load generators (``--client``):
+
+  wrk (default when installed; Debian package ``wrk``, ``make bench`` installs it)
+      C, a few % of a core. ``benchmarks/wrk/moderate_mix.lua`` sends only
+      POST /v1/moderate, in its own mix: comments 55 %, direct messages 15 %,
+      playlists 15 % (two text parts, title and description), bios and podcast
+      episodes 5 %, batches of 2-20 of those 10 %; the same texts as the httpx
+      client. wrk measures one latency distribution over all of them, so the
+      figures are ``overall_*`` only (``overall_p50_ms``/``p95``/``p99``,
+      ``overall_rps``, ``items_per_s``) with ``sent_<kind>`` counts. wrk corrects
+      its latencies for coordinated omission (a connection stalled behind a slow
+      batch is charged the requests it could not send), so its tail reads as an
+      open-loop client's at that rate would; ``closed_loop_mean_ms``
+      (connections / throughput) is the uncorrected mean beside it. ``lost`` and
+      ``server_ok_requests`` as above (each thread writes the decision ids it was
+      answered; ``--check`` of them are read back).
+  httpx (the fallback, or ``--client httpx``)  the mix above, per kind, reads
+      and the OpenAI endpoint included. One Python process, ``--concurrency``
+      connections; on a 2-core machine it takes CPU from the server it measures,
+      as bench_http.py's python client does, so read its figures as a mix's
+      relative costs, not the server's ceiling. When wrk is absent it says so
+      (``client_fallback=...``).
+
+Loopback only: the server listens on 127.0.0.1 and both clients connect there.
 
     .venv/bin/python benchmarks/bench_load.py --seconds 20
 """
@@ -36,7 +56,9 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +91,9 @@ TOXIC = [
     "selling coke and molly dm for prices", "k1ll yourself loser", "free followers, click here",
 ]
 SURFACES = ["comment"] * 6 + ["message", "playlist_title", "profile_bio", "podcast_episode"]
+WRK_SCRIPT = REPO / "benchmarks" / "wrk" / "moderate_mix.lua"
+#: What wrk_mix prints of the script's counters, in order.
+WRK_KINDS = ("comment", "message", "playlist", "other", "batch")
 
 
 def text(rng: random.Random, n: int) -> str:
@@ -153,10 +178,83 @@ async def run(args: argparse.Namespace, port: int, key: str) -> tuple[Load, int,
             if (await http.get(f"/v1/decisions/{decision_id}")).status_code != 200:
                 lost += 1
         metrics = (await http.get("/metrics")).text
-    counted = sum(float(v) for route, v in re.findall(
+    return load, lost, server_ok(metrics) - (len(sample) - lost)
+
+
+def server_ok(metrics: str) -> int:
+    """Requests to /v1/ routes the server answered 200, by its own ``/metrics``."""
+    return int(sum(float(v) for route, v in re.findall(
         r'^referee_http_requests_total\{method="\w+",route="([^"]+)",status="200"\} (\S+)$', metrics, re.MULTILINE)
-        if route.startswith("/v1/"))
-    return load, lost, int(counted) - (len(sample) - lost)
+        if route.startswith("/v1/")))
+
+
+def read_back(port: int, key: str, decision_ids: list[str], n: int) -> tuple[int, int, int]:
+    """``n`` of the answered decisions fetched again: (fetched, not found, the server's 200s
+    on /v1/ before these reads)."""
+    sample = random.Random(0).sample(decision_ids, min(len(decision_ids), n))
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
+                      timeout=30) as http:
+        ok_before = server_ok(http.get("/metrics").text)
+        lost = sum(http.get(f"/v1/decisions/{d}").status_code != 200 for d in sample)
+    return len(sample), lost, ok_before
+
+
+def wrk_mix(args: argparse.Namespace, port: int, key: str, tmp: str, server_pid: int) -> dict[str, float]:
+    """``--warmup`` seconds, then ``--seconds`` measured, of the Lua mix (closed loop, wrk)."""
+    ids = Path(tmp) / "ids"
+    ids.mkdir()
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, float] = {}
+    ok_all = 0.0  # both phases, to set beside the server's count
+    for phase, seconds in (("warm", args.warmup), ("main", args.seconds)):
+        if seconds <= 0:
+            continue
+        env = {**os.environ, "REFEREE_BENCH_KEY": key, "REFEREE_BENCH_RUN": f"{phase}{random.randrange(10**9)}",
+               "REFEREE_BENCH_BENIGN": "\n".join(BENIGN), "REFEREE_BENCH_TOXIC": "\n".join(TOXIC),
+               "REFEREE_BENCH_IDS": str(ids)}
+        cmd = ["wrk", f"-t{min(2, args.concurrency)}", f"-c{args.concurrency}", f"-d{seconds:g}s",
+               "--timeout", "10s", "-s", str(WRK_SCRIPT), url]
+        cpu_before = server_cpu_s(server_pid)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+        if done.returncode != 0:
+            raise SystemExit(f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        out = {m[0]: float(m[1]) for m in re.findall(r"^(wrk_\w+)=(\d+)$", done.stdout, re.M)}
+        if "wrk_requests" not in out:
+            raise SystemExit(f"wrk printed no figures (is {WRK_SCRIPT} intact?):\n{done.stdout[-2000:]}")
+        out["server_cpu_s"] = server_cpu_s(server_pid) - cpu_before
+        ok_all += out["wrk_sent_ok"]
+    out["ok_all"] = ok_all
+    decision_ids = [line for f in sorted(ids.iterdir()) for line in f.read_text().split()]
+    out["answered_ids"] = len(decision_ids)
+    out["checked"], out["lost"], out["server_ok"] = read_back(port, key, decision_ids, args.check)
+    return out
+
+
+def report_wrk(w: dict[str, float], seconds: float, concurrency: int) -> None:
+    errors = w["wrk_non2xx"] + w["wrk_socket_errors"]
+    print(f"overall_requests={w['wrk_requests']:.0f}")
+    print(f"overall_rps={w['wrk_requests'] / seconds:.1f}")
+    for q in (50, 95, 99):
+        print(f"overall_p{q}_ms={w[f'wrk_p{q}_us'] / 1000:.2f}")
+    print(f"overall_mean_ms={w['wrk_mean_us'] / 1000:.2f}")
+    print(f"overall_max_ms={w['wrk_max_us'] / 1000:.2f}")
+    # wrk corrects its latencies for coordinated omission (it adds the samples a stalled connection
+    # could not send), so its mean is above the closed loop's own: connections / throughput.
+    print(f"closed_loop_mean_ms={concurrency / max(w['wrk_requests'] / seconds, 1e-9) * 1000:.2f}")
+    print(f"overall_errors={errors:.0f}")
+    # The script's counters include requests still in flight when wrk stopped (not in wrk_requests).
+    for kind in WRK_KINDS:
+        print(f"sent_{kind}={w[f'wrk_sent_{kind}']:.0f}")
+    print(f"items_answered={w['wrk_sent_ok_items']:.0f}")
+    print(f"items_per_s={w['wrk_sent_ok_items'] / seconds:.1f}")
+    print(f"server_cpu_us_per_request={w['server_cpu_s'] / max(w['wrk_requests'], 1) * 1e6:.0f}")
+    print(f"server_cpu_us_per_item={w['server_cpu_s'] / max(w['wrk_sent_ok_items'], 1) * 1e6:.0f}")
+    print(f"checked={w['checked']:.0f}")
+    print(f"lost={w['lost']:.0f}")
+    # Both phases; the server's count also has what wrk left in flight at each phase's end
+    # (at most --concurrency a phase: answered after wrk stopped reading).
+    print(f"client_ok_requests={w['ok_all']:.0f}")
+    print(f"server_ok_requests={w['server_ok']:.0f}")
 
 
 def main() -> None:
@@ -168,11 +266,20 @@ def main() -> None:
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
     parser.add_argument("--check", type=int, default=500, help="answered decisions fetched again at the end")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
+                        help="load generator; auto = wrk when installed, else httpx")
     args = parser.parse_args()
     if args.seconds <= 0 or args.concurrency < 1:
         raise SystemExit("--seconds must be > 0 and --concurrency >= 1")
     args.floor = False
-    print("client=httpx")
+    has_wrk = shutil.which("wrk") is not None
+    if args.client == "wrk" and not has_wrk:
+        raise SystemExit("--client wrk needs the wrk binary on PATH (apt-get install wrk, or make bench)")
+    client_kind = "wrk" if args.client == "wrk" or (args.client == "auto" and has_wrk) else "httpx"
+    print(f"client={client_kind}")
+    if args.client == "auto" and not has_wrk:
+        print("client_fallback=wrk not found on PATH (apt-get install wrk): the httpx client shares the CPU "
+              "with the server, so the figures are lower than the server's own")
     print(f"workers={args.workers}")
     print(f"concurrency={args.concurrency}")
     print(f"seconds={args.seconds:g}")
@@ -187,11 +294,17 @@ def main() -> None:
         port = free_port()
         proc = start_server(args, db_url, port)
         try:
-            cpu_before = server_cpu_s(proc.pid)
-            load, lost, server_ok = asyncio.run(run(args, port, key))
-            cpu_s = server_cpu_s(proc.pid) - cpu_before
+            if client_kind == "wrk":
+                figures = wrk_mix(args, port, key, tmp, proc.pid)
+            else:
+                cpu_before = server_cpu_s(proc.pid)
+                load, lost, server_ok_requests = asyncio.run(run(args, port, key))
+                cpu_s = server_cpu_s(proc.pid) - cpu_before
         finally:
             stop_server(proc)
+    if client_kind == "wrk":
+        report_wrk(figures, args.seconds, args.concurrency)
+        return
     every: list[float] = []
     for kind, _ in MIX:
         values = sorted(load.latencies[kind])
@@ -201,7 +314,7 @@ def main() -> None:
     print(f"server_cpu_us_per_request={cpu_s / max(load.sent, 1) * 1e6:.0f}")
     print(f"lost={lost}")
     print(f"client_ok_requests={load.sent - sum(load.errors.values())}")
-    print(f"server_ok_requests={server_ok}")
+    print(f"server_ok_requests={server_ok_requests}")
     for sample in sorted(set(load.error_samples))[:5]:
         print(f"error_sample={sample}")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -102,25 +102,33 @@ def read_items(source: str | Path | IO[bytes], fmt: str | None = None) -> Iterat
         yield from _read_jsonl(source)
 
 
+def parse_line(raw: bytes, where: str, prepare: Callable[[Any], Any] | None = None) -> ContentItem | InputError | None:
+    """One JSONL line: None when it is blank, else the item or an InputError naming ``where`` and
+    the field. The one line parser: ``referee moderate`` and the Spark re-scan (``batch.rescan``)
+    both read lines with it, so a file is read the same either way. ``prepare`` may reshape the
+    decoded JSON before it is validated (a re-scan's Parquet rows hold nested fields as JSON text);
+    an InputError it raises is returned like any other."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InputError(f"invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8", where)
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", where)
+    try:
+        return parse_item(prepare(data) if prepare is not None else data, where)
+    except InputError as exc:
+        return exc
+
+
 def _read_jsonl(stream: IO[bytes]) -> Iterator[ContentItem | InputError]:
     for number, raw in enumerate(stream, start=1):
-        where = f"line {number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield InputError(f"invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8", where)
-            continue
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", where)
-            continue
-        try:
-            yield parse_item(data, where)
-        except InputError as exc:
-            yield exc
+        got = parse_line(raw, f"line {number}")
+        if got is not None:
+            yield got
 
 
 #: ``context.<name>`` columns go under the item's ``context`` mapping.

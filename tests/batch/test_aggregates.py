@@ -1,20 +1,18 @@
-"""The transparency aggregates in Spark SQL equal the embedded report's on the same log (local[1]),
-and the same re-scan code runs on local[1] as on local[2]."""
+"""The transparency aggregates in Spark SQL equal the embedded report's on the same log (the
+shared session), and the same re-scan code runs on local[1] (the CLI, in a process of its own)
+as on local[2]."""
 
 from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from referee.batch import SparkTransparencyReport, export_log, tables_equal
-from referee.batch.rescan import RescanJob, Source, run_rescan
 from referee.build import EngineConfig, build_engine
 from referee.cli import app
 from referee.errors import InputError
@@ -22,16 +20,11 @@ from referee.model import Action
 from referee.policy import load_policy
 from referee.records.transparency import TransparencyReport
 from referee.store import Store
-from tests.batch.conftest import POLICY, items, session, write_jsonl
+from tests.batch.conftest import POLICY
 from tests.records.conftest import T0, decision, item
 
 pytestmark = pytest.mark.spark
 H = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    yield from session("local[1]")
 
 
 def hand_made(store: Store) -> None:
@@ -186,14 +179,14 @@ def test_cli_export_then_report_writes_the_compliance_reports_files(spark, tmp_p
         assert rows("spark", name) == rows("embedded", name), name
 
 
-def test_the_rescan_runs_the_same_on_local_1(spark, tmp_path):
-    batch = items(15)
-    path = write_jsonl(tmp_path / "items.jsonl", list(batch))
-    config = EngineConfig(policy=POLICY, detectors=("lexicon",))
-    result = run_rescan(spark, RescanJob(Source.parse(str(path)), config, tmp_path / "out", partitions=3))
+def test_the_rescan_runs_the_same_on_local_1(local_1):
     import pyarrow.parquet as pq
 
-    got = {r["item_id"]: r["action"] for r in pq.read_table(tmp_path / "out" / "decisions.parquet").to_pylist()}
-    with build_engine(config) as engine:
-        assert got == {d.item_id: d.action.value for d in engine.moderate_many(batch)}
-    assert result.decided == 15 and Path(tmp_path / "out" / "diff.json").exists()
+    code, output = local_1.wait()
+    assert code == 0, output
+    assert "15 decided, 0 rejected; dry run" in " ".join(output.split())
+    out = local_1.folder / "out"
+    got = {r["item_id"]: r["action"] for r in pq.read_table(out / "decisions.parquet").to_pylist()}
+    with build_engine(EngineConfig(policy=POLICY, detectors=("lexicon",))) as engine:
+        assert got == {d.item_id: d.action.value for d in engine.moderate_many(local_1.items)}
+    assert (out / "diff.json").exists()

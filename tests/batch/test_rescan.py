@@ -1,6 +1,6 @@
-"""The re-scan job on a local[2] session: sources, line numbers, the diff, dry run and --enforce.
+"""The re-scan job on the shared local[2] session: sources, line numbers, the diff, dry run and --enforce.
 
-One session for the module; every test decides with the lexicon only, on a few dozen items.
+Every test decides with the lexicon only, on a few dozen items.
 """
 
 from __future__ import annotations
@@ -17,14 +17,9 @@ from referee.build import EngineConfig, build_engine
 from referee.errors import ConfigError, InputError
 from referee.model import Action
 from referee.store import Store
-from tests.batch.conftest import POLICY, items, session, write_jsonl
+from tests.batch.conftest import POLICY, items, write_jsonl
 
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    yield from session("local[2]")
 
 
 def lexicon(policy: Path = POLICY) -> EngineConfig:
@@ -188,3 +183,16 @@ def test_enforce_without_a_store_is_refused_before_spark_runs(spark, tmp_path):
     path = write_jsonl(tmp_path / "items.jsonl", list(items(3)))
     with pytest.raises(ConfigError, match="--enforce needs the store"):
         run_rescan(spark, RescanJob(Source.parse(str(path)), lexicon(), tmp_path / "out", enforce=True))
+
+
+def test_a_running_session_is_reused_on_its_master_and_refused_on_another(spark):
+    from referee.batch import spark_session
+
+    again = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "1"})
+    assert again.sparkContext.applicationId == spark.sparkContext.applicationId
+    assert again.conf.get("spark.sql.session.timeZone") == "UTC"
+    with pytest.raises(ConfigError, match=r"--master local\[1\]: this process already runs a Spark session on "
+                                          r"local\[2\]"):
+        spark_session("local[1]")
+    with pytest.raises(ConfigError, match=r"--conf spark.driver.memory=2g: the running Spark session cannot change"):
+        spark_session("local[2]", conf={"spark.driver.memory": "2g"})

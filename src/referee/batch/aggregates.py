@@ -34,12 +34,7 @@ from typing import TYPE_CHECKING, Any
 from referee.errors import InputError
 from referee.model import Action
 from referee.policy import Policy
-from referee.records.transparency import (
-    _RESTRICTING_DEFAULT,
-    Report,
-    Table,
-    parse_period,
-)
+from referee.records.transparency import TABLES, Report, Table, ground_of, parse_period, restricting_actions
 from referee.stats import wilson_interval
 
 if TYPE_CHECKING:
@@ -87,23 +82,14 @@ class SparkTransparencyReport:
         self.export = str(export).rstrip("/")
         self.policy = policy
         self._present: dict[str, bool] = {}
-        dsa = policy.document.dsa
-        self._dsa = dsa
-        restricting = frozenset(dsa.actions) if dsa is not None else frozenset(_RESTRICTING_DEFAULT)
         # Action values are identifiers (the enum checks them), so they are safe as SQL literals.
-        self._restricting = ", ".join(f"'{Action(a).value}'" for a in sorted(restricting))
+        self._restricting = ", ".join(f"'{Action(a).value}'" for a in sorted(restricting_actions(policy)))
         local = Path(self.export)
         if "://" not in self.export:
             missing = [name for name in REQUIRED if not (local / name).exists()]
             if missing:
                 raise InputError(f"not an export of the decision log ({', '.join(missing)} missing); write one with "
                                  "`referee rescan export --db-url URL --out DIR`", f"--source {self.export}")
-
-    def _ground(self, category: str) -> str:
-        if self._dsa is None:
-            return "incompatible"
-        spec = self._dsa.categories.get(category) or self._dsa.default_category
-        return spec.ground if spec is not None else "incompatible"
 
     def _read(self, name: str) -> DataFrame | None:
         path = f"{self.export}/{name}"
@@ -161,8 +147,7 @@ class SparkTransparencyReport:
             LEFT JOIN (SELECT DISTINCT item_id FROM tr_period WHERE restricts) r ON r.item_id = t.item_id
             WHERE t.notice IS NOT NULL AND NOT t.has_prev
             GROUP BY t.notice, t.category""")
-        table = Table("notices", "Notices received and actioned, by notice type and category",
-                      ["notice_type", "category", "received", "actioned"])
+        table = TABLES["notices_by_context"].table()
         table.rows = sorted([r["notice"], r["category"], int(r["received"]), int(r["actioned"])] for r in rows)
         return table
 
@@ -187,9 +172,7 @@ class SparkTransparencyReport:
         self.spark.sql("SELECT k1, k2, (decided_at - received_at) / 3600 AS h FROM tr_notice_groups "
                        "WHERE decided_at IS NOT NULL").createOrReplaceTempView("tr_notice_hours")
         medians = self._medians("tr_notice_hours", "k1, k2", "h")
-        table = Table("notices", "Notices received, decided and actioned, by notifier type and alleged category, "
-                      "with the median hours from notice to decision",
-                      ["notice_type", "category", "received", "decided", "actioned", "median_hours_to_action"])
+        table = TABLES["notices"].table()
         for r in sorted(rows, key=lambda r: (r["k1"] == "(all)", r["k1"], r["k2"] != "(all)", r["k2"])):
             table.rows.append([r["k1"], r["k2"], int(r["received"]), int(r["decided"]), int(r["actioned"]),
                                medians.get((r["k1"], r["k2"]))])
@@ -200,8 +183,7 @@ class SparkTransparencyReport:
             SELECT kind, COALESCE(action, '(none)') AS action, count(*) AS n FROM tr_account_actions
             WHERE created_at >= :start AND created_at < :end GROUP BY kind, COALESCE(action, '(none)')""",
                          start=start, end=end)
-        table = Table("account_actions", "Account actions from strikes, by kind (impose, lower, lift) and action",
-                      ["kind", "action", "count"])
+        table = TABLES["account_actions"].table()
         table.rows = sorted([r["kind"], r["action"], int(r["n"])] for r in rows)
         return table
 
@@ -210,10 +192,9 @@ class SparkTransparencyReport:
             SELECT category, action, automated_detection, count(*) AS n FROM tr_period
             WHERE {first} AND notice IS NULL
             GROUP BY category, action, automated_detection""")
-        counts = sorted(((r["category"], self._ground(r["category"]), r["action"],
+        counts = sorted(((r["category"], ground_of(self.policy, r["category"]), r["action"],
                           "automated" if r["automated_detection"] else "manual"), int(r["n"])) for r in rows)
-        table = Table("own_initiative", "Own-initiative restrictions by category, ground, restriction and "
-                      "detection method", ["category", "ground", "restriction", "detection", "count"])
+        table = TABLES["own_initiative"].table()
         table.rows = [[*key, n] for key, n in counts]
         return table
 
@@ -223,7 +204,7 @@ class SparkTransparencyReport:
                    COALESCE(sum(CAST(source = 'automated' AND automated_decision AS INT)), 0) AS decided
             FROM tr_period WHERE {first}""")
         n, detected, decided = int(r["n"]), int(r["detected"]), int(r["decided"])
-        table = Table("automation", "Use of automated means in restrictions", ["measure", "count", "of", "share"])
+        table = TABLES["automation"].table()
         table.rows.append(["automated detection", detected, n, round(detected / n, 4) if n else None])
         table.rows.append(["fully automated decision", decided, n, round(decided / n, 4) if n else None])
         return table
@@ -238,15 +219,13 @@ class SparkTransparencyReport:
         counts = {r["category"]: int(r["n"]) for r in
                   self._sql("SELECT category, count(*) AS n FROM tr_hours GROUP BY category")}
         medians = self._medians("tr_hours", "category", "h")
-        table = Table("time_to_action", "Median hours from upload to restriction",
-                      ["category", "restrictions", "median_hours"])
+        table = TABLES["time_to_action"].table()
         for cat in sorted(counts, key=lambda c: (c != "(all)", c)):
             table.rows.append([cat, counts[cat], medians.get((cat,))])
         return table
 
     def _appeals(self, start: datetime, end: datetime) -> Table:
-        table = Table("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
-                      ["source", "received", "decided", "reversed", "median_hours"])
+        table = TABLES["appeals"].table()
         if self._present["appeals"]:
             window = "received_at >= :lo AND received_at < :hi"
             bounds = {"lo": start.timestamp(), "hi": end.timestamp()}
@@ -281,8 +260,7 @@ class SparkTransparencyReport:
         counts = {r["prev_category"]: (int(r["reviewed"]), int(r["upheld"])) for r in rows}
         if counts:
             counts["(all)"] = (sum(n for n, _ in counts.values()), sum(k for _, k in counts.values()))
-        table = Table("accuracy", "Precision of automated restrictions on reviewed samples (95 % Wilson interval)",
-                      ["category", "reviewed", "upheld", "precision", "ci_low", "ci_high"])
+        table = TABLES["accuracy"].table()
         for key in sorted(counts, key=lambda c: (c != "(all)", c)):
             n, k = counts[key]
             low, high = wilson_interval(k, n)

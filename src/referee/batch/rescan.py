@@ -50,7 +50,7 @@ from referee.batch.export import write_heads, write_held_items
 from referee.build import EngineConfig, build_engine
 from referee.engine import Engine
 from referee.errors import ConfigError, InputError
-from referee.ingest import parse_item
+from referee.ingest import parse_line
 from referee.model import Action, ContentItem, Decision, Reason
 from referee.policy import Policy
 from referee.store import Store
@@ -137,33 +137,25 @@ def close_engines() -> None:
 
 
 def parse_raw(raw: bytes | None, where: str, text_fields: tuple[str, ...] = ()) -> ContentItem | InputError | None:
-    """One item from the bytes of a JSON object, as ``referee moderate`` reads a line: None
-    for a blank line, else the item or an InputError naming ``where`` and the field.
-    ``text_fields`` (Parquet) may hold nested values as JSON text."""
+    """One item from the bytes of a JSON object, read as ``referee moderate`` reads a line
+    (``ingest.parse_line``): None for a blank line, else the item or an InputError naming
+    ``where`` and the field. ``text_fields`` (Parquet) may hold nested values as JSON text."""
     if raw is None:
         return None
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return InputError(f"invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8", where)
-    if not line.strip():
-        return None
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", where)
+    return parse_line(raw, where, functools.partial(_unnest, fields=text_fields, where=where) if text_fields else None)
+
+
+def _unnest(data: Any, fields: tuple[str, ...], where: str) -> Any:
+    """A Parquet row's ``parts``/``context`` given as JSON text, decoded in place."""
     if isinstance(data, dict):
-        for name in text_fields:
+        for name in fields:
             if isinstance(data.get(name), str):
                 try:
                     data[name] = json.loads(data[name])
                 except json.JSONDecodeError as exc:
-                    return InputError(f"a text column must hold JSON ({exc.msg} at column {exc.colno})",
-                                      f"{where}: {name}")
-    try:
-        return parse_item(data, where)
-    except InputError as exc:
-        return exc
+                    raise InputError(f"a text column must hold JSON ({exc.msg} at column {exc.colno})",
+                                     f"{where}: {name}") from exc
+    return data
 
 
 #: The rows ``decide_frames`` yields: a decision's columns, or ``error``/``where`` for a rejected row.

@@ -72,12 +72,36 @@ def parse_conf(pairs: list[str]) -> dict[str, str]:
 
 def spark_session(master: str = "local[2]", app_name: str = "referee", *, driver_memory: str = "1g",
                   conf: Mapping[str, str] | None = None) -> SparkSession:
-    """A session on ``master``; ``conf`` overrides any setting (``spark.driver.host`` on a cluster)."""
+    """A session on ``master``; ``conf`` overrides any setting (``spark.driver.host`` on a cluster).
+
+    A process holds one SparkContext: when one is running already (a test session shared by
+    many tests, a notebook) its session is returned, with ``BASE_CONF``'s and ``conf``'s run-time
+    (SQL) settings applied, provided it runs on ``master``. Another master is refused (Spark
+    would hand back the running one, and the job would run where it was not asked to), and so is
+    a ``conf`` naming a static setting (the running session keeps its own)."""
     check_spark()
     from pyspark.sql import SparkSession
 
     if not master.strip():
         raise ConfigError("--master is empty: write local[2] or spark://HOST:7077")
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            raise ConfigError(f"--master {master}: this process already runs a Spark session on {running} (one "
+                              f"SparkContext a process); stop that one first, or ask for {running}")
+        from pyspark.errors import PySparkException
+
+        # The job's own run-time settings (UTC, Arrow) hold in any session; static ones (the UI,
+        # the bind address) are the running session's, as whoever started it set them.
+        runtime = {k: v for k, v in BASE_CONF.items() if k.startswith("spark.sql.")}
+        for key, value in {**runtime, **(conf or {})}.items():
+            try:
+                active.conf.set(key, value)
+            except PySparkException as exc:  # a static setting: fixed when the session started
+                raise ConfigError(f"--conf {key}={value}: the running Spark session cannot change it ({exc}); "
+                                  "start a new process for it") from exc
+        return active
     settings = dict(BASE_CONF)
     if is_local(master):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

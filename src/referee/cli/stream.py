@@ -62,6 +62,9 @@ def worker(
         min=100, max=86_400_000, help="Claim entries other workers left pending this long.")] = 60_000,
     max_attempts: Annotated[int, typer.Option(min=1, max=1000, help="Deliveries before an entry is dead-lettered.")]
         = 5,
+    forget_idle_ms: Annotated[int | None, typer.Option(
+        min=0, help="Remove consumers idle this long with nothing pending (dead workers) from the group; "
+                    "default 10 x --claim-idle-ms, 0: never.")] = None,
     out_maxlen: Annotated[int, typer.Option(min=0, help="Approximate cap of the output stream; 0: none.")] = 100_000,
     redis_url: RedisOpt = None,
     metrics_port: Annotated[int | None, typer.Option(
@@ -77,11 +80,15 @@ def worker(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(policy, db_url)
+    if forget_idle_ms and forget_idle_ms < claim_idle_ms:
+        raise fail(f"--forget-idle-ms {forget_idle_ms} is below --claim-idle-ms {claim_idle_ms}: a consumer is "
+                   "forgotten only after its entries could be claimed; raise it, or 0 to never forget")
     try:
         config = StreamConfig(
             stream=stream, group=group, consumer=consumer or f"{socket.gethostname()}-{os.getpid()}",
             out_stream=out_stream, dead_stream=dead_stream, batch=batch, block_ms=block_ms,
             claim_idle_ms=claim_idle_ms, max_attempts=max_attempts, out_maxlen=out_maxlen,
+            forget_idle_ms=forget_idle_ms,
         )
         engine = build_engine(settings.engine_config(detectors=detectors, batch_size=batch))
     except RefereeError as exc:

@@ -49,6 +49,23 @@ from referee.store.sql.tables import items
 _RESTRICTING_DEFAULT = (Action.remove, Action.age_restrict, Action.limit_reach, Action.label)
 
 
+def restricting_actions(policy: Policy) -> frozenset[Action]:
+    """What the report counts as a restriction: the policy's ``dsa.actions``, else the four that restrict.
+    Shared with ``batch.aggregates``, so the Spark report cannot count otherwise."""
+    dsa = policy.document.dsa
+    return frozenset(dsa.actions) if dsa is not None else frozenset(_RESTRICTING_DEFAULT)
+
+
+def ground_of(policy: Policy, category: str | None) -> str:
+    """``illegal`` or ``incompatible``: the category's ground in the policy's ``dsa:`` mapping (its
+    default category for one it does not name); ``incompatible`` without a mapping."""
+    dsa = policy.document.dsa
+    if dsa is None:
+        return "incompatible"
+    spec = dsa.categories.get(category or "") or dsa.default_category
+    return spec.ground if spec is not None else "incompatible"
+
+
 def parse_period(text: str) -> tuple[datetime, datetime]:
     """``2026-H1``, ``2026-Q3``, ``2026-05`` or ``2026`` -> [start, end) in UTC."""
     m = re.fullmatch(r"(\d{4})(?:-(H[12]|Q[1-4]|\d{2}))?", text.strip())
@@ -93,6 +110,41 @@ class Table:
     rows: list[list[Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's name, title and columns: one definition for the embedded report and the Spark one."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+
+    def table(self) -> Table:
+        return Table(self.name, self.title, list(self.columns))
+
+
+#: Every table either report builds, by kind. Two kinds share the name ``notices``: from the
+#: ``notices`` table when the period has any, else from the items' ``dsa_notice`` context.
+TABLES: dict[str, TableSpec] = {
+    "notices": TableSpec("notices", "Notices received, decided and actioned, by notifier type and alleged "
+                         "category, with the median hours from notice to decision",
+                         ("notice_type", "category", "received", "decided", "actioned", "median_hours_to_action")),
+    "notices_by_context": TableSpec("notices", "Notices received and actioned, by notice type and category",
+                                    ("notice_type", "category", "received", "actioned")),
+    "account_actions": TableSpec("account_actions", "Account actions from strikes, by kind (impose, lower, "
+                                 "lift) and action", ("kind", "action", "count")),
+    "own_initiative": TableSpec("own_initiative", "Own-initiative restrictions by category, ground, restriction "
+                                "and detection method", ("category", "ground", "restriction", "detection", "count")),
+    "automation": TableSpec("automation", "Use of automated means in restrictions",
+                            ("measure", "count", "of", "share")),
+    "time_to_action": TableSpec("time_to_action", "Median hours from upload to restriction",
+                                ("category", "restrictions", "median_hours")),
+    "appeals": TableSpec("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
+                         ("source", "received", "decided", "reversed", "median_hours")),
+    "accuracy": TableSpec("accuracy", "Precision of automated restrictions on reviewed samples (95 % Wilson "
+                          "interval)", ("category", "reviewed", "upheld", "precision", "ci_low", "ci_high")),
+}
+
+
 @dataclass
 class Report:
     period: str
@@ -119,15 +171,7 @@ class TransparencyReport:
         self._db = db
         self._log = log
         self.policy = policy
-        dsa = policy.document.dsa
-        self.restricting = frozenset(dsa.actions) if dsa is not None else frozenset(_RESTRICTING_DEFAULT)
-        self._dsa = dsa
-
-    def _ground(self, category: str | None) -> str:
-        if self._dsa is None:
-            return "incompatible"
-        spec = self._dsa.categories.get(category or "") or self._dsa.default_category
-        return spec.ground if spec is not None else "incompatible"
+        self.restricting = restricting_actions(policy)
 
     def build(self, period: str) -> Report:
         start, end = parse_period(period)
@@ -212,8 +256,7 @@ class TransparencyReport:
             key = (notice, self._category(d))
             received[key] += 1
             actioned[key] += d.item_id in restricted
-        table = Table("notices", "Notices received and actioned, by notice type and category",
-                      ["notice_type", "category", "received", "actioned"])
+        table = TABLES["notices_by_context"].table()
         for key in sorted(received):
             table.rows.append([*key, received[key], actioned[key]])
         return table
@@ -238,9 +281,7 @@ class TransparencyReport:
             kind = "trusted_flagger" if r.trusted_flagger else "article_16"
             for key in ((kind, r.category or "(not specified)"), (kind, "(all)"), ("(all)", "(all)")):
                 groups[key].append(r)
-        table = Table("notices", "Notices received, decided and actioned, by notifier type and alleged category, "
-                      "with the median hours from notice to decision",
-                      ["notice_type", "category", "received", "decided", "actioned", "median_hours_to_action"])
+        table = TABLES["notices"].table()
         for key in sorted(groups, key=lambda k: (k[0] == "(all)", k[0], k[1] != "(all)", k[1])):
             g = groups[key]
             decided = [r for r in g if r.decided_at is not None]
@@ -250,8 +291,7 @@ class TransparencyReport:
 
     def _account_actions(self, start: datetime, end: datetime) -> Table:
         """Account actions (suspensions, terminations, ...) recorded in the period, by kind and action."""
-        table = Table("account_actions", "Account actions from strikes, by kind (impose, lower, lift) and action",
-                      ["kind", "action", "count"])
+        table = TABLES["account_actions"].table()
         with self._db.read() as conn:
             if not inspect(conn).has_table("account_actions"):
                 return table
@@ -269,10 +309,9 @@ class TransparencyReport:
             if not self._first_restriction(d, by_id) or metas.get((d.item_id, d.content_hash), (None, None))[1] is not None:
                 continue
             category = self._category(d)
-            counts[(category, self._ground(category), d.action.value,
+            counts[(category, ground_of(self.policy, category), d.action.value,
                     "automated" if d.automated_detection else "manual")] += 1
-        table = Table("own_initiative", "Own-initiative restrictions by category, ground, restriction and "
-                      "detection method", ["category", "ground", "restriction", "detection", "count"])
+        table = TABLES["own_initiative"].table()
         for key in sorted(counts):
             table.rows.append([*key, counts[key]])
         return table
@@ -282,7 +321,7 @@ class TransparencyReport:
         n = len(restr)
         detected = sum(d.automated_detection for d in restr)
         decided = sum(1 for d in restr if not d.human and d.automated_decision)
-        table = Table("automation", "Use of automated means in restrictions", ["measure", "count", "of", "share"])
+        table = TABLES["automation"].table()
         table.rows.append(["automated detection", detected, n, round(detected / n, 4) if n else None])
         table.rows.append(["fully automated decision", decided, n, round(decided / n, 4) if n else None])
         return table
@@ -299,15 +338,13 @@ class TransparencyReport:
             h = max(0.0, (_utc(d.created_at) - _utc(uploaded)).total_seconds() / 3600)
             hours["(all)"].append(h)
             hours[self._category(d)].append(h)
-        table = Table("time_to_action", "Median hours from upload to restriction",
-                      ["category", "restrictions", "median_hours"])
+        table = TABLES["time_to_action"].table()
         for cat in sorted(hours, key=lambda c: (c != "(all)", c)):
             table.rows.append([cat, len(hours[cat]), _median(hours[cat])])
         return table
 
     def _appeals(self, ds: list[Decision], by_id: dict[str, Decision | Brief], start: datetime, end: datetime) -> Table:
-        table = Table("appeals", "Complaints (appeals): received, decided, reversed, median hours to decide",
-                      ["source", "received", "decided", "reversed", "median_hours"])
+        table = TABLES["appeals"].table()
         from_tables = self._appeal_rows(start, end)
         if from_tables is not None and from_tables[0]:
             table.rows.append(["review tables", *from_tables])
@@ -351,8 +388,7 @@ class TransparencyReport:
             for key in ("(all)", self._category(prev)):
                 reviewed[key] += 1
                 upheld[key] += self._restricts(d)
-        table = Table("accuracy", "Precision of automated restrictions on reviewed samples (95 % Wilson interval)",
-                      ["category", "reviewed", "upheld", "precision", "ci_low", "ci_high"])
+        table = TABLES["accuracy"].table()
         for key in sorted(reviewed, key=lambda c: (c != "(all)", c)):
             n, k = reviewed[key], upheld[key]
             low, high = wilson(k, n)
@@ -430,4 +466,5 @@ def _charts(report: Report, out: Path) -> list[Path]:
     return made
 
 
-__all__ = ["Report", "Table", "TransparencyReport", "parse_period", "wilson", "write_report"]
+__all__ = ["TABLES", "Report", "Table", "TableSpec", "TransparencyReport", "ground_of", "parse_period",
+           "restricting_actions", "wilson", "write_report"]

@@ -21,7 +21,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class PrometheusMetrics:
-    """Items processed (by action), batch latency, errors (by kind), dead letters, lag."""
+    """Items processed (by action), batch latency, errors (by kind), dead letters, lag, consumers removed."""
 
     def __init__(self, stream: str, group: str, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
@@ -39,6 +39,9 @@ class PrometheusMetrics:
                             [*labels, "reason"], registry=self.registry)
         self.lag = Gauge("referee_worker_consumer_lag", "Entries of the stream not yet delivered to the group "
                          "(XINFO GROUPS lag; -1 when Redis does not report it).", list(labels), registry=self.registry)
+        self.forgotten = Counter("referee_worker_consumers_removed", "Idle consumers with nothing pending "
+                                 "removed from the group (XGROUP DELCONSUMER): dead workers' names.",
+                                 list(labels), registry=self.registry)
         self.pending = Gauge("referee_worker_pending", "Entries delivered but not yet acknowledged in the group.",
                              list(labels), registry=self.registry)
 
@@ -54,6 +57,9 @@ class PrometheusMetrics:
 
     def dead_lettered(self, reason: str, n: int) -> None:
         self.dead.labels(**self._labels, reason=reason).inc(n)
+
+    def consumers_forgotten(self, n: int) -> None:
+        self.forgotten.labels(**self._labels).inc(n)
 
     def group(self, lag: int, pending: int) -> None:
         self.lag.labels(**self._labels).set(lag)

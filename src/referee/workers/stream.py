@@ -18,6 +18,11 @@ until someone finishes it. What this module guarantees, and why:
   connection is retried a few times with backoff and then raises
   :class:`StreamError`, which the worker's loop turns into a longer, bounded,
   logged wait. Nothing here waits forever.
+- **Dead consumers are forgotten.** XAUTOCLAIM takes a dead worker's entries but
+  leaves its name in the group; :meth:`ItemStream.forget_idle_consumers` removes
+  consumers idle past a threshold with nothing pending (XGROUP DELCONSUMER), in
+  one script, so no entry can be delivered to one between the check and the
+  removal. A live worker removed that way is harmless: its next read adds it back.
 - **Redis Cluster** is not supported: the script touches the item and the
   output stream together, which needs them on one node.
 """
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from referee.errors import RefereeError
 from referee.model import ContentItem
@@ -71,6 +76,26 @@ return done
 """
 
 
+#: Remove consumers of group ARGV[1] on stream KEYS[1] idle at least ARGV[3] ms with no
+#: pending entry, at most ARGV[4] of them, never ARGV[2] (the caller). Checked and removed in
+#: one script: DELCONSUMER drops a consumer's pending entries with it, so an entry delivered
+#: between a check and a removal would be lost to XAUTOCLAIM. Returns the names removed.
+_FORGET = """
+local group, me, idle_ms, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local gone = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], group)) do
+  if #gone >= limit then break end
+  local f = {}
+  for k = 1, #c, 2 do f[c[k]] = c[k + 1] end
+  if f['name'] ~= me and tonumber(f['pending']) == 0 and tonumber(f['idle']) >= idle_ms then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, f['name'])
+    table.insert(gone, f['name'])
+  end
+end
+return gone
+"""
+
+
 class StreamError(RefereeError):
     """Redis did not answer (after the bounded retries), or answered with an error."""
 
@@ -90,12 +115,31 @@ class StreamConfig(BaseModel):
     claim_idle_ms: int = Field(
         default=60_000, ge=100, le=86_400_000,
         description="A pending entry idle this long (its worker died or gave up on it) is claimed.")
+    forget_idle_ms: int | None = Field(
+        default=None, ge=0, le=30 * 86_400_000,
+        description="A consumer idle this long with nothing pending is removed from the group (a dead "
+                    "worker's name, once its entries were claimed); default 10 x claim_idle_ms, 0: never.")
     max_attempts: int = Field(default=5, ge=1, le=1000, description="Deliveries before an entry is dead-lettered.")
     out_maxlen: int = Field(
         default=100_000, ge=0, description="Approximate cap of the output stream (MAXLEN ~); 0: uncapped.")
     start_id: str = Field(default="0", description="Where a new group starts: 0 = the whole stream, $ = new only.")
     retries: int = Field(default=3, ge=0, le=10, description="Retries of one Redis call before StreamError.")
     retry_max_s: float = Field(default=5.0, gt=0, le=300, description="Longest wait between reconnect attempts.")
+
+    @model_validator(mode="after")
+    def _forget_after_claims(self) -> StreamConfig:
+        # Below the claim timeout a consumer would be dropped before its entries could even be
+        # claimed from it (it keeps them: only empty ones go), and live workers between reads
+        # would be removed and re-added all the time.
+        if self.forget_idle_ms and self.forget_idle_ms < self.claim_idle_ms:
+            raise ValueError(f"forget_idle_ms must be 0 (never) or at least claim_idle_ms ({self.claim_idle_ms}), "
+                             f"got {self.forget_idle_ms}; leave it unset for 10 x claim_idle_ms")
+        return self
+
+    @property
+    def forget_after_ms(self) -> int:
+        """How long a consumer with nothing pending may stay idle before it is removed (0: never)."""
+        return 10 * self.claim_idle_ms if self.forget_idle_ms is None else self.forget_idle_ms
 
 
 @dataclass(frozen=True)
@@ -144,6 +188,7 @@ class ItemStream:
         self.client = client
         self.config = config
         self._finish = client.register_script(_FINISH)
+        self._forget = client.register_script(_FORGET)
         self._claim_cursor = "0-0"
 
     # -- calls, bounded ----------------------------------------------------------
@@ -274,6 +319,16 @@ class ItemStream:
         maxlen = self.config.out_maxlen or None
         self.call("publish", lambda: self.client.xadd(self.config.out_stream, fields,  # type: ignore[arg-type]
                                                       maxlen=maxlen, approximate=True))
+
+    # -- the group's members -----------------------------------------------------------
+    def forget_idle_consumers(self, idle_ms: int, limit: int = 100) -> list[str]:
+        """Remove up to ``limit`` consumers idle at least ``idle_ms`` with no pending entry
+        (never this one); returns their names. A consumer holding entries stays, however
+        long idle: its entries are claimed first, and it goes on a later call."""
+        cfg = self.config
+        gone = self.call("XGROUP DELCONSUMER", lambda: self._forget(
+            keys=[cfg.stream], args=[cfg.group, cfg.consumer, idle_ms, limit]))
+        return [_text(name) for name in gone]
 
     # -- observing ------------------------------------------------------------------
     def group_info(self) -> dict[str, int]:

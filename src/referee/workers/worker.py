@@ -12,7 +12,10 @@ reads only as many entries as it will process next, at most ``batch``):
 3. moderate the rest as one engine batch: the engine stores the decisions in
    one transaction before it returns them;
 4. publish and acknowledge (``ItemStream.finish``), so an entry is acknowledged
-   only once its decision is durably stored.
+   only once its decision is durably stored;
+5. now and then (at most once per ``claim_idle_ms``, a bounded number each
+   time) remove consumers of the group idle longer than ``forget_after_ms`` with
+   nothing pending: dead workers' names, which XAUTOCLAIM leaves behind.
 
 Failures, by who is to blame:
 
@@ -57,6 +60,7 @@ class WorkerMetrics(Protocol):
     def error(self, kind: str) -> None: ...
     def dead_lettered(self, reason: str, n: int) -> None: ...
     def group(self, lag: int, pending: int) -> None: ...
+    def consumers_forgotten(self, n: int) -> None: ...
 
 
 class _NoMetrics:
@@ -70,6 +74,9 @@ class _NoMetrics:
         pass
 
     def group(self, lag: int, pending: int) -> None:
+        pass
+
+    def consumers_forgotten(self, n: int) -> None:
         pass
 
 
@@ -93,6 +100,8 @@ class Worker:
 
     #: Seconds between reads of the group's lag for the metrics.
     GROUP_INFO_EVERY_S = 5.0
+    #: Most idle consumers one clean-up removes (the rest wait for the next one).
+    FORGET_LIMIT = 100
 
     def __init__(self, engine: Moderator, stream: ItemStream, metrics: WorkerMetrics | None = None) -> None:
         if engine.sink is None or not callable(getattr(engine.sink, "ping", None)):
@@ -105,9 +114,11 @@ class Worker:
         self._stop = threading.Event()
         self._next_claim = 0.0
         self._next_info = 0.0
+        self._next_forget = 0.0
         #: Counters for tests and the final log line.
         self.finished = 0
         self.dead = 0
+        self.forgotten = 0
         # An async stage's decision lands after the batch was acked: publish it when it is stored.
         engine.on_decision.append(self._publish_follow_up)
 
@@ -160,6 +171,7 @@ class Worker:
             with bound_batch(f"{self.config.consumer}/{entries[0].id}"):  # on every log line of the batch
                 self.process(entries)
         self._observe()
+        self._forget_idle()
         return len(entries)
 
     def _take(self) -> list[Entry]:
@@ -182,6 +194,25 @@ class Worker:
             self._next_info = now + self.GROUP_INFO_EVERY_S
             info = self.stream.group_info()
             self.metrics.group(info["lag"], info["pending"])
+
+    def _forget_idle(self) -> None:
+        """Remove dead consumers (idle, nothing pending) from the group, a bounded number at a time."""
+        idle_ms = self.config.forget_after_ms
+        now = time.monotonic()
+        if not idle_ms or now < self._next_forget:
+            return
+        self._next_forget = now + self.config.claim_idle_ms / 1000
+        try:
+            gone = self.stream.forget_idle_consumers(idle_ms, self.FORGET_LIMIT)
+        except StreamError as exc:  # housekeeping: it must never stop the moderation
+            self.metrics.error("redis")
+            log.warning("could not remove idle consumers (retrying in %d ms): %s", self.config.claim_idle_ms, exc)
+            return
+        if gone:
+            self.forgotten += len(gone)
+            self.metrics.consumers_forgotten(len(gone))
+            log.info("removed %d consumer(s) of group %s idle for over %d ms with nothing pending: %s",
+                     len(gone), self.config.group, idle_ms, ", ".join(gone[:10]) + (" ..." if len(gone) > 10 else ""))
 
     # -- one batch ---------------------------------------------------------------------
     def process(self, entries: Sequence[Entry]) -> None:
