@@ -60,23 +60,26 @@ def decide(
     text parts detectors derived (transcripts: their segments give each audio
     part's transcribed time, which ``segments: {share: ...}`` rules divide by)."""
     versions = dict(detector_versions or {})
-    by_category: dict[str, list[Signal]] = {}
-    for s in signals:
-        by_category.setdefault(s.category, []).append(s)
     reasons: list[Reason] = []
-    rules = policy.compiled_rules(item.surface, item.country)
-    if not getattr(rules, "needs_segments", False):
-        for compiled in rules:
-            reason = _evaluate(compiled, by_category, failures)
-            if reason is not None:
-                reasons.append(reason)
-    else:
-        durations = transcribed_seconds(derived)
-        for compiled in rules:
-            reason = (_evaluate(compiled, by_category, failures) if compiled.segments is None
-                      else _evaluate_segments(compiled, by_category, failures, durations))
-            if reason is not None:
-                reasons.append(reason)
+    # A rule fires only on a signal or a failed detector, so an item with neither (most
+    # items) has no rule to check: the loop below would find nothing.
+    if signals or failures:
+        by_category: dict[str, list[Signal]] = {}
+        for s in signals:
+            by_category.setdefault(s.category, []).append(s)
+        rules = policy.compiled_rules(item.surface, item.country)
+        if not getattr(rules, "needs_segments", False):
+            for compiled in rules:
+                reason = _evaluate(compiled, by_category, failures)
+                if reason is not None:
+                    reasons.append(reason)
+        else:
+            durations = transcribed_seconds(derived)
+            for compiled in rules:
+                reason = (_evaluate(compiled, by_category, failures) if compiled.segments is None
+                          else _evaluate_segments(compiled, by_category, failures, durations))
+                if reason is not None:
+                    reasons.append(reason)
 
     if uninspected:
         action_if = policy.document.on_uninspected
@@ -112,12 +115,18 @@ def decide(
                      f"policy says its items → {account.item_action.value}"),
         ))
 
-    action = Action.most_severe([r.action for r in reasons])
-    # Severity-sorted, stable: the reason that set the action comes first.
-    reasons.sort(key=lambda r: -r.action.severity)
-    # Every category whose signal crossed an acting rule's threshold, not only each
-    # rule's top one: "#hate #violence" must report both.
-    categories = sorted({ref.category for r in reasons if r.action is not Action.allow for ref in r.signals})
+    if reasons:
+        action = Action.most_severe([r.action for r in reasons])
+        # Severity-sorted, stable: the reason that set the action comes first.
+        reasons.sort(key=lambda r: -r.action.severity)
+        # Every category whose signal crossed an acting rule's threshold, not only each
+        # rule's top one: "#hate #violence" must report both.
+        categories = tuple(sorted({ref.category for r in reasons if r.action is not Action.allow
+                                   for ref in r.signals}))
+        strike = any(r.strike for r in reasons)
+    else:
+        action, categories, strike = Action.allow, (), False
+    provisional = bool(failures) or any(s.status == "pending" for s in stages)
     # Every part below was validated on the way in (item, signals, policy), so the
     # Decision is assembled without re-validating: this step runs for every item.
     key = input_key_of(policy, item, versions, engine_config_id)
@@ -129,13 +138,13 @@ def decide(
         surface=item.surface,
         country=item.country,
         action=action,
-        strike=any(r.strike for r in reasons),
-        categories=tuple(categories),
+        strike=strike,
+        categories=categories,
         reasons=tuple(reasons),
         signals=tuple(signals),
         failures=tuple(failures),
         stages=tuple(stages),
-        provisional=bool(failures) or any(s.status == "pending" for s in stages),
+        provisional=provisional,
         policy_id=policy.id,
         policy_version=policy.version,
         policy_sha256=policy.sha256,

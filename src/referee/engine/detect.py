@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -48,16 +48,33 @@ _Run = tuple[list[_Outcome], list[list[TextPart]] | None, float]
 
 class Found:
     """One item's results from the detectors run so far (one per item per batch:
-    a plain slotted class, as a dataclass with four factories cost more than the lexicon)."""
+    a plain slotted class, as a dataclass with four factories cost more than the lexicon).
 
-    __slots__ = ("signals", "failures", "derived", "read")
+    Most items get no signal and no failure, so the lists start as the shared empty
+    tuple and become lists only when something is added: an empty list per field per
+    item was garbage the collector walked for nothing."""
 
-    def __init__(self, signals: list[Signal] | None = None, failures: list[DetectorFailure] | None = None) -> None:
-        self.signals: list[Signal] = signals if signals is not None else []
-        self.failures: list[DetectorFailure] = failures if failures is not None else []
-        self.derived: list[TextPart] = []
-        #: Ids of the parts some detector was handed.
-        self.read: set[str] = set()
+    __slots__ = ("signals", "failures", "derived", "kinds_read")
+
+    def __init__(self, signals: Sequence[Signal] = (), failures: Sequence[DetectorFailure] = ()) -> None:
+        self.signals: Sequence[Signal] = signals
+        self.failures: Sequence[DetectorFailure] = failures
+        self.derived: Sequence[TextPart] = ()
+        #: Part kinds some detector run on the item reads (a part of another kind is uninspected).
+        self.kinds_read: frozenset[str] = frozenset()
+
+    def add_signals(self, signals: Iterable[Signal]) -> None:
+        self.signals = [*self.signals, *signals]
+
+    def add_failure(self, failure: DetectorFailure) -> None:
+        self.failures = [*self.failures, failure]
+
+    def add_derived(self, parts: Iterable[TextPart]) -> None:
+        self.derived = [*self.derived, *parts]
+
+    def read(self, kinds: frozenset[str]) -> None:
+        if not kinds <= self.kinds_read:
+            self.kinds_read = kinds if not self.kinds_read else self.kinds_read | kinds
 
 
 @dataclass
@@ -76,6 +93,13 @@ def _views(detector: Detector, items: Sequence[ContentItem]) -> _Views:
     reads = detector.reads
     for i, item in enumerate(items):
         if detector.per_part:
+            if len(item.parts) == 1:  # the common case: the view is the item itself
+                (only,) = item.parts
+                if only.kind in reads:
+                    views.append(item)
+                    owner.append(i)
+                    parts.append(only if isinstance(only, TextPart) else None)
+                continue
             readable = [p for p in item.parts if p.kind in reads]
             for p in readable:
                 views.append(item if len(item.parts) == 1 else item.model_copy(update={"parts": (p,)}))
@@ -103,12 +127,12 @@ def run_detectors(
     time and failures go to ``observer``."""
     found = into if into is not None else [Found() for _ in items]
     plans = {d.name: _views(d, items) for d in detectors}
-    for d in detectors:
-        for i, view in zip(plans[d.name].owner, plans[d.name].views):
-            if len(view.parts) == 1:
-                found[i].read.add(view.parts[0].id)
-            else:
-                found[i].read.update(p.id for p in view.parts)
+    # A detector is handed exactly an item's parts of the kinds it reads (one view per part,
+    # or the item filtered to them), so what was read is a set of kinds, shared by every item.
+    kinds = frozenset().union(*(d.reads for d in detectors))
+    for f in found:
+        if f.kinds_read is not kinds:
+            f.read(kinds)
 
     started = time.monotonic()
     futures: dict[str, Future[_Run]] = {}
@@ -146,12 +170,12 @@ def run_detectors(
         for k, outcome in enumerate(outcomes):
             i = plan.owner[k]
             if derived is not None and derived[k]:
-                found[i].derived.extend(derived[k])
+                found[i].add_derived(derived[k])
             if isinstance(outcome, DetectorFailure):
                 failed_views += 1
                 if i not in failed:
                     failed.add(i)
-                    found[i].failures.append(outcome)
+                    found[i].add_failure(outcome)
                 continue
             if not outcome:
                 continue
@@ -165,7 +189,7 @@ def run_detectors(
                 per_category[s.category] = s if held is None else _merge(held, s)
         for i, per_category in best.items():
             if i not in failed:
-                found[i].signals.extend(per_category.values())
+                found[i].add_signals(per_category.values())
         timed_out = bool(outcomes) and isinstance(outcomes[0], DetectorFailure) and outcomes[0].kind == "timeout"
         observer.on_detector(d.name, stage or "", seconds, len(outcomes), failed_views, timed_out)
     return found

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from referee.detectors.base import Detector, build_detector, detector_registry
 from referee.engine.batcher import Batcher
@@ -126,6 +126,7 @@ class Engine:
         self._closed = False
         self._batcher: Batcher | None = None
         self._stage_runs: dict[tuple[str, str, str], StageRun] = {}
+        self._stage_seqs: dict[tuple[int, int], tuple[tuple[StageRun, ...], StageRun, tuple[StageRun, ...]]] = {}
         #: Fills in media parts' sha256 (reads paths; fetches only allow-listed hosts).
         self.media = MediaResolver()
         #: Called with every decision an async stage writes (after it is stored).
@@ -221,7 +222,7 @@ class Engine:
     def moderate_many(self, items: Sequence[ContentItem]) -> list[Decision]:
         if self._closed:
             raise ConfigError("this engine is closed; build a new one")
-        if any(kind != "text" for item in items for kind in item.kinds):
+        if any(part.kind != "text" for item in items for part in item.parts):
             items = [self.media.resolve(item) for item in items]
         decisions: list[Decision] = []
         for start in range(0, len(items), self.batch_size):
@@ -230,15 +231,17 @@ class Engine:
 
     def signals_for(self, items: Sequence[ContentItem]) -> list[tuple[list[Signal], list[DetectorFailure]]]:
         """Every synchronous stage's signals and failures per item, without deciding."""
-        return [(found.signals, found.failures) for found, _, _ in self._run_plan(items)]
+        return [(list(found.signals), list(found.failures)) for found in self._run_plan(items)[0]]
 
     def input_key(self, item: ContentItem) -> str:
         return input_key_of(self.policy, item, self.detector_versions, self.config_id)
 
     def _moderate_batch(self, items: Sequence[ContentItem]) -> list[Decision]:
-        answer: dict[int, Decision] = {}
+        answer: list[Decision | None] = [None] * len(items)
         supersedes: dict[int, Decision] = {}
         restricted = self._restrictions(items)
+        todo: Sequence[int] = range(len(items))
+        batch = items
         if self.sink is not None:
             heads = self.sink.heads(list({item.id: None for item in items}))
             for i, item in enumerate(items):
@@ -249,42 +252,51 @@ class Engine:
                     answer[i] = head
                 else:
                     supersedes[i] = head
-        todo = [i for i in range(len(items)) if i not in answer]
-        if not todo:
-            return [answer[i] for i in range(len(items))]
-        batch = [items[i] for i in todo]
-        fresh: list[tuple[int, Decision]] = []
-        for i, item, (found, runs, uninspected) in zip(todo, batch, self._run_plan(batch)):
-            head = supersedes.get(i)
+            todo = [i for i, known in enumerate(answer) if known is None]
+            if not todo:
+                return cast(list[Decision], answer)  # every item has its head
+            batch = [items[i] for i in todo]
+        # Parallel lists, not (index, decision) pairs: one object less per item for the collector.
+        fresh_at: list[int] = []
+        fresh: list[Decision] = []
+        found, runs, unread = self._run_plan(batch)
+        for k, (i, item) in enumerate(zip(todo, batch)):
+            head = supersedes.get(i) if supersedes else None
+            result = found[k]
             decision = decide(
-                self.policy, item, found.signals, found.failures, self.detector_versions,
-                stages=runs, uninspected=uninspected, engine_config_id=self.config_id,
+                self.policy, item, result.signals, result.failures, self.detector_versions,
+                stages=runs[k], uninspected=unread[k], engine_config_id=self.config_id,
                 supersedes=head.decision_id if head is not None else None,
-                account=restricted.get(item.author_id or ""), derived=found.derived,
+                account=restricted.get(item.author_id or "") if restricted else None, derived=result.derived,
             )
             if head is not None and _same_outcome(head, decision):
                 answer[i] = head  # still failing the same way: no new link in the chain
                 continue
-            fresh.append((i, decision))
+            fresh_at.append(i)
+            fresh.append(decision)
             answer[i] = decision
         if self.sink is not None and fresh:
-            stored = self.sink.append([(items[i], decision) for i, decision in fresh])
-            kept_new = []
-            for (i, decision), kept in zip(fresh, stored):
+            stored = self.sink.append([(items[i], decision) for i, decision in zip(fresh_at, fresh)])
+            kept_at: list[int] = []
+            kept_new: list[Decision] = []
+            for i, decision, kept in zip(fresh_at, fresh, stored):
                 answer[i] = kept
                 if kept.decision_id == decision.decision_id:
-                    kept_new.append((i, kept))
-            fresh = kept_new
+                    kept_at.append(i)
+                    kept_new.append(kept)
+            fresh_at, fresh = kept_at, kept_new
         if fresh:
-            self.observer.on_decisions([decision for _, decision in fresh])
-        for i, decision in fresh:
-            if decision.pending_stages:
+            self.observer.on_decisions(fresh)
+        for i, decision in zip(fresh_at, fresh):
+            if decision.provisional and decision.pending_stages:  # pending implies provisional
                 self._schedule_async(items[i], decision)
-        return [answer[i] for i in range(len(items))]
+        return cast(list[Decision], answer)  # every index was answered above
 
     def _restrictions(self, items: Sequence[ContentItem]) -> dict[str, AccountRestriction]:
+        if self.accounts is None:
+            return {}
         authors = sorted({item.author_id for item in items if item.author_id})
-        if self.accounts is None or not authors:
+        if not authors:
             return {}
         return self.accounts.restrictions(authors)
 
@@ -302,35 +314,46 @@ class Engine:
     # -- the plan -----------------------------------------------------------
     def _run_plan(
         self, items: Sequence[ContentItem], stages: Sequence[PlanStage] | None = None,
-        found: list[Found] | None = None, runs: list[list[StageRun]] | None = None,
-    ) -> list[tuple[Found, list[StageRun], list[str]]]:
+        found: list[Found] | None = None, runs: list[tuple[StageRun, ...]] | None = None,
+    ) -> tuple[list[Found], list[tuple[StageRun, ...]], list[Sequence[str]]]:
         """Run the plan's stages (or ``stages``, all run now) and return per item what was
         found, what each stage did and the unread parts. An async stage whose gate admits
         an item is left pending for it, with every later stage; one whose gate skips an
         item is skipped, and that item's later stages run now."""
         work = list(items)
         found = found or [Found() for _ in work]
-        runs = runs or [[] for _ in work]
+        runs = runs or [() for _ in work]
         # Items whose async stage the gate admitted: that stage and every later one run after the decision.
         deferred: set[int] = set()
         for stage in (stages if stages is not None else self.plan.stages):
             admitted: list[int] = []
-            for i, item in enumerate(work):
-                if i in deferred:
-                    runs[i].append(self._stage_run(stage, "pending", "after an async stage"))
-                    continue
-                if stage.gate is None:
-                    ok, why = True, "no gate"
+            if stage.gate is None and not (stage.run_async and stages is None) and not deferred:
+                # Every item runs it: one shared record, no per-item work.
+                ran = self._stage_run(stage, "ran", "no gate")
+                first = runs[0] if runs else ()
+                if all(r is first for r in runs):
+                    runs = [self._then(first, ran)] * len(runs)
                 else:
-                    ok, why = stage.admits(item.surface, self.policy.jurisdictions_for(item.country),
-                                           found[i].signals)
-                if ok and stage.run_async and stages is None:
-                    deferred.add(i)
-                    runs[i].append(self._stage_run(stage, "pending", f"async: runs after the decision ({why})"))
-                    continue
-                if ok:
-                    admitted.append(i)
-                runs[i].append(self._stage_run(stage, "ran" if ok else "skipped", why))
+                    runs = [self._then(r, ran) for r in runs]
+                admitted = list(range(len(work)))
+            else:
+                for i, item in enumerate(work):
+                    if i in deferred:
+                        runs[i] = self._then(runs[i], self._stage_run(stage, "pending", "after an async stage"))
+                        continue
+                    if stage.gate is None:
+                        ok, why = True, "no gate"
+                    else:
+                        ok, why = stage.admits(item.surface, self.policy.jurisdictions_for(item.country),
+                                               found[i].signals)
+                    if ok and stage.run_async and stages is None:
+                        deferred.add(i)
+                        runs[i] = self._then(runs[i], self._stage_run(
+                            stage, "pending", f"async: runs after the decision ({why})"))
+                        continue
+                    if ok:
+                        admitted.append(i)
+                    runs[i] = self._then(runs[i], self._stage_run(stage, "ran" if ok else "skipped", why))
             if not admitted:
                 continue
             detectors = [self._by_name[name] for name in stage.detectors]
@@ -348,15 +371,34 @@ class Engine:
                 if result.failures and runs[i][-1].status != "failed" and any(
                         f.detector in stage.detectors for f in result.failures):
                     failed = ", ".join(f.detector for f in result.failures if f.detector in stage.detectors)
-                    runs[i][-1] = runs[i][-1].model_copy(update={"status": "failed", "why": f"{failed} failed"})
-        out = []
+                    last = runs[i][-1].model_copy(update={"status": "failed", "why": f"{failed} failed"})
+                    runs[i] = runs[i][:-1] + (last,)
+        unread_of: list[Sequence[str]] = []
         for i, item in enumerate(work):
-            unread = [p.id for p in item.parts if p.id not in found[i].read
+            kinds = found[i].kinds_read
+            parts = item.parts
+            if len(parts) == 1 and parts[0].kind in kinds:
+                unread_of.append(())  # the common case: one part, read
+                continue
+            unread = [p.id for p in parts if p.kind not in kinds
                       and not (p.kind == "text" and getattr(p, "derived", None) is not None)]
             if i in deferred and unread:
                 unread = self._unread_after(item, unread)
-            out.append((found[i], runs[i], unread))
-        return out
+            unread_of.append(unread)
+        return found, runs, unread_of
+
+    def _then(self, before: tuple[StageRun, ...], run: StageRun) -> tuple[StageRun, ...]:
+        """``before + (run,)``, shared by every item with the same stage records (most items
+        of a batch have the same): the tuple goes into each decision as it is."""
+        key = (id(before), id(run))
+        hit = self._stage_seqs.get(key)
+        if hit is not None:
+            return hit[2]
+        seq = before + (run,)
+        if len(self._stage_seqs) < 10_000:
+            # The entry holds ``before`` and ``run``, so the ids in its key stay theirs.
+            self._stage_seqs[key] = (before, run, seq)
+        return seq
 
     def _stage_run(self, stage: PlanStage, status: str, why: str) -> StageRun:
         """One StageRun per (stage, status, why), shared by every item it describes:
@@ -423,13 +465,13 @@ class Engine:
     def _finish_async(self, item: ContentItem, sync: Decision) -> None:
         pending = set(sync.pending_stages)
         stages = [s for s in self.plan.stages if s.id in pending]
-        found = Found(signals=list(sync.signals), failures=list(sync.failures))
-        found.read = {p.id for p in item.parts}  # uninspected parts were already reported by the sync decision
-        runs = [r for r in sync.stages if r.status != "pending"]
+        found = Found(signals=sync.signals, failures=sync.failures)
+        found.read(item.kinds)  # uninspected parts were already reported by the sync decision
+        runs = tuple(r for r in sync.stages if r.status != "pending")
         # Run them as ordinary (synchronous) stages now.
         sync_like = [PlanStage(s.id, s.detectors, False, s.gate, s.band_categories, s.severe_categories)
                      for s in stages]
-        (result, stage_runs, _), = self._run_plan([item], sync_like, [found], [runs])
+        (result,), (stage_runs,), _ = self._run_plan([item], sync_like, [found], [runs])
         async_detectors = {name for s in stages for name in s.detectors}
         failed = [f for f in result.failures if f.detector in async_detectors]
         if failed:
