@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from referee.detectors.base import build_detector, register_local  # noqa: E402
+from referee.detectors.base import build_detector  # noqa: E402
 from referee.engine import Engine  # noqa: E402
 from referee.model import ContentItem, Decision  # noqa: E402
 from referee.store.memory import MemoryStore  # noqa: E402
@@ -87,7 +87,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
-    register_local("triage", TriageDetector)
     items = make_items(args.items, args.escalate)
     warm = make_items(50, args.escalate, seed=99)
     delay = args.model_ms / 1000

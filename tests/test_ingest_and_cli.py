@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import referee
 from referee.cli import app
-from referee.detectors.base import register_local, unregister_local
+from referee.detectors.base import detector_registry
 from referee.errors import InputError
 from referee.ingest import read_items
 from referee.model import MAX_TEXT_CHARS, ContentItem
@@ -137,11 +137,16 @@ def test_csv_bad_utf8_costs_its_line_only():
         "line 1: the file is empty; expected a header line id,text[,surface,country,...]"]
 
 
+#: The installed detectors and the tests' keyword counter, handed to the commands as their context object.
+REGISTRY = detector_registry({"keyword": KeywordDetector})
+
+
+def invoke(args: list[str], **kwargs):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, args, obj=REGISTRY, **kwargs)
+
+
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch, request) -> Path:
-    # The commands build their registry themselves (entry points plus local detectors).
-    register_local("keyword", KeywordDetector)
-    request.addfinalizer(lambda: unregister_local("keyword"))
+def cli_env(tmp_path: Path, monkeypatch) -> Path:
     policy = tmp_path / "small.yaml"
     policy.write_text(SMALL_POLICY + "tests:\n  - {text: 'vile vile vile vile', surface: comment, expect: remove}\n"
                       "  - {text: 'hello', surface: comment, expect: allow}\n", encoding="utf-8")
@@ -153,40 +158,40 @@ def cli_env(tmp_path: Path, monkeypatch, request) -> Path:
 def test_moderate_writes_jsonl_and_reports_bad_lines(cli_env: Path, tmp_path: Path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "text": "vile vile vile vile"}\nnot json\n{"id": "b", "text": "buy"}\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["moderate", str(src)])
+    result = invoke(["moderate", str(src)])
     assert result.exit_code == 1  # one bad line: reported, not dropped silently
     decisions = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
     assert [(d["item_id"], d["action"]) for d in decisions] == [("a", "remove"), ("b", "limit_reach")]
     assert "line 2: not valid JSON" in result.output
 
-    shown = CliRunner().invoke(app, ["decisions", "show", decisions[0]["decision_id"]])
+    shown = invoke(["decisions", "show", decisions[0]["decision_id"]])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["action"] == "remove"
-    listed = CliRunner().invoke(app, ["decisions", "list", "--since", "1h"])
+    listed = invoke(["decisions", "list", "--since", "1h"])
     assert len(listed.stdout.splitlines()) == 2
-    assert CliRunner().invoke(app, ["decisions", "list", "--since", "yesterday"]).exit_code == 2
+    assert invoke(["decisions", "list", "--since", "yesterday"]).exit_code == 2
 
 
 def test_moderate_reads_stdin(cli_env: Path):
-    result = CliRunner().invoke(app, ["moderate", "-", "--no-store", "--batch-size", "4096"],
+    result = invoke(["moderate", "-", "--no-store", "--batch-size", "4096"],
                                 input='{"id": "s", "text": "buy buy"}\n')
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[0])["action"] == "limit_reach"
 
 
 def test_policy_test_command(cli_env: Path, tmp_path: Path):
-    ok = CliRunner().invoke(app, ["policy", "test", str(cli_env)])
+    ok = invoke(["policy", "test", str(cli_env)])
     assert ok.exit_code == 0, ok.output
     assert "2 passed, 0 failed" in ok.output
     broken = tmp_path / "broken.yaml"
     broken.write_text(cli_env.read_text().replace("expect: allow", "expect: remove"), encoding="utf-8")
-    bad = CliRunner().invoke(app, ["policy", "test", str(broken)])
+    bad = invoke(["policy", "test", str(broken)])
     assert bad.exit_code == 1 and "expected remove, got allow" in bad.output
 
 
 def test_moderate_csv_reports_every_bad_row_and_moderates_the_rest(cli_env: Path, tmp_path: Path):
     src = tmp_path / "in.csv"
     src.write_text('id,text\n1,vile vile vile vile\n2,"oops\n3,"buy"\n4,hello\n5\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["moderate", str(src), "--no-store"])
+    result = invoke(["moderate", str(src), "--no-store"])
     assert result.exit_code == 1
     decisions = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
     assert [(d["item_id"], d["action"]) for d in decisions] == [("1", "remove"), ("3", "limit_reach"), ("4", "allow")]
@@ -198,17 +203,17 @@ def test_moderate_csv_reports_every_bad_row_and_moderates_the_rest(cli_env: Path
 def test_cli_messages_show_user_text_verbatim_not_as_markup(cli_env: Path, tmp_path: Path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "text": "t", "surface": "[red]x"}\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["moderate", str(src), "--no-store"])
+    result = invoke(["moderate", str(src), "--no-store"])
     assert result.exit_code == 1
     assert "got '[red]x'" in result.output  # Rich would have eaten "[red]" as a colour tag
 
-    missing = CliRunner().invoke(app, ["moderate", str(tmp_path / "[bold]nope.jsonl")])
+    missing = invoke(["moderate", str(tmp_path / "[bold]nope.jsonl")])
     assert missing.exit_code == 2 and "[bold]nope.jsonl" in missing.output
 
-    shown = CliRunner().invoke(app, ["decisions", "show", "[blink]d1"])
+    shown = invoke(["decisions", "show", "[blink]d1"])
     assert shown.exit_code == 1 and "no decision '[blink]d1'" in shown.output
 
-    bad_since = CliRunner().invoke(app, ["decisions", "list", "--since", "[i]soon"])
+    bad_since = invoke(["decisions", "list", "--since", "[i]soon"])
     assert bad_since.exit_code == 2 and "got '[i]soon'" in bad_since.output
 
 
@@ -216,9 +221,9 @@ def test_policy_commands_show_user_text_verbatim(cli_env: Path, tmp_path: Path):
     marked = tmp_path / "[red]p.yaml"
     marked.write_text(cli_env.read_text().replace("expect: allow", "expect: remove")
                       .replace("text: 'hello'", "text: '[b]hello'"), encoding="utf-8")
-    tested = CliRunner().invoke(app, ["policy", "test", str(marked)])
+    tested = invoke(["policy", "test", str(marked)])
     assert tested.exit_code == 1 and "'[b]hello'" in tested.output
-    linted = CliRunner().invoke(app, ["policy", "lint", str(marked)])
+    linted = invoke(["policy", "lint", str(marked)])
     assert "[red]p.yaml" in linted.output
 
 
@@ -238,7 +243,7 @@ def test_policy_commands_show_user_text_verbatim(cli_env: Path, tmp_path: Path):
     ],
 )
 def test_numeric_options_are_range_checked(cli_env: Path, args: list[str], message: str):
-    result = CliRunner().invoke(app, args, input="")
+    result = invoke(args, input="")
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
     assert message in " ".join(result.output.split()), result.output
@@ -255,7 +260,7 @@ def test_numeric_options_are_range_checked(cli_env: Path, args: list[str], messa
 )
 def test_eval_model_data_errors_show_user_text_verbatim(tmp_path: Path, monkeypatch, args: list[str], shown: str):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, args)
+    result = invoke(args)
     assert result.exit_code == 2, result.output
     assert shown in " ".join(result.output.split())
 
@@ -273,6 +278,6 @@ def test_eval_model_data_errors_show_user_text_verbatim(tmp_path: Path, monkeypa
     ],
 )
 def test_eval_model_data_numbers_are_range_checked(args: list[str]):
-    result = CliRunner().invoke(app, args)
+    result = invoke(args)
     assert result.exit_code == 2, result.output
     assert "Invalid value for" in result.output

@@ -126,6 +126,19 @@ def test_from_policy_builds_detectors_from_the_registry_it_is_given(small_policy
     assert [d.name for d in engine.detectors] == ["keyword"]
 
 
+def test_a_registry_with_extra_detectors_is_a_value_no_other_caller_sees(small_policy: Policy) -> None:
+    from referee.detectors import detector_registry
+    from referee.errors import PolicyError
+
+    mine = detector_registry({"keyword": KeywordDetector})
+    assert {"keyword", "lexicon"} <= set(mine.names())  # the installed detectors and the extra one
+    assert "keyword" not in detector_registry()  # nothing was registered into the process
+    with Engine.from_policy(small_policy, registry=mine) as engine:
+        assert [d.name for d in engine.detectors] == ["keyword"]
+    with pytest.raises(PolicyError, match="Unknown detector 'keyword'"):
+        Engine.from_policy(small_policy)
+
+
 def test_unknown_detector_name_lists_choices(small_policy: Policy) -> None:
     from referee.errors import PolicyError
 

@@ -21,9 +21,10 @@ def needs_shared(folder: str) -> pytest.MarkDecorator:
 
 
 
-from referee.detectors.base import Detector  # noqa: E402
+from referee.detectors.base import Detector, detector_registry  # noqa: E402
 from referee.eval.datasets import Row  # noqa: E402
 from referee.model import ContentItem, Signal  # noqa: E402
+from referee.registry import Registry  # noqa: E402
 
 
 class WordDetector(Detector):
@@ -109,10 +110,6 @@ def policy_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _register_words():  # type: ignore[no-untyped-def]
-    from referee.detectors.base import register_local, unregister_local
-
-    register_local("words", WordDetector)
-    yield
-    unregister_local("words")
+def words_registry() -> Registry[type[Detector]]:
+    """The installed detectors and ``words``: what the eval commands are handed as their context object."""
+    return detector_registry({"words": WordDetector})

@@ -16,6 +16,7 @@ from referee.eval.compare import compare, gate
 from referee.eval.datasets import Row, load_rows, write_rows
 from referee.eval.report import build_result
 from referee.eval.runner import Scores
+from tests.eval.conftest import words_registry
 
 
 def _app() -> typer.Typer:
@@ -26,6 +27,8 @@ def _app() -> typer.Typer:
 
 
 runner = CliRunner()
+#: The installed detectors and the tests' word counter, handed to the commands as their context object.
+REGISTRY = words_registry()
 
 
 def _synthetic(n: int = 600, seed: int = 0) -> tuple[list[Row], np.ndarray]:
@@ -95,7 +98,8 @@ def test_cli_eval_run_compare_gate(tmp_path: Path, policy_file: Path) -> None:
     data = _dataset(tmp_path)
     res = runner.invoke(app, ["eval", "run", "--data", str(data), "--detector", "words", "--policy",
                               str(policy_file), "--out", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html"),
-                              "--predictions", str(tmp_path / "a.pred.jsonl"), "--bootstrap", "50"])
+                              "--predictions", str(tmp_path / "a.pred.jsonl"), "--bootstrap", "50"],
+                        obj=REGISTRY)
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "a.json").read_text())
     assert result["detector"]["name"] == "words" and result["policy"]["id"] == "evaltest"
@@ -105,7 +109,8 @@ def test_cli_eval_run_compare_gate(tmp_path: Path, policy_file: Path) -> None:
     # Candidate from a predictions file that zeroes every score.
     (tmp_path / "zero.jsonl").write_text("".join(json.dumps({"id": p["id"], "scores": {}}) + "\n" for p in preds))
     res = runner.invoke(app, ["eval", "run", "--data", str(data), "--scores-from", str(tmp_path / "zero.jsonl"),
-                              "--policy", str(policy_file), "--out", str(tmp_path / "b.json"), "--bootstrap", "0"])
+                              "--policy", str(policy_file), "--out", str(tmp_path / "b.json"), "--bootstrap", "0"],
+                        obj=REGISTRY)
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                               "--bootstrap", "100"])
@@ -128,13 +133,16 @@ def test_cli_eval_errors_are_clean(tmp_path: Path, policy_file: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "x"}\nnot json\n')
     res = runner.invoke(app, ["eval", "run", "--data", str(bad), "--detector", "words", "--policy",
-                              str(policy_file), "--out", str(tmp_path / "x.json")])
+                              str(policy_file), "--out", str(tmp_path / "x.json")],
+                        obj=REGISTRY)
     assert res.exit_code == 2 and "bad.jsonl:2" in res.output
     res = runner.invoke(app, ["eval", "run", "--data", str(_dataset(tmp_path)), "--detector", "nope",
-                              "--policy", str(policy_file), "--out", str(tmp_path / "x.json")])
+                              "--policy", str(policy_file), "--out", str(tmp_path / "x.json")],
+                        obj=REGISTRY)
     assert res.exit_code == 2 and "Unknown detector 'nope'" in res.output
     res = runner.invoke(app, ["eval", "run", "--data", str(_dataset(tmp_path)), "--split", "test",
-                              "--detector", "words", "--policy", str(policy_file), "--out", str(tmp_path / "x.json")])
+                              "--detector", "words", "--policy", str(policy_file), "--out", str(tmp_path / "x.json")],
+                        obj=REGISTRY)
     assert res.exit_code == 2 and "referee data split" in res.output
 
 
@@ -168,7 +176,8 @@ def test_engine_scores_by_decision_and_suite_runs(tmp_path: Path, policy_file: P
     app = _app()
     data = _dataset(tmp_path)
     res = runner.invoke(app, ["eval", "run", "--data", str(data), "--detector", "engine", "--policy",
-                              str(policy_file), "--out", str(tmp_path / "e.json"), "--bootstrap", "0"])
+                              str(policy_file), "--out", str(tmp_path / "e.json"), "--bootstrap", "0"],
+                        obj=REGISTRY)
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["detector"]["kind"] == "engine" and result["detector"]["detector_versions"] == {"words": "w1"}
@@ -180,11 +189,11 @@ def test_engine_scores_by_decision_and_suite_runs(tmp_path: Path, policy_file: P
                      " expect_categories: [hate]}\n"
                      "  - {name: lovely is allowed, text: they are lovely, expect: allow}\n")
     res = runner.invoke(app, ["eval", "suite", str(suite), "--policy", str(policy_file), "--out",
-                              str(tmp_path / "s.json")])
+                              str(tmp_path / "s.json")], obj=REGISTRY)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "s.json").read_text())["passed"] == 2
     suite.write_text("tests:\n  - {name: wrong on purpose, text: they are lovely, expect: remove}\n")
-    res = runner.invoke(app, ["eval", "suite", str(suite), "--policy", str(policy_file)])
+    res = runner.invoke(app, ["eval", "suite", str(suite), "--policy", str(policy_file)], obj=REGISTRY)
     assert res.exit_code == 1
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 
-from referee.detectors.base import Detector, DetectorConfig
+from referee.detectors.base import Detector, DetectorConfig, detector_registry
 from referee.model import ContentItem, Evidence, Signal
 from referee.policy import Policy
+from referee.registry import Registry
 
 CATEGORIES = {
     "violence": {"description": "Threats or incitement of violence against people.", "severity": "high",
@@ -62,6 +63,11 @@ class TriageDetector(Detector):
     @classmethod
     def build(cls, config: DetectorConfig, context: Any) -> "TriageDetector":
         return cls()
+
+
+def registry() -> Registry[type[Detector]]:
+    """The installed detectors (the LLM among them) and ``triage``."""
+    return detector_registry({"triage": TriageDetector})
 
 
 def policy_doc(llm: dict[str, Any] | None, plan: list[dict[str, Any]] | None = None,

@@ -10,7 +10,7 @@ import time
 import openai
 import pytest
 
-from referee.detectors.base import build_detector, detector_registry, register_local, unregister_local
+from referee.detectors.base import build_detector, detector_registry
 from referee.engine import Engine
 from referee.errors import ConfigError, ModelError, PolicyError
 from referee.model import Action, ContentItem
@@ -27,17 +27,10 @@ from referee.plugins.llm.transport import ChatResponse, HTTPChatTransport, Token
 from referee.policy import Policy
 from tests.plugins import chat_server as cs
 from tests.plugins.chat_server import ChatServer, Reply
-from tests.plugins.llm_fixtures import TriageDetector, make_policy
+from tests.plugins.llm_fixtures import TriageDetector, make_policy, registry
 
 VIOLENT = ContentItem(id="v1", text="I will kill you tomorrow.")
 CALM = ContentItem(id="c1", text="Loved the new single, the chorus is great.")
-
-
-@pytest.fixture(autouse=True)
-def _triage():
-    register_local("triage", TriageDetector)
-    yield
-    unregister_local("triage")
 
 
 def llm(url: str, **settings) -> LLMDetector:
@@ -454,7 +447,7 @@ def test_unconfigured_endpoint_is_a_model_error_and_bad_settings_are_named():
     with pytest.raises(ModelError, match="detectors.llm.endpoint is not set"):
         build_detector("llm", policy)
     with pytest.raises(PolicyError, match="detectors.llm.adapter"):
-        make_policy({"endpoint": "http://127.0.0.1:9/v1", "adapter": "gpt"}).check_detectors(detector_registry())
+        make_policy({"endpoint": "http://127.0.0.1:9/v1", "adapter": "gpt"}).check_detectors(registry())
     with pytest.raises(Exception, match="detectors.llm.categories"):
         build_detector("llm", make_policy({"endpoint": "http://127.0.0.1:9/v1", "categories": ["weather"]}))
     assert detector_registry().get("llm") is LLMDetector

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from referee.cli import app
-from referee.detectors.base import build_detector, register_local, unregister_local
+from referee.detectors.base import build_detector
 from referee.engine import Engine
 from referee.model import Action, ContentItem, Decision
 from referee.store.memory import MemoryStore
@@ -20,7 +20,7 @@ from referee.store.sql.store import Store
 from tests.plugins import chat_server as cs
 from tests.plugins.chat_server import ChatServer, Reply
 from tests.conftest import requires_shared
-from tests.plugins.llm_fixtures import TriageDetector, cascade_plan, make_policy, policy_doc
+from tests.plugins.llm_fixtures import cascade_plan, make_policy, policy_doc, registry
 
 #: (text, in the band [0.2, 0.8) of the triage stage?, labels)
 ROWS = [
@@ -35,20 +35,13 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _triage():
-    register_local("triage", TriageDetector)
-    yield
-    unregister_local("triage")
-
-
 def items() -> list[ContentItem]:
     return [ContentItem(id=f"r{i}", text=text) for i, (text, _, _) in enumerate(ROWS)]
 
 
 def cascade_engine(url: str, run_async: bool = False, sink=None, **llm) -> Engine:
     policy = make_policy({"endpoint": url, "model": "scripted", **llm}, cascade_plan(run_async=run_async))
-    return Engine.from_policy(policy, sink=sink)
+    return Engine.from_policy(policy, sink=sink, registry=registry())
 
 
 def test_only_items_in_the_band_reach_the_llm():
@@ -77,7 +70,7 @@ def test_a_band_on_one_category_and_severity():
             [{"id": "fast", "detectors": ["triage"]},
              {"id": "llm", "detectors": ["llm"], "when": {"band": {"categories": ["spam"], "min": 0.2, "max": 0.8},
                                                           "severities": ["high"]}}]))])
-        with Engine.from_policy(policy) as engine:
+        with Engine.from_policy(policy, registry=registry()) as engine:
             engine.moderate_many(items())
     # spam in band (1 row) + high-severity violence/hate at or above 0.2 (3 rows: stab, shoot, fight)
     assert server.calls == 4
@@ -138,7 +131,7 @@ def test_resume_pending_redecides_under_a_new_policy():
     policy = make_policy({"endpoint": "http://127.0.0.1:9/v1"}, cascade_plan(run_async=False), version="2")
     with ChatServer(cs.judge) as up:
         policy = make_policy({"endpoint": up.url}, cascade_plan(run_async=False), version="2")
-        with Engine.from_policy(policy, sink=store) as engine:
+        with Engine.from_policy(policy, sink=store, registry=registry()) as engine:
             assert engine.resume_pending() == 1
     head = store.log.head("c1")
     assert head.supersedes == first.decision_id and head.policy_version == "2" and head.action is Action.remove
@@ -162,7 +155,7 @@ def test_eval_cascade_prints_the_table(tmp_path):
         out = tmp_path / "cascade.json"
         result = CliRunner().invoke(app, ["eval", "cascade", "--data", data, "--policy", policy,
                                           "--band", "0.2-0.8", "--band", "0.45-0.55", "--out", str(out)],
-                                    terminal_width=200)
+                                    terminal_width=200, obj=registry())
     assert result.exit_code == 0, result.output
     print(result.output)
     for col in ("band", "escalated", "llm calls", "tokens", "precision", "recall", "F1", "ΔF1"):
@@ -177,7 +170,8 @@ def test_eval_cascade_prints_the_table(tmp_path):
 
 def test_eval_cascade_refuses_a_bad_band(tmp_path):
     policy, data = write_inputs(tmp_path, "http://127.0.0.1:9/v1")
-    result = CliRunner().invoke(app, ["eval", "cascade", "--data", data, "--policy", policy, "--band", "0.8-0.2"])
+    result = CliRunner().invoke(app, ["eval", "cascade", "--data", data, "--policy", policy, "--band", "0.8-0.2"],
+                                obj=registry())
     assert result.exit_code == 2 and "MIN < MAX" in result.output
 
 
@@ -186,7 +180,7 @@ def test_eval_run_detector_llm(tmp_path):
         policy, data = write_inputs(tmp_path, server.url)
         out = tmp_path / "run.json"
         result = CliRunner().invoke(app, ["eval", "run", "--data", data, "--policy", policy, "--detector", "llm",
-                                          "--out", str(out), "--bootstrap", "0"])
+                                          "--out", str(out), "--bootstrap", "0"], obj=registry())
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["detector"]["name"] == "llm"
     assert server.calls == len(ROWS)
@@ -198,7 +192,7 @@ def test_moderate_with_the_llm_from_the_cli(tmp_path):
         src = tmp_path / "items.jsonl"
         src.write_text(json.dumps({"id": "m1", "text": "I will shoot you tomorrow"}) + "\n")
         result = CliRunner().invoke(app, ["moderate", str(src), "--policy", policy, "--no-store",
-                                          "--detectors", "triage,llm"])
+                                          "--detectors", "triage,llm"], obj=registry())
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout.splitlines()[0])
     assert decision["action"] == "remove" and server.calls == 1
@@ -238,7 +232,7 @@ def test_eval_cascade_on_a_shared_dataset(tmp_path):
         out = tmp_path / "cascade.json"
         result = CliRunner().invoke(app, ["eval", "cascade", "--data", str(data), "--policy", str(policy),
                                           "--band", "0.2-0.8", "--band", "0.4-0.6", "--limit", "300",
-                                          "--out", str(out)])
+                                          "--out", str(out)], obj=registry())
     assert result.exit_code == 0, result.output
     table = json.loads(out.read_text())["table"]
     calls = [r["llm_calls"] for r in table[1:]]

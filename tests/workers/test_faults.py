@@ -21,7 +21,7 @@ import pytest
 import redis
 import sqlalchemy
 
-from referee.detectors.base import Detector, register_local, unregister_local
+from referee.detectors.base import Detector, detector_registry
 from referee.model import ContentItem, Signal
 from referee.store import upgrade
 from referee.workers import ItemStream, PrometheusMetrics, Worker, connect, produce
@@ -294,12 +294,10 @@ class HangingDetector(Detector):
 
 def test_a_hanging_detector_holds_its_batch_and_the_worker_goes_on(keys, client, make_engine, tmp_path, request):
     RELEASE.clear()
-    register_local("hang", HangingDetector)
-    request.addfinalizer(lambda: unregister_local("hang"))
     request.addfinalizer(RELEASE.set)
     policy = tmp_path / "hang.yaml"
     policy.write_text(HANG_POLICY, encoding="utf-8")
-    engine = make_engine(policy=policy, detectors=("hang",))
+    engine = make_engine(policy=policy, detectors=("hang",), registry=detector_registry({"hang": HangingDetector}))
     worker = worker_for(engine, client, keys, batch=3)
     produce(client, keys.items, [ContentItem(id="a", text="hello"), ContentItem(id="b", text="please hang"),
                                  ContentItem(id="c", text="buy now")])

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from referee.cli.detectors import registry_of
 from referee.errors import ConfigError, RefereeError
 
 _out = Console()
@@ -84,8 +85,10 @@ def _quality(decisions: Sequence[Any], rows: Sequence[Any], categories: Sequence
 
 
 def run_cascade(policy: Any, rows: Sequence[Any], bands: Sequence[tuple[float, float]],
-                stage_id: str | None = None, surface: str = "comment", batch_size: int = 64) -> dict[str, Any]:
-    """The cascade table as data: one row for the earlier stages alone, one per band."""
+                stage_id: str | None = None, surface: str = "comment", batch_size: int = 64,
+                registry: Any = None) -> dict[str, Any]:
+    """The cascade table as data: one row for the earlier stages alone, one per band
+    (detectors built from ``registry``, by default the installed ones)."""
     from referee.engine import Engine
     from referee.eval.datasets import CATEGORIES
     from referee.eval.runner import to_item
@@ -103,13 +106,14 @@ def run_cascade(policy: Any, rows: Sequence[Any], bands: Sequence[tuple[float, f
         return out
 
     earlier = [name for s in plan.stages[:index] for name in s.detectors]
-    with Engine.from_policy(policy, only=earlier) as engine:
+    with Engine.from_policy(policy, only=earlier, registry=registry) as engine:
         base = moderate(engine)
     base_q = _quality(base, rows, categories)
     table: list[dict[str, Any]] = [{"band": "earlier stages only", "escalated": 0.0, "llm_calls": 0, "tokens": 0,
                                     "cost": 0.0, **base_q, "delta_f1": 0.0}]
     for band in bands:
-        with Engine.from_policy(policy, plan=_with_band(plan, index, band, policy.categories)) as engine:
+        with Engine.from_policy(policy, plan=_with_band(plan, index, band, policy.categories),
+                                registry=registry) as engine:
             decisions = moderate(engine)
             usage: dict[str, float] = {}
             for d in engine.detectors:
@@ -143,6 +147,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def cascade_cmd(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="A labelled referee dataset (JSONL).")],
     policy_path: Annotated[Path, typer.Option("--policy", help="Policy whose plan has the gated (LLM) stage.")]
     = Path("policies/default.yaml"),
@@ -161,7 +166,7 @@ def cascade_cmd(
     try:
         bands = [parse_band(b) for b in (band or ["0.2-0.8", "0.3-0.7", "0.4-0.6"])]
         rows = load_rows(data)[:limit] if limit else load_rows(data)
-        result = run_cascade(load_policy(policy_path), rows, bands, stage, surface)
+        result = run_cascade(load_policy(policy_path), rows, bands, stage, surface, registry=registry_of(ctx))
     except RefereeError as exc:
         _out.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

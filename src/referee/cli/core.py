@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from referee.build import build_engine
+from referee.cli.detectors import registry_of
 from referee.engine import Engine
 from referee.engine.suite import run_cases
 from referee.errors import InputError, RefereeError
@@ -74,6 +75,7 @@ def _settings(policy: Path | None, db_url: str | None) -> Settings:
 
 
 def moderate(
+    ctx: typer.Context,
     input: Annotated[str, typer.Argument(help="JSONL or CSV file of items, or '-' for JSONL on stdin.")],
     policy: PolicyOpt = None,
     db_url: DbOpt = None,
@@ -86,7 +88,8 @@ def moderate(
     """Moderate items and write one JSON decision per line."""
     settings = _settings(policy, db_url)
     try:
-        engine = build_engine(settings.engine_config(store=store, detectors=detectors, batch_size=batch_size))
+        engine = build_engine(settings.engine_config(store=store, detectors=detectors, batch_size=batch_size),
+                              registry_of(ctx))
         source = sys.stdin.buffer if input == "-" else input
         results = list(read_items(source, fmt))
     except RefereeError as exc:
@@ -144,9 +147,9 @@ def _summary(n: int, n_bad: int, actions: Counter[str], categories: Counter[str]
 
 # -- policy -------------------------------------------------------------------
 @policy_app.command("lint")
-def lint_cmd(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
+def lint_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
     """Report every problem in a policy file with its line and a fix; exit 1 if any."""
-    problems = lint_file(file)
+    problems = lint_file(file, registry_of(ctx))
     for p in problems:
         typer.echo(str(p))
     errors = [p for p in problems if p.severity == "error"]
@@ -158,6 +161,7 @@ def lint_cmd(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) ->
 
 @policy_app.command("test")
 def test_cmd(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Policy YAML file; its tests and tests_file are run.")],
     detectors: DetectorsOpt = None,
 ) -> None:
@@ -166,7 +170,7 @@ def test_cmd(
         pol = Policy.from_file(file)
         cases = pol.tests()
         only = [d.strip() for d in detectors.split(",") if d.strip()] if detectors is not None else None
-        with Engine.from_policy(pol, only=only) as engine:
+        with Engine.from_policy(pol, only=only, registry=registry_of(ctx)) as engine:
             results = run_cases(engine, cases)
     except RefereeError as exc:
         raise fail(str(exc)) from exc

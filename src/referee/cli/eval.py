@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from referee.cli.detectors import registry_of
 from referee.errors import ConfigError, RefereeError
 
 eval_app = typer.Typer(help="Evaluate detectors: metrics, fairness, functional tests, comparisons, gates.",
@@ -44,6 +45,7 @@ def _ci(m: dict[str, Any] | None) -> Text:
 
 @eval_app.command("run")
 def run(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="A referee dataset (JSONL).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the result JSON.")],
     detector: Annotated[str, typer.Option(help="lexicon, classifier, any registered detector, or engine.")]
@@ -97,9 +99,10 @@ def run(
         if scores_from:
             scores = load_predictions(scores_from, rows, categories)
         elif detector == "engine":
-            scores = score_engine(policy, rows, categories, surface=surface)
+            scores = score_engine(policy, rows, categories, surface=surface, registry=registry_of(ctx))
         else:
-            scores = score_detector(build_detector(detector, policy), rows, categories, surface=surface)
+            scores = score_detector(build_detector(detector, policy, registry_of(ctx)), rows, categories,
+                                    surface=surface)
         if threshold is not None:
             scores.thresholds = {c: threshold for c in scores.categories}
         result = build_result(rows, scores, data, policy, read_card(data), split, n_boot=bootstrap, seed=seed,
@@ -301,6 +304,7 @@ def summary(
 
 @eval_app.command("suite")
 def suite(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="YAML suite of policy test cases.")],
     policy_path: Annotated[Path, typer.Option("--policy", help="Policy to run the cases under.")] = DEFAULT_POLICY,
     detector: Annotated[list[str] | None, typer.Option(help="Only these detectors (repeatable).")] = None,
@@ -311,7 +315,7 @@ def suite(
     from referee.policy import load_policy
 
     try:
-        result = run_suite(path, load_policy(policy_path), detector)
+        result = run_suite(path, load_policy(policy_path), detector, registry=registry_of(ctx))
     except RefereeError as exc:
         raise _fail(exc) from exc
     table = Table(title=f"{path}: {result['passed']}/{result['n']} passed "

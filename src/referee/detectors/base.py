@@ -26,7 +26,7 @@ depend on it and nothing here depends on them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -147,24 +147,17 @@ class Detector(ABC):
         return []
 
 
-#: Detectors a process adds beside the installed entry points (an embedding application,
-#: a test session) with ``register_local``; every registry ``detector_registry`` makes holds them.
-_LOCAL: dict[str, type[Detector]] = {}
+def detector_registry(extra: Mapping[str, type[Detector]] | None = None) -> Registry[type[Detector]]:
+    """A new registry of every detector installed (entry-point group ``referee.detectors``),
+    plus ``extra``: an embedding application's own detectors, a test's fakes.
 
-
-def register_local(name: str, cls: type[Detector]) -> None:
-    _LOCAL[name] = cls
-
-
-def unregister_local(name: str) -> None:
-    _LOCAL.pop(name, None)
-
-
-def detector_registry() -> Registry[type[Detector]]:
-    """A fresh registry of every detector installed (entry-point group ``referee.detectors``)
-    and every one registered locally in this process."""
+    Each call makes a new registry, and nothing is registered into the process: an
+    engine, a CLI command or an app sees the detectors of the registry it was handed
+    (``Engine.from_policy(..., registry=)``, ``build_engine(config, registry)``,
+    ``create_app(..., registry=)``, the CLI's ``app(obj=registry)``), never those
+    another caller added."""
     registry: Registry[type[Detector]] = Registry("detector", base_cls=Detector, group="referee.detectors")
-    for name, cls in _LOCAL.items():
+    for name, cls in (extra or {}).items():
         registry.register(name, cls)
     return registry
 

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from referee.detectors.base import Detector
 from referee.eval.datasets import CATEGORIES, UNSAFE, Row
+from referee.registry import Registry
 
 #: Human names of HateCheck functionalities, for reports.
 HATECHECK_NAMES = {
@@ -127,8 +129,10 @@ def functional_report(
     }
 
 
-def run_suite(path: str | Path, policy: Any, detectors: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run a YAML suite of policy test cases through the engine built from ``policy``.
+def run_suite(path: str | Path, policy: Any, detectors: Sequence[str] | None = None,
+              registry: Registry[type[Detector]] | None = None) -> dict[str, Any]:
+    """Run a YAML suite of policy test cases through the engine built from ``policy``
+    (its detectors from ``registry``, by default the installed ones).
 
     ``detectors`` restricts the engine to those detectors, to see what one of
     them alone gets right.
@@ -138,7 +142,7 @@ def run_suite(path: str | Path, policy: Any, detectors: Sequence[str] | None = N
     from referee.policy.load import load_tests
 
     cases = load_tests(Path(path))
-    with Engine.from_policy(policy, only=list(detectors) if detectors else None) as engine:
+    with Engine.from_policy(policy, only=list(detectors) if detectors else None, registry=registry) as engine:
         versions = dict(engine.detector_versions)
         results = run_cases(engine, cases)
     return {

@@ -21,6 +21,7 @@ from referee.errors import ConfigError
 from referee.eval.datasets import CATEGORIES, Row
 from referee.eval.metrics import Labelled
 from referee.model import MAX_TEXT_CHARS, ContentItem, Signal
+from referee.registry import Registry
 
 #: Threshold when neither the user nor the detector's signals name one.
 DEFAULT_THRESHOLD = 0.5
@@ -133,8 +134,10 @@ def score_engine(
     batch_size: int = 64,
     surface: str = "comment",
     progress: Callable[[int], None] | None = None,
+    registry: Registry[type[Detector]] | None = None,
 ) -> Scores:
-    """Score by decision: 1.0 for each category the engine's decision flags.
+    """Score by decision: 1.0 for each category the engine's decision flags
+    (its detectors built from ``registry``, by default the installed ones).
 
     The engine is imported here, not at module level, so evaluation of a
     single detector does not pull in the engine and its thread pool.
@@ -145,7 +148,7 @@ def score_engine(
     matrix = np.zeros((len(rows), len(cats)))
     index = {c: i for i, c in enumerate(cats)}
     versions: dict[str, str] = {}
-    with Engine.from_policy(policy) as engine:
+    with Engine.from_policy(policy, registry=registry) as engine:
         versions = dict(engine.detector_versions)
 
         def fill(i: int, decision: Any) -> None:

@@ -123,19 +123,21 @@ class Findings:
 
 
 # -- entry points -------------------------------------------------------------
-def lint_file(path: str | Path) -> list[Problem]:
-    """Every problem in a policy file, errors and warnings; an empty list means it is clean."""
+def lint_file(path: str | Path, registry: Registry[type[Detector]] | None = None) -> list[Problem]:
+    """Every problem in a policy file, errors and warnings; an empty list means it is clean.
+    Detector blocks are checked against ``registry`` (by default the installed detectors)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(str(path), None, "", f"cannot read the file: {exc}", "check the path and that it is UTF-8")]
-    return list(check_text(text, str(path), base_dir=path.parent, registry=detector_registry()).problems)
+    return list(check_text(text, str(path), base_dir=path.parent, registry=registry or detector_registry()).problems)
 
 
-def lint(policy: Policy) -> list[Problem]:
+def lint(policy: Policy, registry: Registry[type[Detector]] | None = None) -> list[Problem]:
     """Problems in a loaded policy: only warnings, since loading refuses errors."""
-    return list(check_text(policy.raw, policy.source, base_dir=policy.base_dir, registry=detector_registry()).problems)
+    return list(check_text(policy.raw, policy.source, base_dir=policy.base_dir,
+                           registry=registry or detector_registry()).problems)
 
 
 def check_text(text: str, source: str = "<memory>", *, base_dir: Path | None = None,

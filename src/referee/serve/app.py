@@ -23,12 +23,14 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from referee.build import EngineConfig, build_engine
+from referee.detectors.base import Detector
 from referee.engine import Engine
 from referee.errors import ConfigError
 from referee.obs import Metrics, configure_logging
 from referee.online.experiments import ExperimentRunner, load_experiment
 from referee.online.shadow import attach_shadow
 from referee.policy import Policy
+from referee.registry import Registry
 from referee.serve import (
     accounts,
     console,
@@ -55,10 +57,11 @@ _BODY_MODELS = (BatchRequest, ModerationRequest)
 
 
 def create_app(settings: Settings, engine: Engine | None = None, store: DecisionStore | None = None,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, registry: Registry[type[Detector]] | None = None) -> FastAPI:
     """The app. Without an engine, one is built from ``settings.engine_config()``
-    (``build_engine``: the same path the CLI and the workers take). ``metrics`` (a new
-    ``Metrics`` by default) becomes the engine's observer and backs ``GET /metrics``."""
+    (``build_engine``: the same path the CLI and the workers take), its detectors from
+    ``registry`` (by default the installed ones). ``metrics`` (a new ``Metrics`` by
+    default) becomes the engine's observer and backs ``GET /metrics``."""
     metrics = metrics or Metrics(settings.metrics_multiprocess_dir)
     if store is None and engine is not None and isinstance(engine.sink, DecisionStore):
         store = engine.sink
@@ -66,10 +69,11 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     owns_engine = engine is None
     if engine is None:
         if store is None:
-            engine = build_engine(settings.engine_config(), observer=metrics)
+            engine = build_engine(settings.engine_config(), registry, observer=metrics)
             store = engine.sink  # type: ignore[assignment]  # closed with the engine
         else:
-            engine = Engine.from_policy(Policy.from_file(settings.policy), sink=store, only=settings.detectors)
+            engine = Engine.from_policy(Policy.from_file(settings.policy), sink=store, only=settings.detectors,
+                                        registry=registry)
     elif store is None:
         store = DecisionStore(settings.db_url)
         owns_store = True
@@ -81,7 +85,8 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
     assert store is not None
     metrics.watch(engine)
     try:
-        experiment = _experiment(settings, engine, store, metrics) if settings.experiment is not None else None
+        experiment = (_experiment(settings, engine, store, metrics, registry) if settings.experiment is not None
+                      else None)
     except BaseException:
         if owns_engine:
             engine.close()
@@ -181,7 +186,8 @@ class _RefereeApp(FastAPI):
             self.user_middleware = declared
 
 
-def _experiment(settings: Settings, engine: Engine, store: DecisionStore, metrics: Metrics) -> ExperimentRunner:
+def _experiment(settings: Settings, engine: Engine, store: DecisionStore, metrics: Metrics,
+                registry: Registry[type[Detector]] | None) -> ExperimentRunner:
     """``REFEREE_EXPERIMENT`` on live traffic: its arms are the service's engine config with
     each arm's changes (a control arm that changes nothing is the service's engine itself),
     counted by the service's metrics; exposures go to the service's store. Built with the
@@ -189,7 +195,7 @@ def _experiment(settings: Settings, engine: Engine, store: DecisionStore, metric
     assert settings.experiment is not None
     base = engine.config if isinstance(engine.config, EngineConfig) else settings.engine_config()
     return ExperimentRunner(load_experiment(settings.experiment), base, store, reuse=engine,
-                            build=lambda config: build_engine(config, observer=metrics))
+                            build=lambda config: build_engine(config, registry, observer=metrics))
 
 
 def _resume_pending(engine: Engine, limit: int = 1000) -> None:
