@@ -29,8 +29,10 @@ app = typer.Typer(add_completion=False)
 EXTERNAL = (("wiki_identity", "wiki_toxicity_identity_testset", "any"),
             ("wiki_context", "wiki_context_toxicity", "any"),
             ("toxigen", "toxigen", "hate"),
-            ("ethos", "ethos", "any"),
+            ("ethos", "ethos", "hate"),
             ("hatecheck", "hatecheck", "hate"))
+#: Benign Wikipedia Talk comments sampled beside all 210 toxic ones.
+WIKI_BENIGN = 4000
 #: Only reported (published guard-model scores exist): never used to pick a mix.
 REPORT_ONLY = ("hatecheck",)
 
@@ -62,6 +64,13 @@ def main(mix: list[str] = typer.Option(["v1"], help="Mixes to compare (referee.e
     corpus = loso.load_corpus(shared, policy, corpus_mod.ALL_SOURCES)
     cache = enc.EmbeddingCache(".cache/embeddings", enc.encoder_id(), 128, "placeholders-v1")
     ext_rows = {fmt: import_dataset(fmt, shared / folder) for fmt, folder, _ in EXTERNAL}
+    # 20k Wikipedia comments cost as much to embed as half the corpus: every toxic one and a
+    # seeded sample of the rest (prevalence ~5 % instead of ~1 %; AUPRC is read at that rate).
+    rng = np.random.default_rng(13)
+    wiki = ext_rows["wiki_context"]
+    benign = [r for r in wiki if r.any_unsafe() == 0]
+    keep = {benign[i].id for i in rng.choice(len(benign), size=min(WIKI_BENIGN, len(benign)), replace=False)}
+    ext_rows["wiki_context"] = [r for r in wiki if r.any_unsafe() == 1 or r.id in keep]
     ext_emb = {fmt: cache.embed([r.text for r in rows], enc.default_encoder_factory(), progress=True)
                for fmt, rows in ext_rows.items()}
     print(f"embedded in {time.perf_counter() - t0:.0f} s: corpus {len(corpus.rows)}, "
