@@ -18,7 +18,7 @@ from referee.policy.schema import Rule, Segments
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: Rule
-    categories: frozenset[str]
+    categories: tuple[str, ...]
     detectors: frozenset[str] | None
     #: None means ``model_default``: take the threshold from the signal.
     threshold: float | None
@@ -41,7 +41,9 @@ def compile_rules(rules: tuple[Rule, ...], all_categories: tuple[str, ...]) -> C
     return CompiledRules(tuple(
         CompiledRule(
             rule=r,
-            categories=frozenset(all_categories if r.categories == "*" else r.categories),
+            # A tuple in the policy's order, not a set: the reason's signals and, on a tie, its
+            # category follow this order, and a set's order changes with the hash seed.
+            categories=tuple(dict.fromkeys(all_categories if r.categories == "*" else r.categories)),
             detectors=None if r.detectors is None else frozenset(r.detectors),
             threshold=None if r.threshold == "model_default" else float(r.threshold),
             segments=r.segments,
