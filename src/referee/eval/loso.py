@@ -174,12 +174,15 @@ def load_corpus(shared: str | Path, policy_path: str | Path, sources: Sequence[s
     return Corpus(rows, emb, present)
 
 
-def head_config(hidden: int = 256, lr: float = 2e-3, source_balance: float = 0.0) -> Any:
-    """The shipped recipe's head settings (scripts/train_default_model.sh), overridable for experiments."""
+def head_config(hidden: int = 256, lr: float = 2e-3, source_balance: float = 0.0, seed: int = 13) -> Any:
+    """The shipped recipe's head settings (scripts/train_default_model.sh), overridable for experiments.
+
+    ``seed`` is the head's own seed (initialisation, dropout, batch order), not the split's:
+    two seeds on one corpus measure how much a figure moves from training noise alone."""
     from referee.classifier.train import TrainConfig
 
     return TrainConfig(categories=list(CATEGORIES), hidden=hidden, lr=lr, epochs=150, progress=False,
-                       source_balance=source_balance)
+                       source_balance=source_balance, seed=seed)
 
 
 def fit_head(x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
