@@ -236,3 +236,19 @@ def test_signed_checkpoints_catch_a_chain_rewritten_with_its_checkpoints(store):
     conn.close()
     v = AuditChain(store.db, key=key).verify()
     assert v.broken is not None and (v.broken.seq, v.broken.kind) == (6, "checkpoint") and "unsigned" in v.broken.message
+
+
+def test_a_sealer_that_lost_the_race_is_refused_and_the_chain_stays_whole(store, monkeypatch):
+    """Links are hashed outside the write transaction; the key on seq still refuses the
+    links of a second sealer that read the same head."""
+    from referee.errors import StoreError
+
+    fill(store, 3)
+    late = AuditChain(store.db)
+    stale_head = late.head()
+    AuditChain(store.db).seal()
+    monkeypatch.setattr(late, "head", lambda: stale_head)  # read before the other one committed
+    with pytest.raises(StoreError, match="at the same time"):
+        late.seal()
+    v = AuditChain(store.db).verify()
+    assert v.ok and v.checked == 3

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from referee import ids
 from referee.model import Action, ContentItem, Decision, Reason, Signal
@@ -20,6 +21,7 @@ from referee.records.review import (
     uncertainty_score,
 )
 from referee.store import Store, upgrade
+from referee.store.sql.review_tables import review_state
 from tests.store.conftest import pg_url  # noqa: F401  (re-exported to the other review test modules)
 
 POLICY = """
@@ -351,3 +353,35 @@ def test_a_share_of_automated_decisions_and_of_verdicts_is_double_reviewed(store
     assert [(t.kind, t.decision_id) for t in again] == [("qa", held.decision_id)]  # alice's verdict, checked
     assert desk.claim("alice", "general").item_id == "it-a"  # type: ignore[union-attr]  # not her own verdict
     assert desk.claim("bob", "general").item_id == "it-b"  # type: ignore[union-attr]
+
+
+def test_sync_in_pages_queues_what_the_heads_ask_for_and_parses_only_those(
+        store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paged sync, deciding on the log's columns: a held head is queued for review, a sampled
+    head for QA, a held decision that something superseded (in the same page or a later
+    one) is not; only the decisions that get a task are read whole."""
+    policy = Policy.from_yaml(POLICY.replace("senior_queue: senior", "senior_queue: senior\n  qa_sample_rate: 0.5"))
+    desk = ReviewDesk(store, policy, clock=clock)
+    for n in range(12):
+        it = make_item(n)
+        d = put(store, it, automated(it, action=Action.hold_for_review if n % 3 else Action.allow))
+        if n % 4 == 1:  # a reviewer already decided it: the held decision is no head any more
+            store.log.supersede(d.decision_id, d.model_copy(update={
+                "decision_id": f"rev-{n}", "source": "review", "action": Action.allow, "review_required": False}))
+    heads = store.log.heads([f"it-{n}" for n in range(12)])
+    expected = sorted(
+        (h.item_id, "review" if desk.wants_review(h) else "qa") for h in heads.values()
+        if desk.wants_review(h) or desk.sampled_for_qa(h))
+    assert any(kind == "qa" for _, kind in expected) and any(kind == "review" for _, kind in expected)
+    read: list[str] = []
+    get_many = store.log.get_many
+    monkeypatch.setattr(store.log, "get_many", lambda ids_: read.extend(ids_) or get_many(ids_))
+
+    desk.sync(limit=5, page=2)  # limit: the records read, in pages of two
+    with store.db.read() as conn:
+        assert conn.execute(select(review_state.c.last_seq)).scalar() == 5
+    made = desk.sync(page=2)
+    everything = sorted((t.item_id, t.kind) for t in desk.tasks())
+    assert everything == expected
+    assert sorted(read) == sorted(t.decision_id for t in desk.tasks())
+    assert made and desk.sync(page=2) == []

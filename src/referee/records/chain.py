@@ -7,7 +7,8 @@ erasure empty the content table and the chain still verifies). The first link's
 ``prev_hash`` is 64 zeros.
 
 ``seal`` extends the chain incrementally: every record after the last sealed seq gets its
-link (in pages, one transaction each), with a checkpoint (the head hash at a seq) every
+link (in pages: each page read and hashed outside any transaction, then its links written in
+one short write transaction), with a checkpoint (the head hash at a seq) every
 ``checkpoint_every`` links and at the end. ``verify`` walks the chain from the start, or
 from the last checkpoint it is told to trust, recomputes every link from the log and
 reports the first broken one:
@@ -51,8 +52,10 @@ from referee.store.sql.tables import decision_seq, decisions
 
 #: The ``prev_hash`` of the first link.
 GENESIS = "0" * 64
-#: Records read per query while sealing or verifying.
+#: Records read per query while verifying.
 PAGE = 2000
+#: Records sealed per write transaction (each holds the write lock for about 10 ms on SQLite).
+SEAL_PAGE = 1000
 
 BreakKind = Literal["deleted", "reordered", "edited", "chain", "checkpoint", "truncated"]
 
@@ -156,28 +159,34 @@ class AuditChain:
         sealed = checkpoints = 0
         try:
             while last_seq < upto:
-                page_end = min(upto, last_seq + PAGE)
+                page_end = min(upto, last_seq + SEAL_PAGE)
                 links: list[dict[str, Any]] = []
                 marks: list[dict[str, Any]] = []
                 gap = False
-                with self._db.write() as conn:
-                    now = utcnow()
-                    for row in conn.execute(_RECORDS, {"after": last_seq, "upto": page_end}).all():
-                        if row.seq != last_seq + 1:  # not committed yet, or missing: seal up to here
-                            gap = True
-                            break
-                        record = canonical_record(row.seq, row.recorded_at, row.payload)
-                        new_hash = link_hash(last_hash, row.seq, record)
-                        links.append({"seq": row.seq, "decision_id": row.decision_id, "prev_hash": last_hash,
-                                      "record_hash": new_hash, "sealed_at": now})
-                        last_seq, last_hash = row.seq, new_hash
-                        if row.seq % self.checkpoint_every == 0:
-                            marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now,
-                                          "signature": self.sign(row.seq, new_hash)})
-                    if links:
-                        conn.execute(_c.insert(), links)
-                    if marks:
-                        conn.execute(audit_checkpoints.insert(), marks)
+                # Read and hash outside the write transaction: records never change, and the
+                # write lock is held only while the links go in. A sealer that got there first
+                # has links at these seqs already, and the key on seq refuses ours.
+                with self._db.read() as conn:
+                    rows = conn.execute(_RECORDS, {"after": last_seq, "upto": page_end}).all()
+                now = utcnow()
+                for row in rows:
+                    if row.seq != last_seq + 1:  # not committed yet, or missing: seal up to here
+                        gap = True
+                        break
+                    record = canonical_record(row.seq, row.recorded_at, row.payload)
+                    new_hash = link_hash(last_hash, row.seq, record)
+                    links.append({"seq": row.seq, "decision_id": row.decision_id, "prev_hash": last_hash,
+                                  "record_hash": new_hash, "sealed_at": now})
+                    last_seq, last_hash = row.seq, new_hash
+                    if row.seq % self.checkpoint_every == 0:
+                        marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now,
+                                      "signature": self.sign(row.seq, new_hash)})
+                if links or marks:
+                    with self._db.write() as conn:
+                        if links:
+                            conn.execute(_c.insert(), links)
+                        if marks:
+                            conn.execute(audit_checkpoints.insert(), marks)
                 sealed += len(links)
                 checkpoints += len(marks)
                 if gap or last_seq < page_end:

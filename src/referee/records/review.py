@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Select, case, exists, func, or_, select, update
+from sqlalchemy import Select, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
@@ -59,6 +59,7 @@ from referee.policy import Policy
 from referee.policy.schema import Review, ReviewQueue
 from referee.store.sql.review_tables import appeals, review_state, review_tasks, review_verdicts
 from referee.store.sql.store import Store
+from referee.store.sql.tables import decisions
 
 __all__ = [
     "DEFAULT_REVIEW",
@@ -80,6 +81,22 @@ TaskKind = Literal["review", "qa", "senior", "appeal"]
 VerdictKind = Literal["uphold", "overturn", "change", "escalate"]
 
 SEVERITY_SCORE = {"low": 0.25, "medium": 0.5, "high": 0.75, "critical": 1.0}
+
+#: Records ``sync`` handles per write transaction.
+SYNC_PAGE = 1000
+
+_d = decisions
+# What sync decides on, without the payload: the records after a seq, a page at a time ...
+_SYNC_ROWS = (select(_d.c.seq, _d.c.decision_id, _d.c.item_id, _d.c.source, _d.c.action, _d.c.review_required)
+              .where(_d.c.seq > bindparam("after")).order_by(_d.c.seq).limit(bindparam("page")))
+# ... and which of some decisions another one supersedes (the unique index on supersedes answers it).
+_SUPERSEDED = select(_d.c.supersedes).where(_d.c.supersedes.in_(bindparam("ids", expanding=True)))
+
+
+def _wants_review(source: str, action: str, review_required: bool) -> bool:
+    """``ReviewDesk.wants_review`` on the log's columns: an automated hold, or a decision that asks for review."""
+    return source == "automated" and (action == Action.hold_for_review.value or bool(review_required))
+
 
 #: Used when a policy has no ``review:`` section: one queue for everything.
 DEFAULT_REVIEW = Review(
@@ -246,6 +263,16 @@ class ReviewDesk:
                 exclude_reviewer: str | None = None, appeal_id: str | None = None,
                 reach: float | None = None, conn: Connection | None = None) -> Task | None:
         """Queue ``decision`` for review; None when that task (decision, kind, slot) exists already."""
+        row = self._task_row(decision, kind, queue, slot, exclude_reviewer, appeal_id, reach)
+        if conn is not None:
+            return self._insert_task(conn, row)
+        with self.store.db.write() as c:
+            return self._insert_task(c, row)
+
+    def _task_row(self, decision: Decision, kind: TaskKind = "review", queue: str | None = None, slot: int = 0,
+                  exclude_reviewer: str | None = None, appeal_id: str | None = None,
+                  reach: float | None = None) -> dict[str, Any]:
+        """The ``review_tasks`` row ``enqueue`` inserts (reads the item's reach, writes nothing)."""
         queue = queue or self.route(decision)
         cfg = self.queue_config(queue)
         category, score = self.flagged_category(decision)
@@ -255,7 +282,7 @@ class ReviewDesk:
         now = self.clock()
         sla_s = cfg.sla_hours * 3600.0
         base = priority(cfg, severity, reach, score)
-        row = {
+        return {
             "task_id": "tsk_" + uuid.uuid4().hex[:24], "queue": queue, "kind": kind, "slot": slot,
             "item_id": decision.item_id, "decision_id": decision.decision_id, "category": category,
             "severity": severity, "priority": base,
@@ -264,10 +291,6 @@ class ReviewDesk:
             "enqueued_at": now, "due_at": now + sla_s, "status": "open", "exclude_reviewer": exclude_reviewer,
             "appeal_id": appeal_id,
         }
-        if conn is not None:
-            return self._insert_task(conn, row)
-        with self.store.db.write() as c:
-            return self._insert_task(c, row)
 
     def _insert_task(self, conn: Connection, row: dict[str, Any]) -> Task | None:
         # RETURNING says whether the row went in (psycopg's rowcount is -1 after ON CONFLICT DO NOTHING)
@@ -282,44 +305,81 @@ class ReviewDesk:
         return float(value) if isinstance(value, int | float) else None
 
     def wants_review(self, decision: Decision) -> bool:
-        return decision.source == "automated" and (
-            decision.action is Action.hold_for_review or decision.review_required)
+        return _wants_review(decision.source, decision.action.value, decision.review_required)
 
     def sampled_for_qa(self, decision: Decision) -> bool:
         """Deterministic share ``qa_sample_rate`` of decisions, by a hash of the id (repeatable)."""
+        return self._sampled(decision.decision_id)
+
+    def _sampled(self, decision_id: str) -> bool:
         if self.config.qa_sample_rate <= 0:
             return False
-        h = int(hashlib.sha256(decision.decision_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        h = int(hashlib.sha256(decision_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         return h < self.config.qa_sample_rate
 
-    def sync(self, limit: int = 10_000) -> list[Task]:
-        """Read the log from where the last sync stopped: queue held heads, sample a share for QA."""
+    def sync(self, limit: int = 10_000, page: int | None = None) -> list[Task]:
+        """Read the log from where the last sync stopped: queue held heads, sample a share for QA.
+
+        In pages of ``page`` records (``SYNC_PAGE``), each in two steps. Outside any write
+        transaction: the few columns that decide (``_SYNC_ROWS``), whether each item's newest
+        record of the page is still its head (nothing supersedes it), and only for the heads
+        that want review or are sampled for QA the full decision and its task row. Then one
+        short write transaction inserts those tasks and moves ``review_state`` past the page.
+        Whether a decision is queued depends on the head at the time of the sync, as before;
+        the rest of the records are never parsed. Several syncs at once may both queue a
+        task; the unique (decision, kind, slot) keeps one."""
+        page = page or SYNC_PAGE
         with self.store.db.read() as conn:
             last = conn.execute(select(review_state.c.last_seq).where(review_state.c.id == 1)).scalar() or 0
-        records = list(self.store.log.records(after_seq=last, limit=limit))
-        if not records:
-            return []
-        latest = {r.decision.item_id: r.decision for r in records}  # only the newest record of an item matters
-        heads = self.store.log.heads(list(latest))
         made: list[Task] = []
-        with self.store.db.write() as conn:
-            for item_id, decision in latest.items():
-                head = heads.get(item_id)
-                if head is None or head.decision_id != decision.decision_id:
+        left = limit
+        while left > 0:
+            size = min(page, left)
+            with self.store.db.read() as conn:
+                rows = conn.execute(_SYNC_ROWS, {"after": last, "page": size}).all()
+            if not rows:
+                break
+            made.extend(self._sync_page(rows))
+            last = rows[-1].seq
+            left -= len(rows)
+            if len(rows) < size:
+                break
+        return made
+
+    def _sync_page(self, rows: Sequence[Any]) -> list[Task]:
+        latest: dict[str, Any] = {}
+        for r in rows:  # only the newest record of an item can be its head (in the order items first come)
+            latest[r.item_id] = r
+        wanted: list[tuple[str, TaskKind]] = []
+        for r in latest.values():
+            if _wants_review(r.source, r.action, r.review_required):
+                wanted.append((r.decision_id, "review"))
+            elif self._sampled(r.decision_id):
+                wanted.append((r.decision_id, "qa"))
+        tasks: list[dict[str, Any]] = []
+        if wanted:
+            with self.store.db.read() as conn:
+                # An item's decisions form one chain (unique supersedes): its head is the one nothing supersedes.
+                superseded = set(conn.execute(_SUPERSEDED, {"ids": [i for i, _ in wanted]}).scalars())
+            heads = [(i, kind) for i, kind in wanted if i not in superseded]
+            decisions = self.store.log.get_many([i for i, _ in heads]) if heads else {}
+            for decision_id, kind in heads:
+                decision = decisions.get(decision_id)
+                if decision is None:
                     continue
-                task: Task | None = None
-                if self.wants_review(decision):
-                    task = self.enqueue(decision, conn=conn)
-                elif self.sampled_for_qa(decision):
-                    task = self.enqueue(decision, kind="qa", slot=1, conn=conn)
-                if task is not None:
-                    made.append(task)
-            new_last = records[-1].seq
+                tasks.append(self._task_row(decision) if kind == "review"
+                             else self._task_row(decision, kind="qa", slot=1))
+        new_last = rows[-1].seq
+        with self.store.db.write() as conn:
+            inserted: set[str] = set()
+            if tasks:  # one statement for the page; RETURNING names the rows that went in (not the duplicates)
+                stmt = self.store.db.insert_ignoring_duplicates(review_tasks).returning(review_tasks.c.task_id)
+                inserted = set(conn.execute(stmt, tasks).scalars())
             stmt = (self.store.db.insert_ignoring_duplicates(review_state).values(id=1, last_seq=new_last)
                     .returning(review_state.c.id))
             if conn.execute(stmt).first() is None:
                 conn.execute(update(review_state).where(review_state.c.id == 1).values(last_seq=new_last))
-        return made
+        return [Task(**row) for row in tasks if row["task_id"] in inserted]
 
     def sample(self, strategy: Literal["uncertainty", "disagreement", "random"], n: int,
                limit: int = 5_000, queue: str | None = None) -> list[Task]:
