@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=3600,
         description="HTTP: seconds between passes that queue held decisions for review and seal new records "
                     "into the audit chain (0 = off; run `referee review sync` and `referee audit seal` instead).")
+    follow_in_app: bool = Field(
+        default=True,
+        description="HTTP: the app follows the log itself, in a thread (one follower per database holds a lease). "
+                    "`referee serve` sets it false for its workers and runs `referee follow` beside them.")
     audit_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the key that signs audit checkpoints.")
     drift_every_s: float = Field(

@@ -111,11 +111,18 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Decision
             # The log is the durable queue of async stages: finish what a previous
             # process left pending (a crash, a failed call), beside the traffic.
             threading.Thread(target=_resume_pending, args=(engine,), name="referee-resume", daemon=True).start()
+        # One follower per database (a lease, serve/follow.py); under `referee serve` that is the
+        # `referee follow` process, and a worker keeps only the drift gauges of its /metrics.
         follower = None
         if settings.follow_s > 0 and isinstance(store, Store):
             follower = LogFollower(store, engine.policy, settings.follow_s, settings.audit_key_env,
-                                   metrics=metrics, drift_every_s=settings.drift_every_s)
-            follower.start()
+                                   metrics=metrics, drift_every_s=settings.drift_every_s,
+                                   follow_log=settings.follow_in_app)
+            if follower.idle:
+                follower.close()
+                follower = None
+            else:
+                follower.start()
         try:
             yield
         finally:

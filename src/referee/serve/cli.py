@@ -1,4 +1,5 @@
-"""``referee serve`` and ``referee keys``: the service's commands, registered on the main typer app.
+"""``referee serve``, ``referee follow`` and ``referee keys``: the service's commands, registered on
+the main typer app.
 
 ``serve`` hands settings to the worker processes through ``REFEREE_*``
 variables and uvicorn's ``--factory`` hook, so one worker or eight run the
@@ -10,6 +11,14 @@ parent killed with ``kill -9`` cannot stop them, and orphaned workers would go
 on serving and hold the port, so the next ``referee serve`` fails with
 "address already in use". Each worker therefore watches its parent
 (:func:`watch_parent`) and shuts down when it is gone.
+
+The log follower (review queues, notices, account actions, the audit chain;
+``serve/follow.py``) does not run in the workers: ``serve`` starts one
+``referee follow`` process beside uvicorn, whatever ``--workers``, and tells the
+workers not to follow (``REFEREE_FOLLOW_IN_APP=false``). It watches ``serve``
+as the workers do, is started again should it die, and is stopped (SIGTERM:
+a last pass, then exit) once uvicorn has stopped. Only a database no other
+process can see (SQLite in memory) is still followed inside the one worker.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +51,10 @@ log = logging.getLogger(__name__)
 SUPERVISOR_PID_ENV = "REFEREE_SUPERVISOR_PID"
 #: Most worker processes ``serve`` starts; more than a few per core only adds memory.
 MAX_WORKERS = 256
+#: Set by ``serve`` for its workers when a ``referee follow`` process follows the log instead.
+FOLLOW_IN_APP_ENV = "REFEREE_FOLLOW_IN_APP"
+#: How long ``follow`` may take for its last pass once ``serve`` is gone, before it exits anyway.
+FOLLOW_GRACE_S = 60.0
 
 keys_app = typer.Typer(name="keys", help="Create, list and revoke API keys for the HTTP service.", no_args_is_help=True)
 
@@ -48,6 +63,7 @@ DbUrl = Annotated[str | None, typer.Option("--db-url", help="SQLAlchemy URL of t
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("follow")(follow)
     app.add_typer(keys_app, name="keys")
 
 
@@ -87,6 +103,11 @@ def serve(
         from referee.obs import configure_logging
 
         configure_logging("json")
+    follower = None
+    if settings.follow_s > 0 and _shared_database(settings.db_url):
+        os.environ[FOLLOW_IN_APP_ENV] = "false"  # read by the workers' settings
+        follower = FollowProcess(settings.follow_s)
+        follower.start()
     try:
         uvicorn.run(
             "referee.serve.cli:worker_app",
@@ -100,8 +121,139 @@ def serve(
             log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         )
     finally:
+        if follower is not None:
+            follower.stop()
         if shared_metrics is not None:
             shutil.rmtree(shared_metrics, ignore_errors=True)
+
+
+def _shared_database(url: str) -> bool:
+    """Whether another process sees the database at ``url`` (not SQLite in memory)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a bad URL: the workers report it when they open the store
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ""
+    return database not in ("", ":memory:") and not database.startswith("file::memory:") \
+        and parsed.query.get("mode") != "memory"
+
+
+class FollowProcess:
+    """``serve``'s ``referee follow`` child: started beside uvicorn, started again should it
+    die (after ``restart_after_s``), stopped with SIGTERM (a last pass) when ``serve`` ends."""
+
+    def __init__(self, interval_s: float, restart_after_s: float = 5.0, stop_timeout_s: float = FOLLOW_GRACE_S) -> None:
+        self.interval_s = interval_s
+        self.restart_after_s = restart_after_s
+        self.stop_timeout_s = stop_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watch: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", "from referee.cli import app; app()", "follow",
+                "--interval", repr(self.interval_s)]
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch = threading.Thread(target=self._supervise, name="referee-follow-supervisor", daemon=True)
+        self._watch.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            # The child watches this process (watch_parent), as the workers do: it must not outlive serve.
+            env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
+            self.proc = subprocess.Popen(self.command(), env=env)
+            log.info("started the log follower (pid %d, every %.1f s)", self.proc.pid, self.interval_s)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            proc = self.proc
+            if proc is not None and proc.poll() is not None:
+                log.error("the log follower (pid %d) exited with %s; starting it again in %.0f s",
+                          proc.pid, proc.returncode, self.restart_after_s)
+                if self._stopping.wait(self.restart_after_s):
+                    return
+                self._spawn()
+            self._stopping.wait(0.5)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # its last pass sees what the workers stored last
+        try:
+            proc.wait(timeout=self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("the log follower (pid %d) did not stop within %.0f s; killing it", proc.pid,
+                      self.stop_timeout_s)
+            proc.kill()
+            proc.wait()
+
+
+def follow(
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (env REFEREE_POLICY).")] = None,
+    db_url: DbUrl = None,
+    interval: Annotated[float | None, typer.Option(min=0.01, max=3600,
+                                                   help="Seconds between passes (env REFEREE_FOLLOW_S, default 2).")]
+    = None,
+) -> None:
+    """Follow the decision log in the foreground, as `serve` does beside its workers: queue held
+    decisions for review, route and settle notices, turn strikes into account actions and seal new
+    records into the audit chain, every few seconds, until SIGTERM or SIGINT, then one last pass.
+    One follower per database does the work (a lease); others wait to take over."""
+    from referee.obs import configure_logging
+    from referee.policy import Policy
+    from referee.serve.follow import LogFollower
+
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    # Started by serve (which may already be gone: then watch_parent ends this process at once).
+    supervised = bool(supervisor and supervisor.isdigit() and int(supervisor) != os.getpid())
+    # Signals are taken by sigwait below, never by a handler: blocked before any thread starts, so
+    # every thread inherits the mask. Started by serve, Ctrl-C is serve's to handle: it stops this
+    # process with SIGTERM once its workers have stopped, and the last pass sees their last records.
+    stop_on = {signal.SIGTERM} if supervised else {signal.SIGTERM, signal.SIGINT}
+    if supervised:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_on)
+    if supervised:
+        assert supervisor is not None
+        watch_parent(int(supervisor), grace_s=FOLLOW_GRACE_S)
+    overrides = {"REFEREE_POLICY": str(policy) if policy else None, "REFEREE_DB_URL": db_url}
+    os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    interval_s = settings.follow_s if interval is None else interval
+    if interval_s <= 0:
+        raise typer.BadParameter("REFEREE_FOLLOW_S is 0 (following is off); pass --interval SECONDS")
+    configure_logging(settings.log_format)
+    store = _store(settings.db_url)
+    try:
+        try:
+            pol = Policy.from_file(settings.policy)
+        except RefereeError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+        follower = LogFollower(store, pol, interval_s, settings.audit_key_env)
+        log.info("process %d: following %s every %.1f s", os.getpid(), store.db.engine.url, interval_s)
+        follower.start(now=True)
+        got = signal.sigwait(stop_on)
+        log.info("process %d: %s; a last pass, then exiting", os.getpid(), signal.Signals(got).name)
+        follower.stop(timeout_s=None)
+    finally:
+        store.close()
 
 
 def worker_app() -> FastAPI:
