@@ -7,6 +7,9 @@ test says exactly which categories an item should trip, and the real lexicon
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +93,16 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def groups() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The process groups this test started; each is killed whatever the test's outcome."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -163,23 +162,13 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-@pytest.fixture
-def serve_group() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 @linux_only
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
 def test_serve_runs_one_follower_process_beside_its_workers(
-        stop: str, tmp_path: Path, serve_group: list[subprocess.Popen[bytes]]) -> None:
+        stop: str, tmp_path: Path, groups: list[subprocess.Popen[bytes]]) -> None:
     """Stopped by SIGTERM, serve stops its follower; killed by SIGKILL, the follower sees it
     is gone (watch_parent) and stops by itself, after its last pass."""
     import socket
@@ -196,7 +185,7 @@ def test_serve_runs_one_follower_process_beside_its_workers(
              "--port", str(port), "--no-access-log"],
             env={**_env(db_file), "REFEREE_FOLLOW_S": "0.2"}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
-    serve_group.append(proc)
+    groups.append(proc)
 
     def ready() -> bool:
         assert proc.poll() is None, log.read_text()[-3000:]

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -89,17 +88,6 @@ def _refused(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.fixture
-def groups() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The process groups this test started; each is killed whatever the test's outcome."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 def test_workers_exit_after_kill_9_of_the_parent_and_the_port_is_free_again(
