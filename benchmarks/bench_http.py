@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -48,7 +49,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from fastapi import FastAPI, Request
 
@@ -100,16 +103,24 @@ def floor_app():  # type: ignore[no-untyped-def]
 
 
 def start_server(args: argparse.Namespace, db_url: str, port: int) -> subprocess.Popen[bytes]:
-    factory = "benchmarks.bench_http:floor_app" if args.floor else "referee.serve.app:app_from_env"
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", factory,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-        "--no-access-log", "--log-level", "warning",
-    ]
-    if has("uvloop"):
-        cmd += ["--loop", "uvloop"]
-    if has("httptools"):
-        cmd += ["--http", "httptools"]
+    """The server as it is deployed: ``referee serve --workers N`` (``--server serve``, the
+    default: uvicorn's workers plus the one ``referee follow`` process beside them), or uvicorn
+    on the app factory directly (``--server uvicorn``: each worker builds ``create_app``, and the
+    log follower runs as a lease-guarded thread in one of them). ``--floor`` is always uvicorn."""
+    if args.floor or getattr(args, "server", "serve") == "uvicorn":
+        factory = "benchmarks.bench_http:floor_app" if args.floor else "referee.serve.app:app_from_env"
+        cmd = [
+            sys.executable, "-m", "uvicorn", "--factory", factory,
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+            "--no-access-log", "--log-level", "warning",
+        ]
+        if has("uvloop"):
+            cmd += ["--loop", "uvloop"]
+        if has("httptools"):
+            cmd += ["--http", "httptools"]
+    else:  # uvicorn's loop and parser are "auto" there: uvloop and httptools where installed, as above
+        cmd = [sys.executable, "-c", "from referee.cli import app; app()", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(args.workers), "--no-access-log"]
     env = {
         **os.environ,
         "REFEREE_DB_URL": db_url,
@@ -117,16 +128,18 @@ def start_server(args: argparse.Namespace, db_url: str, port: int) -> subprocess
         "REFEREE_DETECTORS": json.dumps(args.detectors.split(",")),
         "REFEREE_AUTH": "true",
     }
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stderr=subprocess.PIPE)
+    # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls the server's logging.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise SystemExit(f"server exited with {proc.returncode}:\n{err}")
+            log.seek(0)
+            raise SystemExit(f"server exited with {proc.returncode}:\n{log.read().decode(errors='replace')}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
-                    print(f"server={' '.join(cmd[2:])}", flush=True)
+                    print(f"server={' '.join(cmd[2:] if cmd[1] == '-m' else cmd[3:])}", flush=True)
                     return proc
         except OSError:
             time.sleep(0.1)
@@ -251,31 +264,69 @@ end
 """
 
 
-def server_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the server process and its workers.
+def server_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server and every process below it, as
+    ``total`` and, of that, the log follower's (a process with ``follow`` in its command line).
 
     Latency under a closed loop is mostly queueing, and it moves with the host's
     speed from minute to minute; CPU per request is the server's own cost, the
     figure to compare when changing the code (Linux /proc; NaN elsewhere).
     """
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
     try:
-        entries = os.listdir("/proc")
+        entries = [int(e) for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
-        return float("nan")
+        return {"total": float("nan"), "follower": float("nan")}
+    parent, cpu = {}, {}
     for entry in entries:
-        if not entry.isdigit():
-            continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # a process that ended between listdir and open
         # after the command name: state, ppid, ... utime is field 14 of stat, stime 15
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        parent[entry], cpu[entry] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in tree}
+        tree |= frontier
+    follower = 0.0
+    for p in tree - {pid}:
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if b"follow" in f.read().split(b"\0"):
+                    follower += cpu.get(p, 0.0)
+        except OSError:
+            continue
+    return {"total": sum(cpu.get(p, 0.0) for p in tree), "follower": follower}
+
+
+class Server(NamedTuple):
+    port: int
+    key: str
+    tmp: str
+    pid: int
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace, scopes: list[str]) -> Iterator[Server]:
+    """A fresh SQLite store with one API key of ``scopes`` and the server over it on a free
+    port; the server stopped and the store removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="referee-bench-") as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        store = DecisionStore(db_url)
+        key = store.create_key("bench", scopes)
+        store.close()
+        port = free_port()
+        proc = start_server(args, db_url, port)
+        try:
+            yield Server(port, key, tmp, proc.pid)
+        finally:
+            stop_server(proc)
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {f"{name}_cpu_s": after[name] - before[name] for name in after}
 
 
 def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str, server_pid: int) -> dict[str, float]:
@@ -295,7 +346,7 @@ def run_wrk(args: argparse.Namespace, port: int, key: str, tmp: str, server_pid:
         cpu_before = server_cpu_s(server_pid)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True)
         out = {m[0]: float(m[1]) for m in re.findall(r"^(wrk_\w+)=(\d+)$", done.stdout, re.M)}
-        out["server_cpu_s"] = server_cpu_s(server_pid) - cpu_before
+        out |= cpu_delta(cpu_before, server_cpu_s(server_pid))
     return out
 
 
@@ -316,6 +367,9 @@ def main() -> None:
                         help="uvicorn worker processes (default: one per core)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator; auto = wrk when installed (closed loop), else python")
+    parser.add_argument("--server", choices=("serve", "uvicorn"), default="serve",
+                        help="serve = `referee serve --workers N` (workers + one log follower process, as "
+                             "deployed); uvicorn = uvicorn on the app factory (the follower a thread in a worker)")
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
     parser.add_argument("--floor", action="store_true", help="serve a constant-answer FastAPI app instead (baseline)")
@@ -340,6 +394,7 @@ def main() -> None:
     print(f"app={'fastapi-constant (floor)' if args.floor else 'referee'}")
     print(f"client={client_kind}")
     print(f"workers={args.workers}")
+    print(f"server_kind={'uvicorn (floor)' if args.floor else args.server}")
     print(f"mode={'open' if args.rate else 'closed'}")
     print(f"concurrency={args.concurrency}")
     if args.rate:
@@ -381,22 +436,13 @@ def combine(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float], list[str]]:
     """Start the server, load it, stop it: the figures and a few error samples."""
-    with tempfile.TemporaryDirectory(prefix="referee-bench-") as tmp:
-        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        store = DecisionStore(db_url)
-        key = store.create_key("bench", ["moderate"])
-        store.close()
-        port = free_port()
-        proc = start_server(args, db_url, port)
-        try:
-            if client_kind == "wrk":
-                wrk = run_wrk(args, port, key, tmp, proc.pid)
-            else:
-                cpu_before = server_cpu_s(proc.pid)
-                latencies, errors, seconds = asyncio.run(load(args, port, key))
-                cpu_s = server_cpu_s(proc.pid) - cpu_before
-        finally:
-            stop_server(proc)
+    with serving(args, ["moderate"]) as server:
+        if client_kind == "wrk":
+            wrk = run_wrk(args, server.port, server.key, server.tmp, server.pid)
+        else:
+            cpu_before = server_cpu_s(server.pid)
+            latencies, errors, seconds = asyncio.run(load(args, server.port, server.key))
+            cpu = cpu_delta(cpu_before, server_cpu_s(server.pid))
 
     if client_kind == "wrk":
         return {
@@ -405,19 +451,21 @@ def measure(args: argparse.Namespace, client_kind: str) -> tuple[dict[str, float
             "max_ms": wrk["wrk_max_us"] / 1000,
             "rps": wrk["wrk_requests"] / args.seconds,
             "errors": wrk["wrk_non2xx"] + wrk["wrk_socket_errors"],
-            "server_cpu_us_per_request": wrk["server_cpu_s"] / max(wrk["wrk_requests"], 1) * 1e6,
+            "server_cpu_us_per_request": wrk["total_cpu_s"] / max(wrk["wrk_requests"], 1) * 1e6,
+            "follower_cpu_us_per_request": wrk["follower_cpu_s"] / max(wrk["wrk_requests"], 1) * 1e6,
         }, []
     latencies.sort()
+    # The CPU covers warm-up and measured seconds alike (the python client has no separate
+    # phases) but only measured requests are counted: scale them up to the whole run.
+    run_requests = len(latencies) * (args.seconds + args.warmup) / args.seconds
     return {
         "requests": len(latencies),
         **{f"p{q}_ms": percentile(latencies, q / 100) * 1000 for q in (50, 90, 99)},
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
         "rps": len(latencies) / seconds,
         "errors": len(errors),
-        # The CPU covers warm-up and measured seconds alike (the python client has no separate
-        # phases) but only measured requests are counted: scale them up to the whole run.
-        "server_cpu_us_per_request":
-            cpu_s / max(len(latencies) * (args.seconds + args.warmup) / args.seconds, 1) * 1e6,
+        "server_cpu_us_per_request": cpu["total_cpu_s"] / max(run_requests, 1) * 1e6,
+        "follower_cpu_us_per_request": cpu["follower_cpu_s"] / max(run_requests, 1) * 1e6,
     }, sorted(set(errors))[:5]
 
 

@@ -1,6 +1,6 @@
 """A realistic mix of HTTP API calls for a fixed time: throughput and latency per kind of call.
 
-Starts the real server (as ``bench_http.py`` does: uvicorn, lexicon-only
+Starts the real server (as ``bench_http.py`` does: ``referee serve``, lexicon-only
 engine, default policy, a temp SQLite store, auth on), then runs
 ``--concurrency`` clients for ``--seconds`` (after ``--warmup``), each picking
 its next call from this mix:
@@ -64,20 +64,14 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_http import (
-    free_port,
-    percentile,
-    server_cpu_s,
-    start_server,
-    stop_server,
-)
-from referee.store import DecisionStore
+from benchmarks.bench_http import percentile, server_cpu_s, serving
 
 MIX = (("moderate", 45), ("batch", 10), ("moderations", 15), ("decision", 20), ("history", 10))
 BENIGN = [
@@ -221,7 +215,7 @@ def wrk_mix(args: argparse.Namespace, port: int, key: str, tmp: str, server_pid:
         out = {m[0]: float(m[1]) for m in re.findall(r"^(wrk_\w+)=(\d+)$", done.stdout, re.M)}
         if "wrk_requests" not in out:
             raise SystemExit(f"wrk printed no figures (is {WRK_SCRIPT} intact?):\n{done.stdout[-2000:]}")
-        out["server_cpu_s"] = server_cpu_s(server_pid) - cpu_before
+        out["server_cpu_s"] = server_cpu_s(server_pid)["total"] - cpu_before["total"]
         ok_all += out["wrk_sent_ok"]
     out["ok_all"] = ok_all
     decision_ids = [line for f in sorted(ids.iterdir()) for line in f.read_text().split()]
@@ -263,6 +257,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load not counted")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes")
+    parser.add_argument("--server", choices=("serve", "uvicorn"), default="serve",
+                        help="as bench_http.py: `referee serve` (workers + the log follower process) or uvicorn")
     parser.add_argument("--detectors", default="lexicon", help="comma-separated detectors of the policy to build")
     parser.add_argument("--policy", type=Path, default=REPO / "policies" / "default.yaml")
     parser.add_argument("--check", type=int, default=500, help="answered decisions fetched again at the end")
@@ -283,25 +279,16 @@ def main() -> None:
     print(f"workers={args.workers}")
     print(f"concurrency={args.concurrency}")
     print(f"seconds={args.seconds:g}")
-    with tempfile.TemporaryDirectory(prefix="referee-load-") as tmp:
-        db_url = f"sqlite:///{Path(tmp) / 'load.db'}"
-        store = DecisionStore(db_url)
-        key = store.create_key("load", ["moderate", "read", "metrics"])
-        store.close()
-        # Several workers: the figures GET /metrics answers are the sum over them (as `referee serve` does).
-        os.makedirs(Path(tmp) / "metrics")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tmp) / "metrics")
-        port = free_port()
-        proc = start_server(args, db_url, port)
-        try:
-            if client_kind == "wrk":
-                figures = wrk_mix(args, port, key, tmp, proc.pid)
-            else:
-                cpu_before = server_cpu_s(proc.pid)
-                load, lost, server_ok_requests = asyncio.run(run(args, port, key))
-                cpu_s = server_cpu_s(proc.pid) - cpu_before
-        finally:
-            stop_server(proc)
+    # Several workers: the figures GET /metrics answers are the sum over them (as `referee serve` does).
+    with tempfile.TemporaryDirectory(prefix="referee-load-metrics-") as metrics, \
+            mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": metrics}), \
+            serving(args, ["moderate", "read", "metrics"]) as server:
+        if client_kind == "wrk":
+            figures = wrk_mix(args, server.port, server.key, server.tmp, server.pid)
+        else:
+            cpu_before = server_cpu_s(server.pid)
+            load, lost, server_ok_requests = asyncio.run(run(args, server.port, server.key))
+            cpu_s = server_cpu_s(server.pid)["total"] - cpu_before["total"]
     if client_kind == "wrk":
         report_wrk(figures, args.seconds, args.concurrency)
         return

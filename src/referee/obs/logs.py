@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -51,8 +51,13 @@ def sane_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    """A fresh id: 16 random bytes as hex (a UUID's entropy, without building a UUID)."""
-    return os.urandom(16).hex()
+    """A fresh id: 128 random bits as hex (a UUID's entropy, without building a UUID).
+
+    From ``random``, not ``os.urandom``: a request id correlates log lines and is no
+    secret, and ``os.urandom`` is a system call that lets go of the GIL, so under load the
+    event loop then waited for the engine's thread to hand it back (55 µs a request in a
+    py-spy profile of ``bench_http``, more than the request's JSON parsing)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 @contextmanager

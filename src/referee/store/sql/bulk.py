@@ -64,8 +64,11 @@ class BulkInsert:
             self._processors.append((name, proc))
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
+        self.execute(conn, self.process(rows))
+
+    def process(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows' values as the driver takes them (in place). Apart from ``execute`` so a
+        writer can do this before it takes the write lock, and hold the lock only to send."""
         for name, proc in self._processors:
             # Rows of a batch often share one value (the batch's timestamp): processed once.
             seen: Any = _UNSET
@@ -75,6 +78,13 @@ class BulkInsert:
                 if value is not seen:
                     seen, done = value, proc(value)
                 row[name] = done
+        return rows
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Send rows ``process`` prepared (a value set since, such as a sequence number
+        assigned in the transaction, must be one no processor changes: an integer)."""
+        if not rows:
+            return
         if self._tuple is None:
             conn.exec_driver_sql(self.sql, rows)
         else:

@@ -39,6 +39,16 @@ class ContentRows:
         self._items = BulkInsert(db.insert_ignoring_duplicates(items), items, db.dialect)
 
     def write(self, conn: Connection, batch: Iterable[ContentItem], now: datetime) -> None:
+        self.insert(conn, self.rows(batch, now))
+
+    def insert(self, conn: Connection, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+        """Send what ``rows`` prepared (in the writer's transaction)."""
+        self._content.execute(conn, rows[0])
+        self._items.execute(conn, rows[1])
+
+    def rows(self, batch: Iterable[ContentItem], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The content and item rows of ``batch``, ready for the driver: built before the
+        write lock is taken, so the lock is held only while they are sent."""
         contents: dict[str, dict[str, Any]] = {}
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for item in batch:
@@ -63,8 +73,7 @@ class ContentRows:
                 "context": RawJSON(_CONTEXT.dump_json(item.context).decode()) if item.context else _EMPTY,
                 "first_seen_at": now,
             }
-        self._content.run(conn, list(contents.values()))
-        self._items.run(conn, list(rows.values()))
+        return self._content.process(list(contents.values())), self._items.process(list(rows.values()))
 
 
 class SQLContentStore:

@@ -131,17 +131,23 @@ class SQLDecisionLog:
                 check_parent_item(d, items.get(d.supersedes))
 
     def _write(self, pairs: list[tuple[ContentItem | None, Decision]]) -> None:
+        # Every row is built and converted for the driver before the write lock is taken
+        # (the other writers wait on it): inside, only the statements and the sequence numbers.
         now = utcnow()
+        content_rows = self._content.rows((item for item, _ in pairs if item is not None), now)
+        decision_rows = self._insert_decisions.process([_decision_row(d, 0, now) for _, d in pairs])
+        signal_rows = self._insert_signals.process([
+            {"decision_id": d.decision_id, "detector": s.detector, "detector_version": s.detector_version,
+             "category": s.category, "score": s.score}
+            for _, d in pairs for s in d.signals
+        ])
         with self._db.write() as conn:
-            self._content.write(conn, (item for item, _ in pairs if item is not None), now)
+            self._content.insert(conn, content_rows)
             last = conn.exec_driver_sql(self._next_seq_sql, self._next_seq_params(len(pairs))).scalar_one()
-            first = last - len(pairs) + 1
-            self._insert_decisions.run(conn, [_decision_row(d, first + i, now) for i, (_, d) in enumerate(pairs)])
-            self._insert_signals.run(conn, [
-                {"decision_id": d.decision_id, "detector": s.detector, "detector_version": s.detector_version,
-                 "category": s.category, "score": s.score}
-                for _, d in pairs for s in d.signals
-            ])
+            for seq, row in enumerate(decision_rows, start=last - len(pairs) + 1):
+                row["seq"] = seq
+            self._insert_decisions.execute(conn, decision_rows)
+            self._insert_signals.execute(conn, signal_rows)
 
     def _resolve(self, item: ContentItem | None, decision: Decision, exc: IntegrityError) -> Decision:
         """What the log holds instead of ``decision``, which it refused."""

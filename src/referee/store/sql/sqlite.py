@@ -57,6 +57,11 @@ RESTART_WAIT_MS = 100
 BUSY_TIMEOUT_MS = 5000
 #: Pages (4 KiB) after which a commit checkpoints by itself: the fallback only.
 AUTOCHECKPOINT_PAGES = 40_000
+#: Bytes of the database file each connection reads through a memory map instead of
+#: read() calls. Each serving process re-reads the pages another one changed; mapped, that
+#: is a memory copy, not a system call: bench_http (2 workers) 9-10 % less server CPU a
+#: request in two paired runs. Pages are still written through the WAL as before.
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 class SQLiteFile:
@@ -158,4 +163,5 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     cursor.close()

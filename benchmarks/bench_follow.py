@@ -2,9 +2,9 @@
 this tree's ``ReviewDesk.sync`` and ``AuditChain.seal`` against an older commit's (by default
 the parent of the session-9 commits), in one process, alternating old and new.
 
-Not a test (pytest does not collect it). Run:
+Run:
 
-    OMP_NUM_THREADS=1 .venv/bin/python tests/serve/bench_follow.py --old-ref 2f44876 --decisions 20000
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_follow.py --old-ref 2f44876 --decisions 20000
 
 A SQLite log of ``--decisions`` decisions (the default policy; 5 % held for review, 10 %
 spam, the rest allowed; eight signals each, as the hashtag detector of the serve tests
@@ -44,7 +44,7 @@ from referee.records.accounts import AccountBook
 from referee.store import Store
 from referee.store.sql.review_tables import review_state, review_tasks
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.serve.conftest import DEFAULT_POLICY, HashtagDetector  # noqa: E402
 
