@@ -90,3 +90,19 @@ def test_a_long_reader_holds_writers_back_only_briefly(tmp_path, small_policy, m
     reader.close()
     assert store.db.sqlite.checkpoint()[0] == 0
     store.close()
+
+
+def test_an_in_memory_database_is_one_database_for_every_thread(small_policy):
+    """``sqlite://`` opened (it raised TypeError on ``pool_timeout``), and a decision stored
+    from the engine's thread is read from another: SQLAlchemy's default pool for an in-memory
+    SQLite gives each thread a database of its own."""
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        store = DecisionStore(url)
+        engine = Engine(small_policy, [KeywordDetector()], sink=store)
+        done: list[str] = []
+        worker = threading.Thread(target=lambda: done.extend(
+            d.decision_id for d in engine.moderate_many([ContentItem(id="m1", text="vile words")])))
+        worker.start()
+        worker.join()
+        assert store.heads(["m1"])["m1"].decision_id == done[0]
+        store.close()

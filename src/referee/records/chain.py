@@ -47,6 +47,7 @@ from referee.errors import StoreError
 from referee.model import utcnow
 from referee.model.base import Frozen
 from referee.store.sql.audit_tables import audit_chain, audit_checkpoints
+from referee.store.sql.bulk import BulkInsert
 from referee.store.sql.database import Database
 from referee.store.sql.tables import decision_seq, decisions
 
@@ -54,7 +55,7 @@ from referee.store.sql.tables import decision_seq, decisions
 GENESIS = "0" * 64
 #: Records read per query while verifying.
 PAGE = 2000
-#: Records sealed per write transaction (each holds the write lock for about 10 ms on SQLite).
+#: Records sealed per write transaction (the rows are prepared before the write lock is taken).
 SEAL_PAGE = 1000
 
 BreakKind = Literal["deleted", "reordered", "edited", "chain", "checkpoint", "truncated"]
@@ -133,6 +134,7 @@ class AuditChain:
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         self._db = db
+        self._insert_links = BulkInsert(_c.insert(), _c, db.dialect)
         self.checkpoint_every = checkpoint_every
         self._key = key or None
 
@@ -182,9 +184,10 @@ class AuditChain:
                         marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now,
                                       "signature": self.sign(row.seq, new_hash)})
                 if links or marks:
+                    prepared = self._insert_links.process(links)  # before the lock: inside, only the insert
                     with self._db.write() as conn:
                         if links:
-                            conn.execute(_c.insert(), links)
+                            self._insert_links.execute(conn, prepared)
                         if marks:
                             conn.execute(audit_checkpoints.insert(), marks)
                 sealed += len(links)

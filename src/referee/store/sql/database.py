@@ -20,11 +20,12 @@ import pydantic_core
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect, select, text
+from sqlalchemy import Connection, create_engine, inspect, make_url, select, text
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from referee.errors import StoreError
@@ -47,6 +48,14 @@ def script_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def _sqlite_in_memory(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError:
+        return False  # create_engine names the problem
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 class Database:
     """An SQLAlchemy engine on one URL, with the embedded SQLite file's write lock and checkpointer."""
 
@@ -54,15 +63,21 @@ class Database:
         self.url = url
         try:
             # A database that does not answer must fail the call, not hang it.
-            connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+            pool: dict[str, Any] = {"pool_timeout": 10}
+            connect_args: dict[str, Any] = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+            if _sqlite_in_memory(url):
+                # One database for every thread of the process (the engine's thread and the event
+                # loop's), on one connection; SQLAlchemy's default there gives each thread its own.
+                pool = {"poolclass": StaticPool}
+                connect_args = {"check_same_thread": False}
             # JSON columns are written by pydantic-core (Rust) rather than the json module:
             # serialising decision payloads was ~5 % of a busy server's CPU.
             # pre-ping notices a server that dropped the connection; a SQLite file cannot.
             self.engine: SAEngine = create_engine(
-                url, future=True, pool_pre_ping=not url.startswith("sqlite"), pool_timeout=10,
+                url, future=True, pool_pre_ping=not url.startswith("sqlite"), **pool,
                 connect_args=connect_args, json_serializer=_to_json,
             )
-        except (SQLAlchemyError, ImportError) as exc:
+        except (SQLAlchemyError, ImportError, TypeError) as exc:
             raise StoreError(f"cannot open store {url!r}: {exc}") from exc
         self.dialect = self.engine.dialect
         self.sqlite = SQLiteFile(self.engine) if self.dialect.name == "sqlite" else None
