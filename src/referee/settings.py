@@ -46,8 +46,9 @@ class Settings(BaseSettings):
         default=None, description="Name of the environment variable holding the key that signs audit checkpoints.")
     drift_every_s: float = Field(
         default=600.0, ge=0, le=86_400,
-        description="HTTP: seconds between drift passes (yesterday against the week before) whose PSI gauges "
-                    "/metrics shows (0 = off; `referee quality drift` computes it on demand).")
+        description="Seconds between the log follower's drift passes (yesterday against the week before), "
+                    "whose PSI gauges every worker's /metrics shows (0 = off; `referee quality drift` "
+                    "computes it on demand).")
     samples_dir: Path = Field(
         default=Path("samples"),
         description="HTTP: where GET /v1/quality/prevalence/{id} finds labelling samples "

@@ -148,3 +148,45 @@ def test_the_http_log_follower_puts_drift_on_the_metrics(tmp_path: Path) -> None
     assert metrics.registry.get_sample_value("referee_drift_alert", labels) == 2.0
     assert metrics.registry.get_sample_value("referee_drift_psi", labels) > 0.25
     store.close()
+
+
+def test_only_the_lease_holder_computes_drift_and_the_serving_processes_read_it(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """Every serving process used to compute drift over the whole window itself; now the one
+    follower holding the lease computes it and the others show what it stored."""
+    from referee.obs import Metrics
+    from referee.serve import follow
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    store = Store(url)
+    rng = random.Random(2)
+    now = datetime.now(UTC)
+    put(store, 300, now - timedelta(days=3), 0.0, "en", "r", rng)
+    put(store, 300, now - timedelta(hours=20), 0.4, "en", "c", rng)
+    policy = Policy.from_file(REPO / "policies" / "default.yaml")
+    computed: list[int] = []
+    real = follow.drift_report
+    monkeypatch.setattr(follow, "drift_report", lambda *a, **k: computed.append(1) or real(*a, **k))
+
+    serving_store = Store(url)
+    serving = follow.LogFollower(serving_store, policy, 1.0, metrics=Metrics(), drift_every_s=60,
+                                 follow_log=False)
+    serving.once()  # nothing computed yet, nothing to show
+    labels = {"kind": "score", "surface": "comment", "category": "hate"}
+    assert serving.metrics is not None
+    assert serving.metrics.registry.get_sample_value("referee_drift_alert", labels) is None
+
+    holder = follow.LogFollower(store, policy, 1.0, drift_every_s=60)  # `referee follow`: no metrics
+    assert holder.once()
+    holder.once()  # the next tick: not due again for 60 s
+    assert computed == [1]
+
+    serving._next_drift_read = 0.0  # its next read is due (every 30 s)
+    serving.once()
+    assert computed == [1]  # read, not computed
+    assert serving.metrics.registry.get_sample_value("referee_drift_alert", labels) == 2.0
+    assert serving.metrics.registry.get_sample_value("referee_drift_psi", labels) > 0.25
+    holder.close()
+    serving.close()
+    serving_store.close()
+    store.close()

@@ -50,12 +50,15 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
+from sqlalchemy import select, update
 
 from referee.errors import InputError
 from referee.model import ContentItem, Decision
 from referee.model.base import Frozen
 from referee.online.quality import ALL, automated_decisions
 from referee.store.protocols import ContentStore, DecisionLog
+from referee.store.sql.database import Database
+from referee.store.sql.shadow_tables import drift_snapshot
 
 __all__ = [
     "PSI_ALERT",
@@ -335,3 +338,32 @@ def drift_gauges(report: DriftReport) -> list[Gauge]:
             out += [Gauge("referee_language_share", {"surface": r.surface, "language": lang}, share)
                     for lang, share in zip(r.bins, r.current_share)]
     return out
+
+
+class DriftBoard:
+    """The latest drift gauges, kept in the database (one row): the one log follower that
+    holds the lease computes a report every few minutes and ``publish``es it; every serving
+    process shows the ``latest`` on its ``/metrics``. Each serving process computing its
+    own read the whole 8-day window of the log and one content row per sampled item, in
+    every worker (docs/spine.md, session 10)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def publish(self, gauges: Sequence[Gauge], computed_at: datetime) -> None:
+        values = {"computed_at": computed_at,
+                  "gauges": [{"name": g.name, "labels": g.labels, "value": g.value} for g in gauges]}
+        with self._db.write() as conn:
+            stmt = (self._db.insert_ignoring_duplicates(drift_snapshot).values(id=1, **values)
+                    .returning(drift_snapshot.c.id))
+            if conn.execute(stmt).first() is None:
+                conn.execute(update(drift_snapshot).where(drift_snapshot.c.id == 1).values(**values))
+
+    def latest(self) -> tuple[datetime, list[Gauge]] | None:
+        """When the latest report was computed and its gauges; None before the first."""
+        with self._db.read() as conn:
+            row = conn.execute(select(drift_snapshot.c.computed_at, drift_snapshot.c.gauges)
+                               .where(drift_snapshot.c.id == 1)).first()
+        if row is None:
+            return None
+        return row.computed_at, [Gauge(g["name"], dict(g["labels"]), float(g["value"])) for g in row.gauges]

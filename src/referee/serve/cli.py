@@ -246,7 +246,8 @@ def follow(
         except RefereeError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
-        follower = LogFollower(store, pol, interval_s, settings.audit_key_env)
+        follower = LogFollower(store, pol, interval_s, settings.audit_key_env,
+                               drift_every_s=settings.drift_every_s)
         log.info("process %d: following %s every %.1f s", os.getpid(), store.db.engine.url, interval_s)
         follower.start(now=True)
         got = signal.sigwait(stop_on)

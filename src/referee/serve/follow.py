@@ -22,8 +22,8 @@ against 25 ms, docs/spine.md).
 
 **Where it runs.** ``referee serve`` runs one follower as a process of its own
 (``referee follow``) beside the uvicorn workers and tells the workers not to
-follow (``REFEREE_FOLLOW_IN_APP=false``); a worker then keeps only the drift
-gauges of its own ``/metrics``. ``create_app`` used directly (tests, embedding,
+follow (``REFEREE_FOLLOW_IN_APP=false``); a worker then only reads the drift
+gauges that follower computed (``DriftBoard``) for its own ``/metrics``. ``create_app`` used directly (tests, embedding,
 ``uvicorn --factory``) follows in a thread of the app, lease-guarded like the
 process.
 """
@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from referee.obs import Metrics
-from referee.online.drift import drift_gauges, drift_report
+from referee.online.drift import DriftBoard, drift_gauges, drift_report
 from referee.policy import Policy
 from referee.records import notices
 from referee.records.accounts import AccountBook
@@ -145,6 +145,10 @@ class FollowLease:
             self._pg_engine.dispose()
 
 
+#: Seconds between a serving process's reads of the latest drift gauges (one row).
+DRIFT_READ_S = 30.0
+
+
 class LogFollower:
     """``follow_log``: run the passes over the log (under the lease); False keeps only
     the drift gauges of ``metrics`` (a serving process whose log a ``referee follow``
@@ -155,11 +159,14 @@ class LogFollower:
         self.store = store
         self.policy = policy
         self.interval_s = interval_s
-        # Drift reads whole windows of the log: every few minutes, never per scrape.
+        # Drift reads whole windows of the log: every few minutes, by the lease's holder only.
         self.metrics = metrics
         self.drift_every_s = drift_every_s
         self.follow_log = follow_log
         self._next_drift = 0.0
+        self._next_drift_read = 0.0
+        self._drift_seen: datetime | None = None
+        self._board = DriftBoard(store.db)
         key = os.environ.get(audit_key_env, "") if audit_key_env else ""
         self._chain = AuditChain(store.db, key=key.encode() or None)
         self._desk = ReviewDesk(store, policy)
@@ -192,7 +199,7 @@ class LogFollower:
                 self._run(step, run)
             self.passes += 1
             followed = True
-        self._run("drift", self._drift)
+        self._run("drift", lambda: self._drift(followed))
         return followed
 
     def _take_lease(self) -> bool:
@@ -216,15 +223,30 @@ class LogFollower:
         except Exception:  # noqa: BLE001 - the next tick retries from where the store stopped
             log.exception("%s failed; retrying in %.1f s", step, self.interval_s)
 
-    def _drift(self) -> None:
-        """Yesterday against the week before it, as gauges on ``/metrics`` (docs/online-quality.md)."""
-        if self.metrics is None or self.drift_every_s <= 0 or time.monotonic() < self._next_drift:
+    def _drift(self, followed: bool) -> None:
+        """Yesterday against the week before it (docs/online-quality.md): computed by the
+        follower that holds the lease, every ``drift_every_s``, and kept in the database
+        (``DriftBoard``); a process with gauges to show reads the latest from there."""
+        if self.drift_every_s <= 0:
             return
-        self._next_drift = time.monotonic() + self.drift_every_s
-        now = datetime.now(timezone.utc)
-        day = now - timedelta(days=1)
-        report = drift_report(self.store.log, self.store.content, (day - timedelta(days=7), day), (day, now))
-        self.metrics.set_drift(drift_gauges(report))
+        clock = time.monotonic()
+        if followed and clock >= self._next_drift:
+            self._next_drift = clock + self.drift_every_s
+            now = datetime.now(timezone.utc)
+            day = now - timedelta(days=1)
+            report = drift_report(self.store.log, self.store.content, (day - timedelta(days=7), day), (day, now))
+            gauges = drift_gauges(report)
+            self._board.publish(gauges, now)
+            if self.metrics is not None:
+                self.metrics.set_drift(gauges)
+                self._drift_seen = now
+            return
+        if self.metrics is not None and clock >= self._next_drift_read:
+            self._next_drift_read = clock + min(self.drift_every_s, DRIFT_READ_S)
+            latest = self._board.latest()
+            if latest is not None and latest[0] != self._drift_seen:
+                self._drift_seen = latest[0]
+                self.metrics.set_drift(latest[1])
 
     # -- in a thread (the app, and ``referee follow``) --------------------------------
     def start(self, now: bool = False) -> None:

@@ -17,11 +17,14 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0005.
   decision log: an experiment's arms are enforced, unlike a shadow).
 - ``experiments``: each experiment's configuration as it ran (its arms and
   shares, for the sample-ratio check and the report), by name.
+- ``drift_snapshot``: one row, the latest drift report's gauges, written by the one log
+  follower that computes them and read by every serving process for its ``/metrics``
+  (migration 0007).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, Table
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table
 
 from referee.store.sql.tables import metadata
 
@@ -63,3 +66,11 @@ experiments = Table(
 )
 
 __all__ = ["experiment_exposures", "experiments", "shadow_decisions"]
+
+drift_snapshot = Table(
+    "drift_snapshot",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("gauges", JSON, nullable=False),  # [{"name", "labels", "value"}, ...]
+)
