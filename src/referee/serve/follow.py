@@ -23,9 +23,9 @@ against 25 ms, docs/spine.md).
 **Where it runs.** ``referee serve`` runs one follower as a process of its own
 (``referee follow``) beside the uvicorn workers and tells the workers not to
 follow (``REFEREE_FOLLOW_IN_APP=false``); a worker then only reads the drift
-gauges that follower computed (``DriftBoard``) for its own ``/metrics``. ``create_app`` used directly (tests, embedding,
-``uvicorn --factory``) follows in a thread of the app, lease-guarded like the
-process.
+gauges that follower computed (``DriftBoard``) for its own ``/metrics``.
+``create_app`` used directly (tests, embedding, ``uvicorn --factory``) follows
+in a thread of the app, lease-guarded like the process.
 """
 
 from __future__ import annotations
@@ -165,7 +165,6 @@ class LogFollower:
         self.follow_log = follow_log
         self._next_drift = 0.0
         self._next_drift_read = 0.0
-        self._drift_seen: datetime | None = None
         self._board = DriftBoard(store.db)
         key = os.environ.get(audit_key_env, "") if audit_key_env else ""
         self._chain = AuditChain(store.db, key=key.encode() or None)
@@ -239,13 +238,11 @@ class LogFollower:
             self._board.publish(gauges, now)
             if self.metrics is not None:
                 self.metrics.set_drift(gauges)
-                self._drift_seen = now
             return
         if self.metrics is not None and clock >= self._next_drift_read:
             self._next_drift_read = clock + min(self.drift_every_s, DRIFT_READ_S)
             latest = self._board.latest()
-            if latest is not None and latest[0] != self._drift_seen:
-                self._drift_seen = latest[0]
+            if latest is not None:
                 self.metrics.set_drift(latest[1])
 
     # -- in a thread (the app, and ``referee follow``) --------------------------------
