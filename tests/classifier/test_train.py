@@ -109,6 +109,62 @@ def test_finetune_mode_trains_the_encoder(tmp_path: Path, tiny_data, tiny_factor
     assert len(res.log) >= 1
 
 
+def test_partial_finetune_stores_only_its_layers_and_export_rebuilds_them(  # type: ignore[no-untyped-def]
+        tmp_path: Path, tiny_data, tiny_factory, tiny_encoder_dir: Path) -> None:
+    """``train_layers=1`` on the two-layer tiny BERT: the lower layer and the embeddings stay the
+    packaged weights, the file holds the top layer alone (fp16), and the exported graph scores
+    as the trained torch model does."""
+    from safetensors.torch import load_file
+
+    from referee.classifier.encoder import build_encoder, partial_weights
+    from referee.classifier.export import export, full_module
+    from referee.classifier.text import load_tokenizer
+    from referee.classifier.train import _model_logits
+
+    cfg = TrainConfig(categories=["harassment", "spam"], mode="finetune", epochs=2, batch_size=8, progress=False,
+                      max_tokens=32, encoder_lr=1e-2, train_layers=1)
+    out = tmp_path / "ft"
+    res = train(tiny_data["train"], tiny_data["dev"], out, cfg, encoder_factory=tiny_factory)
+    weights = out / artifact.ENCODER_WEIGHTS
+    assert res.card.finetuned_encoder and partial_weights(weights)
+    stored = load_file(str(weights))
+    assert stored and all(k.startswith("encoder.layer.1.") for k in stored)
+    assert {v.dtype for v in stored.values()} == {torch.float16}
+
+    packaged = build_encoder(tiny_encoder_dir).bert.state_dict()
+    rebuilt = build_encoder(tiny_encoder_dir, weights=weights).bert.state_dict()
+    for key, value in rebuilt.items():
+        if key.startswith("encoder.layer.1."):
+            assert torch.equal(value, stored[key].float()), key
+        else:
+            assert torch.equal(value, packaged[key]), key
+    assert any(not torch.equal(rebuilt[k], packaged[k]) for k in stored)  # the top layer did train
+
+    module = full_module(out, encoder_dir=tiny_encoder_dir)
+    texts = ["shut up idiot", "free money click link now", "lovely track"]
+    torch_logits = _model_logits(module.encoder, module.head, load_tokenizer(tiny_encoder_dir / "tokenizer.json"),
+                                 texts, cfg)
+    export(out, int8=False, encoder_dir=tiny_encoder_dir)
+    from referee.classifier.runtime import TextClassifier
+
+    clf = TextClassifier(out, variant="fp32")
+    np.testing.assert_allclose(clf.logits(texts), torch_logits, atol=1e-4)
+    clf.close()
+
+
+def test_partial_weights_of_another_encoder_are_refused(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    from referee.classifier.encoder import build_encoder
+    from referee.errors import ModelError
+
+    path = tmp_path / "encoder.safetensors"
+    save_file({"encoder.layer.7.output.dense.weight": torch.zeros(2, 2, dtype=torch.float16)}, str(path),
+              metadata={"partial": "1"})
+    with pytest.raises(ModelError, match="tensors the encoder does not have: encoder.layer.7"):
+        build_encoder(tiny_encoder_dir, weights=path)
+
+
 def test_real_encoder_finetunes_on_a_handful_of_texts(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     """The packaged MiniLM, all layers, one short epoch: the path `--mode finetune` takes."""
     cfg = TrainConfig(categories=["harassment", "spam"], mode="finetune", epochs=1, batch_size=12, progress=False,

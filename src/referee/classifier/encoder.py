@@ -57,11 +57,20 @@ def _torch() -> Any:
     return torch
 
 
+def partial_weights(weights: Path) -> bool:
+    """Whether a fine-tuned encoder file holds only the layers a partial fine-tune trained."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        return (fh.metadata() or {}).get("partial") == "1"
+
+
 def build_encoder(path: Path | None = None, weights: Path | None = None, attention: str | None = None) -> Any:
     """The pooled, normalised encoder as a torch module.
 
     ``weights`` points at a fine-tuned encoder's safetensors; without it the
-    packaged weights are used. ``attention="eager"`` traces attention as plain
+    packaged weights are used. A partial fine-tune's file holds only the layers
+    it trained (fp16), laid over the packaged weights. ``attention="eager"`` traces attention as plain
     MatMul/Softmax, the pattern onnxruntime's transformer optimizer fuses into
     one Attention operator (the default SDPA path exports a shape it cannot fuse).
     """
@@ -77,7 +86,17 @@ def build_encoder(path: Path | None = None, weights: Path | None = None, attenti
     if weights is not None:
         from safetensors.torch import load_file
 
-        bert.load_state_dict(load_file(str(weights)))
+        state = load_file(str(weights))
+        if partial_weights(weights):
+            known = bert.state_dict()
+            unknown = sorted(set(state) - set(known))
+            if unknown:
+                raise ModelError(f"{weights}: tensors the encoder does not have: {', '.join(unknown[:3])} "
+                                 "(fix: the file belongs to another encoder; retrain with `referee train`)")
+            state = {k: v.to(known[k].dtype) for k, v in state.items()}
+            bert.load_state_dict(state, strict=False)
+        else:
+            bert.load_state_dict(state)
 
     class PooledEncoder(torch.nn.Module):  # type: ignore[misc, name-defined]
         """Mean pooling over real tokens, then L2 norm: the sentence-transformers recipe."""

