@@ -139,6 +139,9 @@ def test_partial_finetune_stores_only_its_layers_and_export_rebuilds_them(  # ty
         else:
             assert torch.equal(value, packaged[key]), key
     assert any(not torch.equal(rebuilt[k], packaged[k]) for k in stored)  # the top layer did train
+    # the weights are part of the model: in its version, and checked before an export
+    assert res.card.encoder_sha256 == artifact.sha256_file(weights)
+    assert res.card.version.endswith("." + res.card.encoder_sha256[:8])
 
     module = full_module(out, encoder_dir=tiny_encoder_dir)
     texts = ["shut up idiot", "free money click link now", "lovely track"]
@@ -150,6 +153,23 @@ def test_partial_finetune_stores_only_its_layers_and_export_rebuilds_them(  # ty
     clf = TextClassifier(out, variant="fp32")
     np.testing.assert_allclose(clf.logits(texts), torch_logits, atol=1e-4)
     clf.close()
+
+
+def test_export_refuses_encoder_weights_the_card_does_not_name(  # type: ignore[no-untyped-def]
+        tmp_path: Path, tiny_data, tiny_factory, tiny_encoder_dir: Path) -> None:
+    from referee.classifier.export import full_module
+    from referee.errors import ModelError
+
+    cfg = TrainConfig(categories=["harassment", "spam"], mode="finetune", epochs=1, batch_size=8, progress=False,
+                      max_tokens=32, train_layers=1)
+    a = tmp_path / "a"
+    train(tiny_data["train"], tiny_data["dev"], a, cfg, encoder_factory=tiny_factory)
+    b = tmp_path / "b"
+    train(tiny_data["train"], tiny_data["dev"], b, cfg.model_copy(update={"seed": 14, "encoder_lr": 1e-2}),
+          encoder_factory=tiny_factory)
+    (a / artifact.ENCODER_WEIGHTS).write_bytes((b / artifact.ENCODER_WEIGHTS).read_bytes())
+    with pytest.raises(ModelError, match="not the encoder weights this model was trained with"):
+        full_module(a, encoder_dir=tiny_encoder_dir)
 
 
 def test_partial_weights_of_another_encoder_are_refused(tmp_path: Path, tiny_encoder_dir: Path) -> None:

@@ -82,10 +82,15 @@ class ModelCard(BaseModel):
     )
     library_versions: dict[str, str] = Field(default_factory=dict)
     head_sha256: str = ""
+    encoder_sha256: str = Field(default="", description=(
+        "sha256 of encoder.safetensors when the encoder was fine-tuned: the weights are part of the model."))
     notes: list[str] = Field(default_factory=list)
 
     @property
     def version(self) -> str:
+        # A fine-tuned encoder changes what the model says as much as its head does.
+        if self.encoder_sha256:
+            return f"{self.name}@{self.head_sha256[:12]}.{self.encoder_sha256[:8]}"
         return f"{self.name}@{self.head_sha256[:12]}"
 
 

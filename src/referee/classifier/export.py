@@ -39,6 +39,9 @@ def full_module(model_dir: str | Path, card: artifact.ModelCard | None = None, e
     if card.finetuned_encoder and not weights.exists():
         raise ModelError(f"{model_dir}: the card says the encoder was fine-tuned but {weights.name} is missing "
                          "(fix: copy the full model directory written by `referee train --mode finetune`)")
+    if card.finetuned_encoder and card.encoder_sha256 and artifact.sha256_file(weights) != card.encoder_sha256:
+        raise ModelError(f"{weights}: not the encoder weights this model was trained with (sha256 differs from the "
+                         "card's encoder_sha256; fix: copy the model directory whole, or retrain)")
     # A head, or the top layers of a partial fine-tune, sit on the packaged weights: they must be the same.
     if not card.finetuned_encoder or partial_weights(weights):
         current = encoder_id(encoder_dir)

@@ -270,8 +270,10 @@ def train(
         metrics["test"] = _metrics(logits["test"], test_probs, test_set.labels, cats)
 
     head_path = _save_head(head, out / artifact.HEAD)
+    encoder_sha256 = ""
     if encoder_module is not None:
-        _save_encoder(encoder_module, config.train_layers, out / artifact.ENCODER_WEIGHTS)
+        encoder_sha256 = artifact.sha256_file(
+            _save_encoder(encoder_module, config.train_layers, out / artifact.ENCODER_WEIGHTS))
 
     train_counts = train_set.counts(cats)
     dev_counts = dev_set.counts(cats)
@@ -304,6 +306,7 @@ def train(
         low_data_categories=low,
         library_versions=artifact.library_versions(),
         head_sha256=artifact.sha256_file(head_path),
+        encoder_sha256=encoder_sha256,
     )
     artifact.write_card(out, card)
     return TrainResult(card, dev_logits, logits.get("test"), log)
