@@ -11,7 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from referee.classifier import artifact  # noqa: E402
-from referee.classifier.train import TrainConfig, _fit_head, masked_bce, read_dataset, train  # noqa: E402
+from referee.classifier.train import (  # noqa: E402
+    TrainConfig,
+    _fit_head,
+    masked_bce,
+    read_dataset,
+    seed_everything,
+    train,
+)
 from referee.errors import InputError  # noqa: E402
 
 
@@ -38,6 +45,9 @@ def test_unknown_is_not_treated_as_negative(tmp_path: Path) -> None:
     y[labelled_b, 1] = 1.0
     cfg = TrainConfig(categories=["a", "b"], epochs=40, batch_size=64, lr=1e-2, progress=False, patience=40,
                       dropout=0.0)
+    # Seeded as every caller of _fit_head seeds (train, loso.fit_head): the head's initial
+    # weights come from torch's global generator, which starts from a random seed.
+    seed_everything(cfg.seed)
     head, log = _fit_head(x, y, x, y, cfg, tmp_path)
     with torch.no_grad():
         p = torch.sigmoid(head(torch.from_numpy(x))).numpy()
@@ -46,6 +56,7 @@ def test_unknown_is_not_treated_as_negative(tmp_path: Path) -> None:
     assert ((p[:, 0] > 0.5) == (y[:, 0] == 1)).mean() > 0.9
     # the same data with unknown filled as 0 gives the opposite: proves the test can fail
     y0 = np.nan_to_num(y, nan=0.0)
+    seed_everything(cfg.seed)
     head0, _ = _fit_head(x, y0, x, y0, cfg, tmp_path)
     with torch.no_grad():
         p0 = torch.sigmoid(head0(torch.from_numpy(x))).numpy()
@@ -183,6 +194,33 @@ def test_partial_weights_of_another_encoder_are_refused(tmp_path: Path, tiny_enc
               metadata={"partial": "1"})
     with pytest.raises(ModelError, match="tensors the encoder does not have: encoder.layer.7"):
         build_encoder(tiny_encoder_dir, weights=path)
+
+
+def test_partial_weights_must_hold_whole_layers(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    from referee.classifier.encoder import build_encoder
+    from referee.errors import ModelError
+
+    layer = {k: v.half() for k, v in build_encoder(tiny_encoder_dir).bert.state_dict().items()
+             if k.startswith("encoder.layer.1.")}
+    path = tmp_path / "encoder.safetensors"
+    save_file(layer, str(path), metadata={"partial": "1"})
+    build_encoder(tiny_encoder_dir, weights=path)  # a whole layer loads
+    dropped = sorted(layer)[0]
+    save_file({k: v for k, v in layer.items() if k != dropped}, str(path), metadata={"partial": "1"})
+    with pytest.raises(ModelError, match=f"must hold whole layers; missing {dropped}"):
+        build_encoder(tiny_encoder_dir, weights=path)
+    save_file({}, str(path), metadata={"partial": "1"})
+    with pytest.raises(ModelError, match="it holds no tensor"):
+        build_encoder(tiny_encoder_dir, weights=path)
+
+
+def test_train_layers_without_finetune_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="train_layers=2 needs mode='finetune'"):
+        TrainConfig(categories=["hate"], train_layers=2)
 
 
 def test_real_encoder_finetunes_on_a_handful_of_texts(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]

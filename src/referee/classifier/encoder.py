@@ -93,6 +93,14 @@ def build_encoder(path: Path | None = None, weights: Path | None = None, attenti
             if unknown:
                 raise ModelError(f"{weights}: tensors the encoder does not have: {', '.join(unknown[:3])} "
                                  "(fix: the file belongs to another encoder; retrain with `referee train`)")
+            # Whole layers or nothing: a file with part of a layer (or none) would leave the rest
+            # at the packaged weights without a word, a model nobody trained.
+            layers = {".".join(k.split(".")[:3]) + "." for k in state}
+            missing = sorted(k for k in known if k.startswith(tuple(layers)) and k not in state)
+            if not state or missing:
+                raise ModelError(f"{weights}: a partial encoder file must hold whole layers; "
+                                 f"{'it holds no tensor' if not state else 'missing ' + ', '.join(missing[:3])} "
+                                 "(fix: copy the file written by `referee train --train-layers` unchanged)")
             state = {k: v.to(known[k].dtype) for k, v in state.items()}
             bert.load_state_dict(state, strict=False)
         else:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from referee.classifier import artifact
 from referee.classifier.calibrate import apply_platt, choose_threshold, fit_all, sigmoid
@@ -137,6 +137,12 @@ class TrainConfig(BaseModel):
         "finetune mode: train only the top N transformer layers (0 = every layer and the embeddings). "
         "The model directory then stores only those layers, in fp16: megabytes, not the 90 MB encoder."))
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _layers_need_finetune(self) -> TrainConfig:
+        if self.train_layers and self.mode != "finetune":
+            raise ValueError(f"train_layers={self.train_layers} needs mode='finetune' (a head trains no layer)")
+        return self
 
     @field_validator("text_recipe")
     @classmethod
