@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import MetaData, Table, select
 
 from referee.engine import Engine
 from referee.model import ContentItem
@@ -145,6 +145,9 @@ def main() -> None:
     args = parser.parse_args()
     old_review = old_module(args.old_ref, "src/referee/records/review.py", "old_review")
     old_chain = old_module(args.old_ref, "src/referee/records/chain.py", "old_chain")
+    if not hasattr(old_chain, "FORMAT"):  # before migration 0008: its links name no format (the column's default, 1)
+        old_chain._c = Table(new_chain.audit_chain.name, MetaData(),
+                             *[c._copy() for c in new_chain.audit_chain.c if c.name != "format"])
     policy = Policy.from_file(DEFAULT_POLICY)
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "log.db"

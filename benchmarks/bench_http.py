@@ -112,7 +112,7 @@ def start_server(args: argparse.Namespace, db_url: str, port: int) -> subprocess
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-            "--no-access-log", "--log-level", "warning",
+            "--no-access-log", "--log-level", "info",  # info: "Application startup complete." per worker
         ]
         if has("uvloop"):
             cmd += ["--loop", "uvloop"]
@@ -138,11 +138,16 @@ def start_server(args: argparse.Namespace, db_url: str, port: int) -> subprocess
             raise SystemExit(f"server exited with {proc.returncode}:\n{log.read().decode(errors='replace')}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    print(f"server={' '.join(cmd[2:] if cmd[1] == '-m' else cmd[3:])}", flush=True)
-                    return proc
+                ready = r.status == 200
         except OSError:
-            time.sleep(0.1)
+            ready = False
+        # One worker answering is not the server started: the others would still be importing and
+        # building their engine under the warm-up's load, their start-up counted as serving CPU.
+        log.seek(0)
+        if ready and log.read().count(b"Application startup complete.") >= args.workers:
+            print(f"server={' '.join(cmd[2:] if cmd[1] == '-m' else cmd[3:])}", flush=True)
+            return proc
+        time.sleep(0.1)
     stop_server(proc)
     raise SystemExit("server did not become ready within 60 s")
 
@@ -244,7 +249,11 @@ _WRK_SCRIPT = """
 -- Every request a new item: the engine is idempotent, a repeat would measure a store lookup.
 local phrases = {PHRASES}
 local run = os.getenv("REFEREE_BENCH_RUN")
-local counter, tid = 0, 0
+-- tid is a global: setup (in wrk's main Lua state) numbers the threads and sets each thread's own
+-- global. (A local here would be the 0 every thread's functions see, and two threads would send
+-- the same ids and texts: half the requests repeats, answered from the store.)
+local counter = 0
+tid = 0
 function setup(thread) tid = tid + 1; thread:set("tid", tid) end
 function init(args) math.randomseed(tid * 7919) end
 function request()

@@ -12,3 +12,16 @@ def test_public_names() -> None:
     ]
     for name in referee.eval.__all__:
         assert getattr(referee.eval, name) is not None
+
+
+def test_the_package_loads_its_modules_on_first_use() -> None:
+    """``referee review``, the log follower and the rest of the CLI read dataset constants from
+    here; importing the package must not pull in scikit-learn (seconds of start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, referee.cli, referee.eval.datasets; "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'pandas', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert referee.eval.bias_report.__module__ == "referee.eval.fairness"  # and loads it when asked

@@ -11,7 +11,8 @@ from datetime import datetime
 import pytest
 import sqlalchemy
 
-from referee.records.chain import GENESIS, AuditChain, canonical_record, link_hash
+from referee.records import chain as chain_module
+from referee.records.chain import GENESIS, AuditChain, canonical_record, link_hash, record_bytes
 from referee.store import Store, upgrade
 from tests.records.conftest import decision, fill, item
 
@@ -153,11 +154,12 @@ def _relink(store: Store, from_seq: int) -> None:
         if seq < from_seq:
             continue
         stamp = datetime.fromisoformat(recorded_at)
-        h = link_hash(prev, seq, canonical_record(seq, stamp, payload))
+        h = link_hash(prev, seq, record_bytes(seq, stamp, payload))
         links.append((seq, decision_id, prev, h))
         prev = h
     conn2 = sqlite3.connect(_db_path(store))
-    conn2.executemany("INSERT INTO audit_chain VALUES (?, ?, ?, ?, '2026-01-01 00:00:00')", links)
+    conn2.executemany("INSERT INTO audit_chain (seq, decision_id, prev_hash, record_hash, sealed_at, format) "
+                      "VALUES (?, ?, ?, ?, '2026-01-01 00:00:00', 2)", links)
     conn2.commit()
     conn2.close()
 
@@ -252,3 +254,89 @@ def test_a_sealer_that_lost_the_race_is_refused_and_the_chain_stays_whole(store,
         late.seal()
     v = AuditChain(store.db).verify()
     assert v.ok and v.checked == 3
+
+
+# -- link formats --------------------------------------------------------------------------
+
+
+def _formats(store: Store) -> list[int]:
+    with store.db.engine.connect() as conn:
+        return list(conn.execute(sqlalchemy.text("SELECT format FROM audit_chain ORDER BY seq")).scalars())
+
+
+def _as_release_0007_with_format_1_links(store: Store, upto: int) -> None:
+    """What a database sealed by the release before migration 0008 holds: no ``format``
+    column, and links over the records' canonical JSON up to ``upto``."""
+    path = _db_path(store)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE audit_chain DROP COLUMN format")
+    conn.execute("UPDATE alembic_version SET version_num = '0007'")
+    rows = conn.execute("SELECT seq, decision_id, recorded_at, payload FROM decisions WHERE seq <= ? ORDER BY seq",
+                        (upto,)).fetchall()
+    prev, links = GENESIS, []
+    for seq, decision_id, recorded_at, payload in rows:
+        h = link_hash(prev, seq, canonical_record(seq, datetime.fromisoformat(recorded_at), payload))
+        links.append((seq, decision_id, prev, h))
+        prev = h
+    conn.executemany("INSERT INTO audit_chain VALUES (?, ?, ?, ?, '2026-01-01 00:00:00')", links)
+    conn.commit()
+    conn.close()
+
+
+def test_links_sealed_before_migration_0008_keep_their_format_and_the_chain_goes_on_in_format_2(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/log.db")
+    fill(store, 6)
+    _as_release_0007_with_format_1_links(store, upto=4)
+    store = Store(f"sqlite:///{tmp_path}/log.db")  # the embedded file upgrades itself once
+    assert store.db.revision() == "0008"
+    assert _formats(store) == [1, 1, 1, 1]
+    chain = AuditChain(store.db)
+    assert chain.verify().ok and chain.verify().unsealed == 2
+    assert chain.seal().sealed == 2
+    assert _formats(store) == [1, 1, 1, 1, 2, 2]
+    assert chain.verify().ok and chain.verify().checked == 6
+    # An edit is found in either format (and undone before the next).
+    for seq in (2, 5):
+        with store.db.engine.connect() as conn:
+            stamp = conn.execute(sqlalchemy.text(f"SELECT recorded_at FROM decisions WHERE seq = {seq}")).scalar()
+        _attack(store, f"UPDATE decisions SET recorded_at = '2020-01-01 00:00:00.000000' WHERE seq = {seq}")
+        v = AuditChain(store.db).verify()
+        assert v.broken is not None and (v.broken.seq, v.broken.kind) == (seq, "edited"), v.broken
+        _attack(store, f"UPDATE decisions SET recorded_at = '{stamp}' WHERE seq = {seq}")
+        assert AuditChain(store.db).verify().ok
+    store.close()
+
+
+def test_format_2_hashes_the_stored_bytes_so_a_reencoded_payload_is_found(store):
+    fill(store, 3)
+    AuditChain(store.db).seal()
+    assert _formats(store) == [2, 2, 2]
+    # The same JSON, re-encoded with spaces: format 1 would not see it, format 2 does.
+    _attack(store, "UPDATE decisions SET payload = replace(payload, '\"action\":', '\"action\": ') WHERE seq = 2")
+    with store.db.engine.connect() as conn:
+        payload = conn.execute(sqlalchemy.text("SELECT payload FROM decisions WHERE seq = 2")).scalar()
+    assert '"action": ' in payload
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (2, "edited"), v.broken
+
+
+def test_a_link_whose_format_was_changed_is_broken(store):
+    fill(store, 3)
+    AuditChain(store.db).seal()
+    _attack(store, "UPDATE audit_chain SET format = 1 WHERE seq = 2")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (2, "edited"), v.broken
+    _attack(store, "UPDATE audit_chain SET format = 9 WHERE seq = 2")
+    v = AuditChain(store.db).verify()
+    assert v.broken is not None and (v.broken.seq, v.broken.kind) == (2, "chain") and "format 9" in v.broken.message
+
+
+def test_the_two_formats_hash_different_bytes_for_the_same_record():
+    stamp = datetime(2026, 2, 1, 12, 0, 0, 123456)
+    payload = '{"b":1,"a":"\u00e9"}'
+    v2 = record_bytes(3, stamp, payload)
+    assert v2 == b"v2\x00" + b"1769947200123456" + b"\x00" + payload.encode()
+    assert record_bytes(3, stamp, payload, format=1) == canonical_record(3, stamp, payload)
+    assert record_bytes(3, stamp, payload, format=1).startswith(b"{")
+    assert chain_module.FORMAT == 2

@@ -1,10 +1,22 @@
 """The tamper-evident chain over the decision log: one hash link per record, by ``seq``.
 
-Each record's link is ``sha256(prev_hash, seq, canonical JSON of the record)``, where the
-record is ``{"seq", "recorded_at", "decision"}`` and the decision is the stored payload (it
-names the content by ``content_hash``; the content itself is not in it, so retention and
-erasure empty the content table and the chain still verifies). The first link's
-``prev_hash`` is 64 zeros.
+Each record's link is ``sha256(prev_hash, seq, the record's bytes)``; the first link's
+``prev_hash`` is 64 zeros. What the record's bytes are is the link's ``format``:
+
+- **2** (what ``seal`` writes): ``v2``, the record's ``recorded_at`` in microseconds since
+  the epoch (UTC), and its payload exactly as the log stores it (the decision's JSON, written
+  once by the store and never re-encoded). Nothing is parsed, so sealing costs a SHA-256 over
+  each record; any change to the stored bytes, even one that leaves the JSON equal, breaks
+  the link.
+- **1** (links sealed before migration 0008): the canonical JSON of ``{"seq", "recorded_at",
+  "decision"}`` (sorted keys, no spaces, UTF-8), where the decision is the stored payload.
+  Decoding and re-encoding each record was most of the log follower's CPU; such links still
+  verify as they were sealed.
+
+Either way the decision names its content by ``content_hash`` and holds no user text, so
+retention and erasure empty the content table and the chain still verifies. A link's format
+is part of what it hashed (the two byte layouts cannot coincide), so changing the column
+breaks the link.
 
 ``seal`` extends the chain incrementally: every record after the last sealed seq gets its
 link (in pages: each page read and hashed outside any transaction, then its links written in
@@ -37,7 +49,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from sqlalchemy import Text, bindparam, cast, func, select
@@ -57,6 +69,11 @@ GENESIS = "0" * 64
 PAGE = 2000
 #: Records sealed per write transaction (the rows are prepared before the write lock is taken).
 SEAL_PAGE = 1000
+#: The link format ``seal`` writes (module docstring); 1 is still verified.
+FORMAT = 2
+FORMATS = (1, 2)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 BreakKind = Literal["deleted", "reordered", "edited", "chain", "checkpoint", "truncated"]
 
@@ -68,7 +85,7 @@ _RECORDS = (
     .where(_d.c.seq > bindparam("after"), _d.c.seq <= bindparam("upto"))
     .order_by(_d.c.seq)
 )
-_LINKS = (select(_c.c.seq, _c.c.decision_id, _c.c.prev_hash, _c.c.record_hash)
+_LINKS = (select(_c.c.seq, _c.c.decision_id, _c.c.prev_hash, _c.c.record_hash, _c.c.format)
           .where(_c.c.seq > bindparam("after")).order_by(_c.c.seq).limit(bindparam("page")))
 _HEAD = select(_c.c.seq, _c.c.record_hash).order_by(_c.c.seq.desc()).limit(1)
 _LINK_AT = select(_c.c.record_hash).where(_c.c.seq == bindparam("seq"))
@@ -110,8 +127,17 @@ class Verification(Frozen):
         return self.broken is None
 
 
+def record_bytes(seq: int, recorded_at: datetime, payload: str, format: int = FORMAT) -> bytes:
+    """The bytes a link of ``format`` hashes for a record; ``payload`` is the stored text."""
+    if format == 2:
+        return b"v2\x00%d\x00" % ((_as_utc(recorded_at) - _EPOCH) // _MICROSECOND) + payload.encode("utf-8")
+    if format == 1:
+        return canonical_record(seq, recorded_at, payload)
+    raise StoreError(f"audit link format {format} is unknown to this release (it knows {FORMATS}); upgrade referee")
+
+
 def canonical_record(seq: int, recorded_at: datetime, payload: Any) -> bytes:
-    """The bytes a link hashes for a record: sorted keys, no spaces, UTF-8."""
+    """Format 1's bytes for a record: sorted keys, no spaces, UTF-8."""
     decision = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
     body = {"seq": seq, "recorded_at": _utc_iso(recorded_at), "decision": decision}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -175,10 +201,10 @@ class AuditChain:
                     if row.seq != last_seq + 1:  # not committed yet, or missing: seal up to here
                         gap = True
                         break
-                    record = canonical_record(row.seq, row.recorded_at, row.payload)
+                    record = record_bytes(row.seq, row.recorded_at, row.payload)
                     new_hash = link_hash(last_hash, row.seq, record)
                     links.append({"seq": row.seq, "decision_id": row.decision_id, "prev_hash": last_hash,
-                                  "record_hash": new_hash, "sealed_at": now})
+                                  "record_hash": new_hash, "sealed_at": now, "format": FORMAT})
                     last_seq, last_hash = row.seq, new_hash
                     if row.seq % self.checkpoint_every == 0:
                         marks.append({"seq": row.seq, "head_hash": new_hash, "created_at": now,
@@ -271,7 +297,12 @@ class AuditChain:
                                         message=f"record {want} (decision {row.decision_id}): column {column!r} "
                                                 f"is {getattr(row, column)!r} but its payload says "
                                                 f"{payload.get(column)!r}"))
-            computed = link_hash(running, want, canonical_record(want, row.recorded_at, payload))
+            if link.format not in FORMATS:
+                return result(Break(seq=want, kind="chain",
+                                    message=f"link {want} names format {link.format}, which this release does "
+                                            f"not know ({FORMATS}): the chain table was altered, or it was "
+                                            "sealed by a newer referee"))
+            computed = link_hash(running, want, record_bytes(want, row.recorded_at, row.payload, link.format))
             if computed != link.record_hash:
                 return result(Break(seq=want, kind="edited",
                                     message=f"record {want} (decision {row.decision_id}) hashes to "
@@ -319,7 +350,10 @@ class AuditChain:
             after = links[-1].seq
 
 
+def _as_utc(value: datetime) -> datetime:
+    # SQLite gives back the UTC time it stored without its offset.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
 def _utc_iso(value: datetime) -> str:
-    if value.tzinfo is None:  # SQLite gives back the UTC time it stored without its offset
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _as_utc(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

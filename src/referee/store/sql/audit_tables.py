@@ -5,8 +5,9 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0003.
 
 - ``audit_chain``: one link per sealed decision record, keyed by the record's
   ``seq``: the decision it sealed, the previous link's hash and this link's hash
-  (sha256 over the previous hash, the seq and the record's canonical JSON, which
-  names the content by hash and never holds it). Append-only (triggers).
+  (sha256 over the previous hash, the seq and the record's bytes, in the link's
+  ``format``: see referee.records.chain; the record names the content by hash and never
+  holds it). Append-only (triggers).
   No foreign key to ``decisions``: the chain must outlive a deleted record to
   report it.
 - ``audit_checkpoints``: the head hash at a seq, written by ``seal`` every so many
@@ -21,7 +22,7 @@ compared as a whole (tests/store/test_migrations.py). Created by migration 0003.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table
+from sqlalchemy import Column, DateTime, Index, Integer, SmallInteger, String, Table
 
 from referee.store.sql.tables import SEQ, metadata
 
@@ -33,6 +34,8 @@ audit_chain = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("record_hash", String(64), nullable=False),
     Column("sealed_at", DateTime(timezone=True), nullable=False),
+    # The bytes the link hashed: 1 the record's canonical JSON, 2 its payload as stored (migration 0008).
+    Column("format", SmallInteger, nullable=False, server_default="1"),
 )
 
 audit_checkpoints = Table(

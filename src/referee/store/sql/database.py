@@ -33,9 +33,9 @@ from referee.store.sql.bulk import RawJSON
 from referee.store.sql.sqlite import SQLiteFile
 
 #: The newest migration; a test checks it against the migration scripts.
-HEAD = "0007"
+HEAD = "0008"
 #: Every revision this release can upgrade from (None: an empty database).
-KNOWN = (None, "0001", "0002", "0003", "0004", "0005", "0006", HEAD)
+KNOWN = (None, "0001", "0002", "0003", "0004", "0005", "0006", "0007", HEAD)
 
 
 def alembic_config() -> Config:
