@@ -81,7 +81,7 @@ def build_encoder(path: Path | None = None, weights: Path | None = None, attenti
     from transformers import AutoModel
 
     path = path or encoder_path()
-    extra = {"attn_implementation": attention} if attention else {}
+    extra: dict[str, Any] = {"attn_implementation": attention} if attention else {}
     bert = AutoModel.from_pretrained(str(path), local_files_only=True, **extra)
     if weights is not None:
         from safetensors.torch import load_file
