@@ -156,6 +156,23 @@ def test_claims_follow_priority_and_overdue_tasks_come_first(desk: ReviewDesk, s
     assert [t.item_id if t else None for t in claimed] == order + [None]
 
 
+def test_sync_weighs_reach_as_enqueue_does_reading_every_item_at_once(desk: ReviewDesk, store: Store) -> None:
+    """The sync reads the items' context in one query (``ContentStore.contexts``); the
+    priorities it gives are those ``enqueue`` gives item by item, erased content included."""
+    made = {n: put(store, make_item(n, **ctx), automated(make_item(n, **ctx), "spam", 0.95))
+            for n, ctx in (("far", {"followers": 1_000_000}), ("near", {"followers": 3}), ("none", {}),
+                           ("text", {"followers": "many"}), ("gone", {"followers": 1_000_000}))}
+    assert store.content.erase(made["gone"].content_hash)
+    expected = {d.item_id: desk._task_row(d)["priority"] for d in made.values()}
+    synced = {t.item_id: t.priority for t in desk.sync()}
+    assert synced == pytest.approx(expected)
+    assert synced["it-far"] > synced["it-near"] > synced["it-none"] == synced["it-text"] == synced["it-gone"]
+    keys = [(d.item_id, d.content_hash) for d in made.values()] + [("it-far", "0" * 64), ("nobody", "0" * 64)]
+    found = store.content.contexts(keys)
+    assert set(found) == {(made[n].item_id, made[n].content_hash) for n in ("far", "near", "none", "text")}
+    assert found[("it-far", made["far"].content_hash)] == {"followers": 1_000_000}
+
+
 def test_a_lease_expires_and_the_task_returns_to_the_queue(desk: ReviewDesk, store: Store, clock: Clock) -> None:
     d = put(store, make_item(1), automated(make_item(1)))
     desk.enqueue(d)

@@ -37,6 +37,20 @@ def test_put_stores_content_without_a_decision(store):
     assert store.log.history("p") == []
 
 
+def test_contexts_answer_what_get_would_in_one_read(store):
+    a = ContentItem(id="a", text="one", context={"followers": 12, "tier": "gold"})
+    b = ContentItem(id="b", text="two")
+    gone = ContentItem(id="g", text="three", context={"followers": 5})
+    store.content.put([a, b, gone])
+    assert store.content.erase(gone.content_hash)
+    keys = [("a", a.content_hash), ("b", b.content_hash), ("g", gone.content_hash), ("a", b.content_hash),
+            ("nobody", a.content_hash)]
+    found = store.content.contexts(keys)
+    assert found == {("a", a.content_hash): {"followers": 12, "tier": "gold"}, ("b", b.content_hash): {}}
+    assert all(found[k] == store.content.get(*k).context for k in found)
+    assert store.content.contexts([]) == {}
+
+
 def test_erase_empties_the_content_and_leaves_the_decisions(store, small_policy):
     engine = Engine(small_policy, [KeywordDetector()], sink=store)
     item = ContentItem(id="e", text="vile words here")

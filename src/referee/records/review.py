@@ -93,6 +93,11 @@ _SYNC_ROWS = (select(_d.c.seq, _d.c.decision_id, _d.c.item_id, _d.c.source, _d.c
 _SUPERSEDED = select(_d.c.supersedes).where(_d.c.supersedes.in_(bindparam("ids", expanding=True)))
 
 
+def _reach_of(context: dict[str, Any] | None, field: str) -> float | None:
+    value = context.get(field) if context is not None else None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _wants_review(source: str, action: str, review_required: bool) -> bool:
     """``ReviewDesk.wants_review`` on the log's columns: an automated hold, or a decision that asks for review."""
     return source == "automated" and (action == Action.hold_for_review.value or bool(review_required))
@@ -301,8 +306,7 @@ class ReviewDesk:
 
     def _reach(self, decision: Decision, cfg: ReviewQueue) -> float | None:
         item = self.store.content.get(decision.item_id, decision.content_hash)
-        value = item.context.get(cfg.reach_field) if item is not None else None
-        return float(value) if isinstance(value, int | float) else None
+        return _reach_of(item.context if item is not None else None, cfg.reach_field)
 
     def wants_review(self, decision: Decision) -> bool:
         return _wants_review(decision.source, decision.action.value, decision.review_required)
@@ -363,12 +367,19 @@ class ReviewDesk:
                 superseded = set(conn.execute(_SUPERSEDED, {"ids": [i for i, _ in wanted]}).scalars())
             heads = [(i, kind) for i, kind in wanted if i not in superseded]
             decisions = self.store.log.get_many([i for i, _ in heads]) if heads else {}
+            # The items' reach in one read, not one content lookup per task.
+            contexts = self.store.content.contexts([(d.item_id, d.content_hash) for d in decisions.values()])
             for decision_id, kind in heads:
                 decision = decisions.get(decision_id)
                 if decision is None:
                     continue
-                tasks.append(self._task_row(decision) if kind == "review"
-                             else self._task_row(decision, kind="qa", slot=1))
+                queue = self.route(decision)
+                # 0 where the item has no reach: it weighs as unknown does (reach_score), and a
+                # None would make _task_row look the item up again.
+                reach = _reach_of(contexts.get((decision.item_id, decision.content_hash)),
+                                  self.queue_config(queue).reach_field) or 0.0
+                tasks.append(self._task_row(decision, queue=queue, reach=reach) if kind == "review"
+                             else self._task_row(decision, kind="qa", queue=queue, slot=1, reach=reach))
         new_last = rows[-1].seq
         with self.store.db.write() as conn:
             inserted: set[str] = set()

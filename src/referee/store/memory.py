@@ -49,6 +49,11 @@ class MemoryContentStore:
             return None
         return item if item.parts == parts else item.model_copy(update={"parts": parts})
 
+    def contexts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        with self._lock:
+            return {key: dict(item.context) for key in keys
+                    if (item := self._items.get(key)) is not None and self._content.get(key[1]) is not None}
+
     def erase(self, content_hash: str) -> bool:
         with self._lock:
             if self._content.get(content_hash) is None:

@@ -63,6 +63,12 @@ class ContentStore(Protocol):
         """The item as it was moderated; None when unknown or erased."""
         ...
 
+    def contexts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The ``context`` of each (item id, content hash) that ``get`` would return, in one
+        read and without the parts (review priority reads reach from it); absent keys are
+        unknown or erased."""
+        ...
+
     def erase(self, content_hash: str) -> bool:
         """Forget the content (retention, erasure requests); decisions stay. True if it was there."""
         ...

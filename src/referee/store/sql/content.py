@@ -28,6 +28,13 @@ _GET = (
            items.c.content_hash == bindparam("content_hash"))
 )
 
+# Erased content (parts NULL) has no context either, as ``get`` returns no item for it.
+_CONTEXTS = (
+    select(items.c.item_id, items.c.content_hash, cast(items.c.context, Text).label("context"))
+    .join(content, content.c.content_hash == items.c.content_hash)
+    .where(items.c.item_id.in_(bindparam("ids", expanding=True)), content.c.parts.is_not(None))
+)
+
 
 class ContentRows:
     """The two inserts that store items: their content (once per hash) and their rows
@@ -100,6 +107,15 @@ class SQLContentStore:
         if row is None or row.parts is None:
             return None
         return item_from_row(row._mapping, json.loads(row.parts))
+
+    def contexts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(_CONTEXTS, {"ids": sorted({item_id for item_id, _ in wanted})}).all()
+        return {(r.item_id, r.content_hash): _CONTEXT.validate_json(r.context or "{}") for r in rows
+                if (r.item_id, r.content_hash) in wanted}
 
     def erase(self, content_hash: str) -> bool:
         try:
