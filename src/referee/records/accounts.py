@@ -204,8 +204,9 @@ class AccountBook:
         for r in rows:
             if r.strike or r.supersedes in struck:
                 latest[(r.item_id, r.content_hash)] = r.decision_id  # the latest record of an item is the trigger
-        triggers = self.store.log.get_many(list(latest.values()))
         authors = self._authors(list(latest))
+        # Only a trigger with an author can change a standing: the rest are never parsed.
+        triggers = self.store.log.get_many([latest[key] for key in authors])
         made: list[AccountAction] = []
         for key, decision_id in latest.items():
             author = authors.pop(key, None)
