@@ -25,3 +25,16 @@ def test_the_package_loads_its_modules_on_first_use() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert referee.eval.bias_report.__module__ == "referee.eval.fairness"  # and loads it when asked
+
+
+def test_a_name_that_is_also_a_module_is_the_function() -> None:
+    """``compare`` names a function and its module: importing the module (as the loop and the
+    CLI do) must not make ``from referee.eval import compare`` the module."""
+    import subprocess
+    import sys
+
+    code = ("import referee.eval.compare, referee.eval.report, referee.eval.runner; "
+            "from referee.eval import compare, gate, build_result; "
+            "print(callable(compare), callable(gate), callable(build_result))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]

@@ -13,7 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from referee.eval.compare import compare, gate
     from referee.eval.datasets import (
         CATEGORIES,
         FORMATS,
@@ -31,6 +30,11 @@ if TYPE_CHECKING:
     from referee.eval.metrics import binary_report, evaluate
     from referee.eval.report import build_result, read_result, render_html, write_html, write_json
     from referee.eval.runner import Scores, build_detector, score_detector, score_engine
+
+# Loaded now, not on first use: ``compare`` is also the name of its module, and importing a
+# submodule sets the package's attribute of that name to the module, which would then shadow
+# the function (``from referee.eval import compare`` returned the module). Light: NumPy only.
+from referee.eval.compare import compare, gate  # noqa: E402
 
 _MODULE_OF = {
     **dict.fromkeys(("compare", "gate"), "compare"),
