@@ -19,6 +19,7 @@ would need one fine-tune per held-out source: hours on this host's CPUs, not run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -30,9 +31,10 @@ import typer
 
 app = typer.Typer(add_completion=False)
 
-#: (name, loader kind, shared folder or corpus source, view): real text outside mix v1.
+#: (corpus source, view): real comments outside mix v1.
 OUT_OF_MIX = (("convabuse", "any"), ("convabuse", "harassment"), ("convabuse", "hate"),
               ("edos", "hate"), ("toxic_spans", "caught"))
+#: (import format, shared folder, view): the external sets.
 EXTERNAL = (("wiki_identity", "wiki_toxicity_identity_testset", "any"),
             ("wiki_context", "wiki_context_toxicity", "any"),
             ("toxigen", "toxigen", "hate"),
@@ -156,8 +158,10 @@ def main(layers: int = typer.Option(2, help="Top transformer layers that train (
     fp_sets = {k: v for k, v in loso.benign_sets(shared).items() if k in POLICY_SETS}
 
     result: dict[str, Any] = {"layers": layers, "epochs": epochs, "train_rows": train_rows or "all", "cap": CAP}
-    # The shipped model's figures depend only on its files and the sets: kept beside its card's hash.
-    memo = Path(".cache") / f"finetune-top-shipped-{json.loads((shipped / 'card.json').read_text())['head_sha256'][:12]}.json"
+    # The shipped model's figures depend only on its files and on what is scored: memoised under both.
+    memo_key = hashlib.sha256(json.dumps([(shipped / "card.json").read_text(), OUT_OF_MIX, EXTERNAL, POLICY_SETS,
+                                          CAP]).encode()).hexdigest()[:12]
+    memo = Path(".cache") / f"finetune-top-shipped-{memo_key}.json"
     for name, directory in (("shipped", shipped), ("candidate", model)):
         if name == "shipped" and memo.exists():
             result[name] = json.loads(memo.read_text())

@@ -337,6 +337,6 @@ def test_the_two_formats_hash_different_bytes_for_the_same_record():
     payload = '{"b":1,"a":"\u00e9"}'
     v2 = record_bytes(3, stamp, payload)
     assert v2 == b"v2\x00" + b"1769947200123456" + b"\x00" + payload.encode()
-    assert record_bytes(3, stamp, payload, format=1) == canonical_record(3, stamp, payload)
-    assert record_bytes(3, stamp, payload, format=1).startswith(b"{")
+    assert record_bytes(3, stamp, payload, link_format=1) == canonical_record(3, stamp, payload)
+    assert record_bytes(3, stamp, payload, link_format=1).startswith(b"{")
     assert chain_module.FORMAT == 2

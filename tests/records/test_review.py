@@ -163,7 +163,8 @@ def test_sync_weighs_reach_as_enqueue_does_reading_every_item_at_once(desk: Revi
             for n, ctx in (("far", {"followers": 1_000_000}), ("near", {"followers": 3}), ("none", {}),
                            ("text", {"followers": "many"}), ("gone", {"followers": 1_000_000}))}
     assert store.content.erase(made["gone"].content_hash)
-    expected = {d.item_id: desk._task_row(d)["priority"] for d in made.values()}
+    expected = {d.item_id: desk._task_row(d, desk._reach(d, desk.queue_config(desk.route(d))))["priority"]
+                for d in made.values()}  # what enqueue computes, one content lookup per item
     synced = {t.item_id: t.priority for t in desk.sync()}
     assert synced == pytest.approx(expected)
     assert synced["it-far"] > synced["it-near"] > synced["it-none"] == synced["it-text"] == synced["it-gone"]

@@ -7,6 +7,10 @@
 - ``quality sample``: a stratified labelling sample of a window (and ``--enqueue`` it for labels);
 - ``quality prevalence SAMPLE``: violating items per 10,000 (and recall) per surface and category;
 - ``quality drift``: score and language-mix shift, current window against a reference one.
+
+The ``loop`` commands import ``referee.online.loop`` when they run: it pulls in the evaluation
+stack (scikit-learn, SciPy: seconds), which every other command, and the log follower that
+``serve`` starts, would otherwise pay for at start.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -65,15 +68,6 @@ def _desk(db_url: str | None, policy: Path | None) -> ReviewDesk:
     return ReviewDesk(Store(db_url or settings.db_url), Policy.from_file(policy or settings.policy))
 
 
-def _loop() -> ModuleType:
-    """``referee.online.loop``, imported when a ``loop`` command runs: it pulls in the
-    evaluation stack (scikit-learn, SciPy: seconds), which every other command, and the
-    log follower that ``serve`` starts, would otherwise pay for at start."""
-    from referee.online import loop
-
-    return loop
-
-
 def _policy_path(policy: Path | None) -> Path:
     return policy or Path(Settings().policy)
 
@@ -97,7 +91,7 @@ def run_cmd(
 ) -> None:
     """One run of the loop; safe to schedule (the same inputs answer from the finished run)."""
     start = _when("--since", since)
-    loop_mod = _loop()
+    from referee.online import loop as loop_mod  # here, not at the top: module docstring
     try:
         config = loop_mod.LoopConfig(registry=registry, policy=_policy_path(policy), eval_sets=tuple(eval_set),
                                      base_train=base_train, base_dev=base_dev,
@@ -132,7 +126,7 @@ def promote_cmd(
     policy: PolicyPath = None,
 ) -> None:
     """Point the champion alias at the run's candidate (needs its gate passed and shadow decisions)."""
-    loop_mod = _loop()
+    from referee.online import loop as loop_mod
     try:
         config = loop_mod.LoopConfig(registry=registry, policy=_policy_path(policy), eval_sets=(Path("-"),))
         path = config.loop_dir / "runs" / run_id / loop_mod.RUN_FILE
@@ -153,7 +147,9 @@ def promote_cmd(
 @loop_app.command("log")
 def log_cmd(registry: Registry = Path("models"), run_id: Annotated[str | None, typer.Option("--run")] = None) -> None:
     """Every logged step (JSON lines), optionally of one run."""
-    for event in _loop().read_log(registry):
+    from referee.online import loop as loop_mod
+
+    for event in loop_mod.read_log(registry):
         if run_id is None or event.run_id == run_id:
             typer.echo(event.model_dump_json())
 

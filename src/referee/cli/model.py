@@ -63,8 +63,8 @@ def train_cmd(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default 128 head, 32 finetune.")] = None,
     lr: Annotated[Optional[float], typer.Option(min=1e-9, max=10.0,
                                                 help="Head learning rate (default 1e-2 head, 1e-3 finetune).")] = None,
-    encoder_lr: Annotated[float, typer.Option(min=1e-9, max=1.0, help="finetune: the encoder's learning rate.")
-                          ] = 3e-5,
+    encoder_lr: Annotated[Optional[float], typer.Option(
+        min=1e-9, max=1.0, help="finetune: the encoder's learning rate (default: TrainConfig's, 3e-5).")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Embedding cache (head mode).")] = Path(".cache/embeddings"),
     provenance: Annotated[
         Optional[Path], typer.Option(help="JSON file merged into the card's training section.")
@@ -98,7 +98,7 @@ def train_cmd(
             batch_size=batch_size or (128 if mode == "head" else 32),
             lr=lr or (1e-2 if mode == "head" else 1e-3),
             patience=10 if mode == "head" else 1,
-            train_layers=train_layers, encoder_lr=encoder_lr,
+            train_layers=train_layers, **({} if encoder_lr is None else {"encoder_lr": encoder_lr}),
         )
         extra = json.loads(provenance.read_text(encoding="utf-8")) if provenance else None
         result = train(data, dev, out, cfg, test_path=test, provenance=extra)

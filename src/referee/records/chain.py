@@ -127,13 +127,13 @@ class Verification(Frozen):
         return self.broken is None
 
 
-def record_bytes(seq: int, recorded_at: datetime, payload: str, format: int = FORMAT) -> bytes:
-    """The bytes a link of ``format`` hashes for a record; ``payload`` is the stored text."""
-    if format == 2:
+def record_bytes(seq: int, recorded_at: datetime, payload: str, link_format: int = FORMAT) -> bytes:
+    """The bytes a link of ``link_format`` hashes for a record; ``payload`` is the stored text."""
+    if link_format == 2:
         return b"v2\x00%d\x00" % ((_as_utc(recorded_at) - _EPOCH) // _MICROSECOND) + payload.encode("utf-8")
-    if format == 1:
+    if link_format == 1:
         return canonical_record(seq, recorded_at, payload)
-    raise StoreError(f"audit link format {format} is unknown to this release (it knows {FORMATS}); upgrade referee")
+    raise StoreError(f"audit link format {link_format} is unknown to this release (it knows {FORMATS}); upgrade referee")
 
 
 def canonical_record(seq: int, recorded_at: datetime, payload: Any) -> bytes:

@@ -267,23 +267,25 @@ class ReviewDesk:
     def enqueue(self, decision: Decision, kind: TaskKind = "review", queue: str | None = None, slot: int = 0,
                 exclude_reviewer: str | None = None, appeal_id: str | None = None,
                 reach: float | None = None, conn: Connection | None = None) -> Task | None:
-        """Queue ``decision`` for review; None when that task (decision, kind, slot) exists already."""
-        row = self._task_row(decision, kind, queue, slot, exclude_reviewer, appeal_id, reach)
+        """Queue ``decision`` for review; None when that task (decision, kind, slot) exists already.
+        ``reach``: the item's, when the caller has it (else read from the content store)."""
+        queue = queue or self.route(decision)
+        if reach is None:
+            reach = self._reach(decision, self.queue_config(queue))
+        row = self._task_row(decision, reach, kind, queue, slot, exclude_reviewer, appeal_id)
         if conn is not None:
             return self._insert_task(conn, row)
         with self.store.db.write() as c:
             return self._insert_task(c, row)
 
-    def _task_row(self, decision: Decision, kind: TaskKind = "review", queue: str | None = None, slot: int = 0,
-                  exclude_reviewer: str | None = None, appeal_id: str | None = None,
-                  reach: float | None = None) -> dict[str, Any]:
-        """The ``review_tasks`` row ``enqueue`` inserts (reads the item's reach, writes nothing)."""
+    def _task_row(self, decision: Decision, reach: float | None, kind: TaskKind = "review",
+                  queue: str | None = None, slot: int = 0, exclude_reviewer: str | None = None,
+                  appeal_id: str | None = None) -> dict[str, Any]:
+        """The ``review_tasks`` row ``enqueue`` inserts (``reach`` None: unknown; reads and writes nothing)."""
         queue = queue or self.route(decision)
         cfg = self.queue_config(queue)
         category, score = self.flagged_category(decision)
         severity = self.severity(category)
-        if reach is None:
-            reach = self._reach(decision, cfg)
         now = self.clock()
         sla_s = cfg.sla_hours * 3600.0
         base = priority(cfg, severity, reach, score)
@@ -374,12 +376,10 @@ class ReviewDesk:
                 if decision is None:
                     continue
                 queue = self.route(decision)
-                # 0 where the item has no reach: it weighs as unknown does (reach_score), and a
-                # None would make _task_row look the item up again.
                 reach = _reach_of(contexts.get((decision.item_id, decision.content_hash)),
-                                  self.queue_config(queue).reach_field) or 0.0
-                tasks.append(self._task_row(decision, queue=queue, reach=reach) if kind == "review"
-                             else self._task_row(decision, kind="qa", queue=queue, slot=1, reach=reach))
+                                  self.queue_config(queue).reach_field)
+                tasks.append(self._task_row(decision, reach, queue=queue) if kind == "review"
+                             else self._task_row(decision, reach, kind="qa", queue=queue, slot=1))
         new_last = rows[-1].seq
         with self.store.db.write() as conn:
             inserted: set[str] = set()

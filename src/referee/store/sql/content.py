@@ -112,9 +112,11 @@ class SQLContentStore:
         wanted = set(keys)
         if not wanted:
             return {}
-        with self._db.read() as conn:
-            rows = conn.execute(_CONTEXTS, {"ids": sorted({item_id for item_id, _ in wanted})}).all()
-        return {(r.item_id, r.content_hash): _CONTEXT.validate_json(r.context or "{}") for r in rows
+        ids = sorted({item_id for item_id, _ in wanted})
+        with self._db.read() as conn:  # in chunks: SQLite binds at most 32,766 parameters a statement
+            rows = [r for i in range(0, len(ids), 1000)
+                    for r in conn.execute(_CONTEXTS, {"ids": ids[i:i + 1000]}).all()]
+        return {(r.item_id, r.content_hash): _CONTEXT.validate_json(r.context) for r in rows
                 if (r.item_id, r.content_hash) in wanted}
 
     def erase(self, content_hash: str) -> bool:
